@@ -1,0 +1,5 @@
+//! Capture: frames from a camera (V4L2) or a replay (image, GIF, folder, video).
+
+pub mod frame;
+
+pub use frame::Frame;

@@ -1,0 +1,1 @@
+//! Classify: the 30-frame window, the sign model on tract, smoothing and transcript.

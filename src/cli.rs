@@ -1,0 +1,55 @@
+//! The command line: clap definitions and dispatch to each module's command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::landmarks::inspect;
+
+/// signtop: recognise sign language live in the terminal.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// Log file (default: $XDG_STATE_HOME/signtop/signtop.log).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Summarise a keypoint .npy file: shape, layout, how often each part was found.
+    Inspect(inspect::InspectArgs),
+}
+
+/// Parses the command line, runs it, and turns an error into a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("signtop: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let log_path = cli
+        .log_file
+        .clone()
+        .unwrap_or_else(crate::logging::default_log_path);
+    let _log_guard = crate::logging::init(&log_path)
+        .with_context(|| format!("setting up logging to {}", log_path.display()))?;
+    tracing::info!(?cli.command, "start");
+    match cli.command {
+        Some(Command::Inspect(args)) => inspect::run(&args),
+        None => anyhow::bail!("the live monitor is not built yet; see `signtop --help`"),
+    }
+}

@@ -1,0 +1,6 @@
+//! Landmarks: MediaPipe Holistic's models on tract, and SignPose's keypoint layout.
+
+pub mod keypoints;
+
+pub use keypoints::{Keypoints, Landmark, Layout, Parts};
+pub mod inspect;

@@ -1,0 +1,11 @@
+//! signtop: a terminal live monitor that recognises sign language in real time.
+//!
+//! Data flows one way: `capture` (frame sources) -> `landmarks` (MediaPipe
+//! Holistic on tract) -> `classify` (30-frame window, LSTM, smoothing) -> `tui`.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod capture;
+pub mod classify;
+pub mod cli;
+pub mod landmarks;
+pub mod logging;

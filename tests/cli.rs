@@ -1,0 +1,53 @@
+//! The command line as a user meets it: help, errors, and `inspect` on real data.
+#![allow(clippy::unwrap_used)]
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn signtop() -> Command {
+    let mut cmd = Command::cargo_bin("signtop").unwrap();
+    let log = std::env::temp_dir().join("signtop-cli-tests.log");
+    cmd.arg("--log-file").arg(log);
+    cmd
+}
+
+const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/signpose");
+
+#[test]
+fn help_lists_the_subcommands() {
+    signtop()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("inspect"));
+}
+
+#[test]
+fn inspect_summarises_signpose_data() {
+    signtop()
+        .arg("inspect")
+        .arg(format!("{SHARED}/bp_hp6_dev_X.npy"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("shape=[288, 30, 258] layout=258 frames=8640"));
+}
+
+#[test]
+fn inspect_names_a_missing_file() {
+    signtop()
+        .args(["inspect", "/nonexistent/keypoints.npy"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("/nonexistent/keypoints.npy"));
+}
+
+#[test]
+fn inspect_rejects_an_integer_array() {
+    // The labels file is uint8: a clear error, not a panic.
+    signtop()
+        .arg("inspect")
+        .arg(format!("{SHARED}/bp_hp6_dev_y.npy"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("float32"));
+}
