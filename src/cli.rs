@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::landmarks::inspect;
+use crate::landmarks::{inspect, parity};
 
 /// signtop: recognise sign language live in the terminal.
 #[derive(Debug, Parser)]
@@ -25,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Summarise a keypoint .npy file: shape, layout, how often each part was found.
     Inspect(inspect::InspectArgs),
+    /// Compare keypoints with a reference (e.g. MediaPipe's): per-part detection
+    /// agreement and mean |dx|, |dy|; fails when a parity target is missed.
+    Compare(parity::CompareArgs),
 }
 
 /// Parses the command line, runs it, and turns an error into a message and exit code 1.
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(?cli.command, "start");
     match cli.command {
         Some(Command::Inspect(args)) => inspect::run(&args),
+        Some(Command::Compare(args)) => parity::run(&args),
         None => anyhow::bail!("the live monitor is not built yet; see `signtop --help`"),
     }
 }

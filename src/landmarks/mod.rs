@@ -4,3 +4,4 @@ pub mod keypoints;
 
 pub use keypoints::{Keypoints, Landmark, Layout, Parts};
 pub mod inspect;
+pub mod parity;
