@@ -29,7 +29,9 @@ fn inspect_summarises_signpose_data() {
         .arg(format!("{SHARED}/bp_hp6_dev_X.npy"))
         .assert()
         .success()
-        .stdout(predicate::str::contains("shape=[288, 30, 258] layout=258 frames=8640"));
+        .stdout(predicate::str::contains(
+            "shape=[288, 30, 258] layout=258 frames=8640",
+        ));
 }
 
 #[test]

@@ -46,7 +46,9 @@ const POSE_MIRROR_PAIRS: [(usize, usize); 16] = [
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LayoutError {
     /// The layout name is not one signtop knows.
-    #[error("unknown keypoint layout {0:?}: expected 258 (pose + hands) or 1662 (pose + face + hands)")]
+    #[error(
+        "unknown keypoint layout {0:?}: expected 258 (pose + hands) or 1662 (pose + face + hands)"
+    )]
     Unknown(String),
     /// A feature vector does not have the layout's length.
     #[error("a {layout} keypoint vector has {expected} values, got {got}")]
@@ -368,7 +370,10 @@ mod tests {
     #[test]
     fn wrong_length_is_an_error_naming_both_sizes() {
         let err = Keypoints::from_features(Layout::PoseHands, &[0.0; 100]).unwrap_err();
-        assert_eq!(err.to_string(), "a 258 keypoint vector has 258 values, got 100");
+        assert_eq!(
+            err.to_string(),
+            "a 258 keypoint vector has 258 values, got 100"
+        );
     }
 
     #[test]
@@ -393,6 +398,9 @@ mod tests {
             assert!((a.x - b.x).abs() < 1e-6 && a.y == b.y);
         }
         let v = mirror_features(Layout::PoseHands, &kp.to_features(Layout::PoseHands)).unwrap();
-        assert!(v[132..195].iter().all(|x| *x == 0.0), "left block now empty");
+        assert!(
+            v[132..195].iter().all(|x| *x == 0.0),
+            "left block now empty"
+        );
     }
 }

@@ -4,3 +4,5 @@ pub mod keypoints;
 
 pub use keypoints::{Keypoints, Landmark, Layout, Parts};
 pub mod inspect;
+pub mod roi;
+pub mod ssd;
