@@ -6,3 +6,4 @@ pub use keypoints::{Keypoints, Landmark, Layout, Parts};
 pub mod inspect;
 pub mod roi;
 pub mod ssd;
+pub mod warp;
