@@ -5,6 +5,7 @@ pub mod keypoints;
 pub use keypoints::{Keypoints, Landmark, Layout, Parts};
 pub mod inspect;
 pub mod model;
+pub mod pose;
 pub mod roi;
 pub mod ssd;
 pub mod warp;
