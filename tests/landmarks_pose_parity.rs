@@ -21,6 +21,7 @@ fn clip_parity(name: &str) -> (f32, f32, f32, usize) {
         ndarray_npy::read_npy(format!("{base}reference/{name}_258.npy")).unwrap();
     let mut pose = PoseTracker::new(Path::new(DEFAULT_MODELS_DIR)).unwrap();
     let (mut agree, mut both, mut dx, mut dy) = (0usize, 0usize, 0.0f32, 0.0f32);
+    let (mut vis_n, mut vis_d) = (0usize, 0.0f32);
     for (i, frame) in frames.iter().enumerate() {
         let rgb = image::DynamicImage::ImageRgba8(frame.buffer().clone()).to_rgb8();
         let ours = pose.process(&rgb).unwrap();
@@ -32,11 +33,19 @@ fn clip_parity(name: &str) -> (f32, f32, f32, usize) {
             for (k, lm) in lms.iter().enumerate() {
                 dx += (lm.x - row[k * 4]).abs() / 33.0;
                 dy += (lm.y - row[k * 4 + 1]).abs() / 33.0;
+                if row[k * 4 + 3] > 0.5 {
+                    vis_n += 1;
+                    vis_d += ((lm.x - row[k * 4]).abs() + (lm.y - row[k * 4 + 1]).abs()) / 2.0;
+                }
             }
         }
     }
     let n = frames.len();
     let b = both.max(1) as f32;
+    eprintln!(
+        "{name}: visible landmarks (ref visibility > 0.5): mean |d| {:.4} over {vis_n}",
+        vis_d / vis_n.max(1) as f32
+    );
     (dx / b, dy / b, agree as f32 / n as f32, n)
 }
 
