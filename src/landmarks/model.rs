@@ -55,7 +55,7 @@ impl Model {
             .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
-            .map_err(|e| err(e.into()))?;
+            .map_err(err)?;
         Ok(Model {
             name: file.to_string(),
             shape: shape.to_vec(),
@@ -74,17 +74,17 @@ impl Model {
             name: self.name.clone(),
             source,
         };
-        let tensor = Tensor::from_shape(&self.shape, input).map_err(|e| run_err(e.into()))?;
+        let tensor = Tensor::from_shape(&self.shape, input).map_err(&run_err)?;
         let outputs = self
             .plan
             .run(tvec!(tensor.into()))
-            .map_err(|e| run_err(e.into()))?;
+            .map_err(&run_err)?;
         outputs
             .iter()
             .map(|o| {
                 o.to_plain_array_view::<f32>()
                     .map(|v| v.iter().copied().collect())
-                    .map_err(|e| run_err(e.into()))
+                    .map_err(&run_err)
             })
             .collect()
     }
