@@ -75,10 +75,7 @@ impl Model {
             source,
         };
         let tensor = Tensor::from_shape(&self.shape, input).map_err(&run_err)?;
-        let outputs = self
-            .plan
-            .run(tvec!(tensor.into()))
-            .map_err(&run_err)?;
+        let outputs = self.plan.run(tvec!(tensor.into())).map_err(&run_err)?;
         outputs
             .iter()
             .map(|o| {
