@@ -22,9 +22,12 @@ fn clip_parity(name: &str) -> (f32, f32, f32, usize) {
     let mut pose = PoseTracker::new(Path::new(DEFAULT_MODELS_DIR)).unwrap();
     let (mut agree, mut both, mut dx, mut dy) = (0usize, 0usize, 0.0f32, 0.0f32);
     let (mut vis_n, mut vis_d) = (0usize, 0.0f32);
+    let mut spent = std::time::Duration::ZERO;
     for (i, frame) in frames.iter().enumerate() {
         let rgb = image::DynamicImage::ImageRgba8(frame.buffer().clone()).to_rgb8();
+        let started = std::time::Instant::now();
         let ours = pose.process(&rgb).unwrap();
+        spent += started.elapsed();
         let row = reference.row(i);
         let theirs = row.iter().take(132).any(|v| *v != 0.0);
         agree += usize::from(ours.is_some() == theirs);
@@ -41,6 +44,12 @@ fn clip_parity(name: &str) -> (f32, f32, f32, usize) {
         }
     }
     let n = frames.len();
+    eprintln!(
+        "{name}: pose {:.1} ms/frame ({}x{})",
+        spent.as_secs_f64() * 1000.0 / n.max(1) as f64,
+        frames[0].buffer().width(),
+        frames[0].buffer().height()
+    );
     let b = both.max(1) as f32;
     eprintln!(
         "{name}: visible landmarks (ref visibility > 0.5): mean |d| {:.4} over {vis_n}",
