@@ -1,7 +1,12 @@
 //! Landmarks: MediaPipe Holistic's models on tract, and SignPose's keypoint layout.
 
+pub mod inspect;
 pub mod keypoints;
+pub mod model;
+pub mod parity;
+pub mod pose;
+pub mod roi;
+pub mod ssd;
+pub mod warp;
 
 pub use keypoints::{Keypoints, Landmark, Layout, Parts};
-pub mod inspect;
-pub mod parity;

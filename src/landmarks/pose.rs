@@ -1,0 +1,206 @@
+//! Pose: detector (letterboxed, anchors, weighted NMS) when not tracking,
+//! detection-to-ROI, pose landmarks on the rotated ROI crop projected back to
+//! the image, visibility by sigmoid, and ROI tracking from the previous
+//! frame's alignment landmarks (33 hip centre, 34 body scale point).
+
+use std::path::Path;
+
+use image::RgbImage;
+
+use super::keypoints::{Landmark, POSE_LANDMARKS};
+use super::model::{Model, ModelError};
+use super::roi::{Roi, alignment_rect};
+use super::ssd::{self, Anchor};
+use super::warp::{Border, letterbox_roi, remove_letterbox, warp_roi};
+
+/// Side of the pose landmark model input.
+const LANDMARK_INPUT: usize = 256;
+/// Landmarks the model outputs (33 body + 6 auxiliary).
+const ALL_LANDMARKS: usize = 39;
+/// Values per landmark: x, y, z, visibility, presence.
+const VALUES: usize = 5;
+/// ROI enlargement around the alignment rect.
+const ROI_SCALE: f32 = 1.25;
+/// Pose presence needed to keep a pose (and tracking).
+const MIN_PRESENCE: f32 = 0.5;
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Pose detector + landmark model with the previous frame's ROI.
+pub struct PoseTracker {
+    detector: Model,
+    landmarker: Model,
+    anchors: Vec<Anchor>,
+    previous: Option<Roi>,
+    det_input: Vec<f32>,
+    lm_input: Vec<f32>,
+}
+
+impl PoseTracker {
+    /// Loads `pose_detection.onnx` and `pose_landmark_full.onnx` from `dir`.
+    pub fn new(dir: &Path) -> Result<PoseTracker, ModelError> {
+        let side = ssd::POSE_DETECTOR_INPUT;
+        Ok(PoseTracker {
+            detector: Model::load(dir, "pose_detection.onnx", &[1, side, side, 3])?,
+            landmarker: Model::load(
+                dir,
+                "pose_landmark_full.onnx",
+                &[1, LANDMARK_INPUT, LANDMARK_INPUT, 3],
+            )?,
+            anchors: ssd::pose_anchors(),
+            previous: None,
+            det_input: vec![0.0; side * side * 3],
+            lm_input: vec![0.0; LANDMARK_INPUT * LANDMARK_INPUT * 3],
+        })
+    }
+
+    /// Forgets the tracked ROI (next frame runs the detector).
+    pub fn reset(&mut self) {
+        self.previous = None;
+    }
+
+    /// Runs the detector on the whole image; returns the pose ROI, if any.
+    pub fn detect(&mut self, image: &RgbImage) -> Result<Option<Roi>, ModelError> {
+        let (roi, pad) = letterbox_roi(image.width(), image.height());
+        let side = ssd::POSE_DETECTOR_INPUT;
+        warp_roi(
+            image,
+            &roi,
+            side,
+            Border::Zero,
+            -1.0,
+            1.0,
+            &mut self.det_input,
+        );
+        let out = self.detector.run(&self.det_input)?;
+        let (Some(boxes), Some(scores)) = (out.first(), out.get(1)) else {
+            return Ok(None);
+        };
+        let dets = ssd::decode_pose(boxes, scores, &self.anchors, ssd::POSE_MIN_SCORE);
+        let Some(best) = ssd::weighted_nms(dets, ssd::POSE_NMS_IOU)
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let (w, h) = (image.width() as f32, image.height() as f32);
+        let (Some(c), Some(s)) = (best.keypoints.first(), best.keypoints.get(1)) else {
+            return Ok(None);
+        };
+        let rect = alignment_rect(remove_letterbox(*c, pad), remove_letterbox(*s, pad), w, h);
+        Ok(Some(rect.transformed(
+            [ROI_SCALE, ROI_SCALE],
+            [0.0, 0.0],
+            true,
+            w,
+            h,
+        )))
+    }
+
+    /// Pose landmarks for one frame (tracking from the previous frame when it
+    /// had a pose); `None` when no pose is found.
+    pub fn process(&mut self, image: &RgbImage) -> Result<Option<Vec<Landmark>>, ModelError> {
+        let roi = match self.previous {
+            Some(r) => Some(r),
+            None => self.detect(image)?,
+        };
+        let Some(roi) = roi else {
+            return Ok(None);
+        };
+        let all = self.landmarks_in(image, &roi)?;
+        let Some(all) = all else {
+            self.previous = None;
+            return Ok(None);
+        };
+        let (w, h) = (image.width() as f32, image.height() as f32);
+        self.previous = match (all.get(33), all.get(34)) {
+            (Some(c), Some(s)) => Some(alignment_rect([c.x, c.y], [s.x, s.y], w, h).transformed(
+                [ROI_SCALE, ROI_SCALE],
+                [0.0, 0.0],
+                true,
+                w,
+                h,
+            )),
+            _ => None,
+        };
+        Ok(Some(all.into_iter().take(POSE_LANDMARKS).collect()))
+    }
+
+    /// Runs the landmark model on `roi`; all 39 landmarks in image coordinates.
+    fn landmarks_in(
+        &mut self,
+        image: &RgbImage,
+        roi: &Roi,
+    ) -> Result<Option<Vec<Landmark>>, ModelError> {
+        warp_roi(
+            image,
+            roi,
+            LANDMARK_INPUT,
+            Border::Zero,
+            0.0,
+            1.0,
+            &mut self.lm_input,
+        );
+        let out = self.landmarker.run(&self.lm_input)?;
+        let (Some(raw), Some(flag)) = (out.first(), out.get(1).and_then(|f| f.first())) else {
+            return Ok(None);
+        };
+        if *flag < MIN_PRESENCE {
+            return Ok(None);
+        }
+        let (w, h) = (image.width() as f32, image.height() as f32);
+        let side = LANDMARK_INPUT as f32;
+        let heatmap = out.get(2).map(Vec::as_slice).unwrap_or(&[]);
+        let lms = raw
+            .chunks_exact(VALUES)
+            .take(ALL_LANDMARKS)
+            .enumerate()
+            .map(|(k, v)| {
+                let crop = refine_from_heatmap(heatmap, k, [v[0] / side, v[1] / side]);
+                let p = roi.project(crop, w, h);
+                Landmark {
+                    x: p[0],
+                    y: p[1],
+                    z: v[2] / side * roi.w,
+                    visibility: sigmoid(v[3]),
+                }
+            })
+            .collect();
+        Ok(Some(lms))
+    }
+}
+
+/// Side of the pose heatmap (HWC, one channel per landmark).
+const HEATMAP_SIDE: usize = 64;
+/// Window of the heatmap refinement.
+const HEATMAP_KERNEL: i64 = 7;
+/// Minimum heatmap confidence in the window to refine a landmark.
+const HEATMAP_MIN_CONFIDENCE: f32 = 0.5;
+
+/// Refines landmark `k` (crop-normalised) to the confidence-weighted mean of
+/// its heatmap window, as MediaPipe's RefineLandmarksFromHeatmap does.
+fn refine_from_heatmap(heatmap: &[f32], k: usize, p: [f32; 2]) -> [f32; 2] {
+    let side = HEATMAP_SIDE as i64;
+    if heatmap.len() != HEATMAP_SIDE * HEATMAP_SIDE * ALL_LANDMARKS {
+        return p;
+    }
+    let cx = (p[0] * side as f32) as i64;
+    let cy = (p[1] * side as f32) as i64;
+    let half = HEATMAP_KERNEL / 2;
+    let (mut sum, mut sx, mut sy, mut max) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
+    for row in (cy - half).max(0)..=(cy + half).min(side - 1) {
+        for col in (cx - half).max(0)..=(cx + half).min(side - 1) {
+            let c = sigmoid(heatmap[((row * side + col) as usize) * ALL_LANDMARKS + k]);
+            sum += c;
+            sx += col as f32 * c;
+            sy += row as f32 * c;
+            max = max.max(c);
+        }
+    }
+    if max < HEATMAP_MIN_CONFIDENCE || sum <= 0.0 {
+        return p;
+    }
+    [sx / sum / side as f32, sy / sum / side as f32]
+}

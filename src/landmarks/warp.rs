@@ -1,0 +1,145 @@
+//! Image to tensor: samples a rotated ROI of an RGB image into a float NHWC
+//! tensor (bilinear, pixel centres, MediaPipe's ImageToTensor conventions),
+//! plus the letterbox used by the pose detector and its removal.
+
+use image::RgbImage;
+
+use super::roi::Roi;
+
+/// What samples outside the image become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Border {
+    /// Pixel value 0 (the low end of the output range).
+    Zero,
+    /// The nearest edge pixel.
+    Replicate,
+}
+
+/// Letterbox padding as fractions of the square tensor: (left/right, top/bottom).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Padding {
+    /// Fraction padded on each of left and right.
+    pub x: f32,
+    /// Fraction padded on each of top and bottom.
+    pub y: f32,
+}
+
+/// Whole-image ROI squared on its long side, and the padding it introduces.
+pub fn letterbox_roi(width: u32, height: u32) -> (Roi, Padding) {
+    let (w, h) = (width as f32, height as f32);
+    let long = w.max(h);
+    let roi = Roi {
+        x: 0.5,
+        y: 0.5,
+        w: long / w,
+        h: long / h,
+        rotation: 0.0,
+    };
+    let pad = Padding {
+        x: (1.0 - w / long) / 2.0,
+        y: (1.0 - h / long) / 2.0,
+    };
+    (roi, pad)
+}
+
+/// Maps a point from letterboxed tensor coordinates back to the image's.
+pub fn remove_letterbox(p: [f32; 2], pad: Padding) -> [f32; 2] {
+    [
+        (p[0] - pad.x) / (1.0 - 2.0 * pad.x),
+        (p[1] - pad.y) / (1.0 - 2.0 * pad.y),
+    ]
+}
+
+/// Samples `roi` of `image` into `out` (len `size * size * 3`, NHWC) with
+/// values mapped from [0, 255] to [`lo`, `hi`].
+pub fn warp_roi(
+    image: &RgbImage,
+    roi: &Roi,
+    size: usize,
+    border: Border,
+    lo: f32,
+    hi: f32,
+    out: &mut [f32],
+) {
+    let (w, h) = (image.width() as f32, image.height() as f32);
+    let (iw, ih) = (image.width() as i64, image.height() as i64);
+    let gain = (hi - lo) / 255.0;
+    let raw = image.as_raw();
+    let pixel = |x: i64, y: i64, c: usize| -> f32 {
+        let (x, y) = match border {
+            Border::Replicate => (x.clamp(0, iw - 1), y.clamp(0, ih - 1)),
+            Border::Zero if x < 0 || y < 0 || x >= iw || y >= ih => return 0.0,
+            Border::Zero => (x, y),
+        };
+        f32::from(raw[((y * iw + x) * 3) as usize + c])
+    };
+    let (sin, cos) = roi.rotation.sin_cos();
+    let (rw, rh) = (roi.w * w, roi.h * h);
+    for oy in 0..size {
+        let v = (oy as f32 + 0.5) / size as f32 - 0.5;
+        for ox in 0..size {
+            let u = (ox as f32 + 0.5) / size as f32 - 0.5;
+            let (px, py) = (u * rw, v * rh);
+            let sx = roi.x * w + px * cos - py * sin - 0.5;
+            let sy = roi.y * h + px * sin + py * cos - 0.5;
+            let (x0, y0) = (sx.floor(), sy.floor());
+            let (fx, fy) = (sx - x0, sy - y0);
+            let (x0, y0) = (x0 as i64, y0 as i64);
+            let base = (oy * size + ox) * 3;
+            for c in 0..3 {
+                let top = pixel(x0, y0, c) * (1.0 - fx) + pixel(x0 + 1, y0, c) * fx;
+                let bottom = pixel(x0, y0 + 1, c) * (1.0 - fx) + pixel(x0 + 1, y0 + 1, c) * fx;
+                if let Some(o) = out.get_mut(base + c) {
+                    *o = lo + gain * (top * (1.0 - fy) + bottom * fy);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letterbox_pads_short_side_and_round_trips() {
+        let (roi, pad) = letterbox_roi(640, 480);
+        assert_eq!(roi.w, 1.0);
+        assert!((pad.y - 0.125).abs() < 1e-6 && pad.x == 0.0);
+        let p = remove_letterbox([0.5, 0.125], pad);
+        assert!((p[1]).abs() < 1e-6 && (p[0] - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn identity_warp_copies_pixels_and_zero_border_fills() {
+        let img = RgbImage::from_fn(4, 2, |x, y| image::Rgb([(x * 10 + y) as u8, 0, 255]));
+        let (roi, _) = letterbox_roi(4, 2);
+        let mut out = vec![0.0; 4 * 4 * 3];
+        warp_roi(&img, &roi, 4, Border::Zero, 0.0, 255.0, &mut out);
+        // Rows 0 and 3 are padding; row 1 is image row 0.
+        assert_eq!(&out[0..3], &[0.0, 0.0, 0.0]);
+        assert!((out[(4 + 2) * 3] - 20.0).abs() < 1e-3);
+        assert!((out[(8 + 3) * 3] - 31.0).abs() < 1e-3);
+        assert!((out[(4 + 1) * 3 + 2] - 255.0).abs() < 1e-3);
+        let mut rep = vec![0.0; 4 * 4 * 3];
+        warp_roi(&img, &roi, 4, Border::Replicate, -1.0, 1.0, &mut rep);
+        assert!((rep[2] - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn rotated_warp_turns_image() {
+        // A 90-degree ROI reads image columns as tensor rows.
+        let img = RgbImage::from_fn(3, 3, |x, y| image::Rgb([(x * 3 + y) as u8, 0, 0]));
+        let roi = Roi {
+            x: 0.5,
+            y: 0.5,
+            w: 1.0,
+            h: 1.0,
+            rotation: std::f32::consts::FRAC_PI_2,
+        };
+        let mut out = vec![0.0; 27];
+        warp_roi(&img, &roi, 3, Border::Zero, 0.0, 255.0, &mut out);
+        // Tensor (0,0) -> image point (x=2, y=0) after rotation.
+        assert!((out[0] - 6.0).abs() < 1e-3, "{}", out[0]);
+    }
+}
