@@ -1,5 +1,6 @@
 //! Capture: frames from a camera (V4L2) or a replay (image, GIF, folder, video).
 
+pub mod convert;
 pub mod decode;
 pub mod frame;
 
