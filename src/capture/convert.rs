@@ -176,7 +176,7 @@ fn grey_to_rgb(width: u32, height: u32, bytes: &[u8]) -> Result<RgbImage, Conver
 }
 
 fn yuyv_to_rgb(width: u32, height: u32, bytes: &[u8]) -> Result<RgbImage, ConvertError> {
-    if width % 2 != 0 {
+    if !width.is_multiple_of(2) {
         return Err(ConvertError::OddWidth { width });
     }
     let frame = frame_slice(PixelFormat::Yuyv, width, height, bytes)?;
@@ -203,7 +203,10 @@ fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
 }
 
 fn mjpeg_to_rgb(width: u32, height: u32, bytes: &[u8]) -> Result<RgbImage, ConvertError> {
-    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
+    // Strict mode: a frame cut short (lost USB packets) is an error, not grey-filled pixels.
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::RGB)
+        .set_strict_mode(true);
     let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
     let corrupt = |e: zune_jpeg::errors::DecodeErrors| ConvertError::CorruptJpeg(e.to_string());
     // Check the size from the headers before decoding, so a wrong-sized frame costs nothing.
@@ -332,17 +335,23 @@ mod tests {
 
     #[test]
     fn mjpeg_truncated_and_garbage_are_errors() {
-        let bytes = jpeg(32, 24, [10, 200, 30]);
+        // A textured frame, so that half the file cuts into the entropy-coded scan.
+        let img = RgbImage::from_fn(320, 240, |x, y| {
+            image::Rgb([(x * 7) as u8, (y * 13) as u8, (x ^ y) as u8])
+        });
+        let mut bytes = Vec::new();
+        JpegEncoder::new_with_quality(&mut bytes, 90)
+            .encode_image(&img)
+            .unwrap();
         let half = &bytes[..bytes.len() / 2];
-        // A decoder may fill missing data; either way it must not panic and not
-        // claim success with a wrong size.
-        match to_rgb(PixelFormat::Mjpeg, 32, 24, half) {
-            Ok(img) => assert_eq!(img.dimensions(), (32, 24)),
-            Err(e) => assert!(matches!(e, ConvertError::CorruptJpeg(_)), "{e}"),
-        }
+        let err = to_rgb(PixelFormat::Mjpeg, 320, 240, half).unwrap_err();
+        assert!(matches!(err, ConvertError::CorruptJpeg(_)), "{err}");
         let err = to_rgb(PixelFormat::Mjpeg, 32, 24, &[0x12; 100]).unwrap_err();
         assert!(matches!(err, ConvertError::CorruptJpeg(_)), "{err}");
-        assert!(to_rgb(PixelFormat::Mjpeg, 32, 24, &[]).is_err());
+        assert!(matches!(
+            to_rgb(PixelFormat::Mjpeg, 32, 24, &[]),
+            Err(ConvertError::CorruptJpeg(_))
+        ));
     }
 
     #[test]
@@ -393,7 +402,10 @@ mod tests {
                 bytes[i] ^= x;
             }
             let keep = (bytes.len() as f64 * cut) as usize;
-            let _ = to_rgb(PixelFormat::Mjpeg, w, h, &bytes[..keep]);
+            let result = to_rgb(PixelFormat::Mjpeg, w, h, &bytes[..keep]);
+            if let Ok(img) = &result {
+                prop_assert_eq!(img.dimensions(), (w, h));
+            }
         }
     }
 }
