@@ -115,11 +115,11 @@ impl Window {
     /// Makes room for one frame and returns an empty buffer, reusing the
     /// oldest frame's allocation when the window is full.
     fn recycled_row(&mut self) -> Vec<f32> {
-        if self.frames.len() >= self.capacity {
-            if let Some(mut oldest) = self.frames.pop_front() {
-                oldest.clear();
-                return oldest;
-            }
+        if self.frames.len() >= self.capacity
+            && let Some(mut oldest) = self.frames.pop_front()
+        {
+            oldest.clear();
+            return oldest;
         }
         Vec::with_capacity(self.layout.features())
     }
