@@ -1,1 +1,9 @@
 //! Classify: the 30-frame window, the sign model on tract, smoothing and transcript.
+
+pub mod smoothing;
+pub mod transcript;
+pub mod window;
+
+pub use smoothing::{Decision, Smoother, SmoothingConfig};
+pub use transcript::{DEFAULT_TRANSCRIPT_LEN, Entry, Transcript};
+pub use window::{DEFAULT_WINDOW_LEN, Window, WindowError};
