@@ -7,5 +7,6 @@
 pub mod capture;
 pub mod classify;
 pub mod cli;
+pub mod config;
 pub mod landmarks;
 pub mod logging;
