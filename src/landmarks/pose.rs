@@ -138,7 +138,8 @@ impl PoseTracker {
             image,
             roi,
             LANDMARK_INPUT,
-            Border::Zero,
+            // MediaPipe's landmark crops use ImageToTensor's default border: replicate.
+            Border::Replicate,
             0.0,
             1.0,
             &mut self.lm_input,
@@ -188,6 +189,12 @@ fn refine_from_heatmap(heatmap: &[f32], k: usize, p: [f32; 2]) -> [f32; 2] {
     }
     let cx = (p[0] * side as f32) as i64;
     let cy = (p[1] * side as f32) as i64;
+    // MediaPipe leaves a landmark off the heatmap as it is (its check covers
+    // columns both ways but rows only from above: rows just below still refine
+    // over the part of the window that is on the map).
+    if cx < 0 || cx >= side || cy < 0 {
+        return p;
+    }
     let half = HEATMAP_KERNEL / 2;
     let (mut sum, mut sx, mut sy, mut max) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
     for row in (cy - half).max(0)..=(cy + half).min(side - 1) {
