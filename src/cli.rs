@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::capture::{devices, probe};
 use crate::landmarks::{inspect, parity};
 
 /// signtop: recognise sign language live in the terminal.
@@ -28,6 +29,11 @@ pub enum Command {
     /// Compare keypoints with a reference (e.g. MediaPipe's): per-part detection
     /// agreement and mean |dx|, |dy|; fails when a parity target is missed.
     Compare(parity::CompareArgs),
+    /// List the cameras (V4L2 devices): pixel formats, frame sizes and frame rates.
+    Devices(devices::DevicesArgs),
+    /// Exercise the camera source against the vivid test driver (used by the VM test).
+    #[command(hide = true)]
+    VmProbe(probe::ProbeArgs),
 }
 
 /// Parses the command line, runs it, and turns an error into a message and exit code 1.
@@ -54,6 +60,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Inspect(args)) => inspect::run(&args),
         Some(Command::Compare(args)) => parity::run(&args),
+        Some(Command::Devices(args)) => devices::run(&args),
+        Some(Command::VmProbe(args)) => probe::run(&args),
         None => anyhow::bail!("the live monitor is not built yet; see `signtop --help`"),
     }
 }

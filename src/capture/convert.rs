@@ -127,6 +127,45 @@ pub fn to_rgb(
     }
 }
 
+/// Like [`to_rgb`] for a buffer whose rows are `stride` bytes apart (V4L2
+/// `bytesperline`, which may pad each row); MJPEG ignores the stride.
+pub fn to_rgb_strided(
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    stride: usize,
+    bytes: &[u8],
+) -> Result<RgbImage, ConvertError> {
+    let Some(row) = format.frame_bytes(width, 1) else {
+        return to_rgb(format, width, height, bytes);
+    };
+    if stride <= row || height == 0 {
+        return to_rgb(format, width, height, bytes);
+    }
+    let packed = pack_rows(bytes, row, stride, height as usize).ok_or_else(|| {
+        ConvertError::TooFewBytes {
+            format,
+            width,
+            height,
+            expected: stride
+                .saturating_mul(height as usize - 1)
+                .saturating_add(row),
+            got: bytes.len(),
+        }
+    })?;
+    to_rgb(format, width, height, &packed)
+}
+
+/// Copies `rows` rows of `row` bytes, `stride` bytes apart, into one packed buffer.
+fn pack_rows(bytes: &[u8], row: usize, stride: usize, rows: usize) -> Option<Vec<u8>> {
+    let mut packed = Vec::with_capacity(row.checked_mul(rows)?);
+    for r in 0..rows {
+        let start = r.checked_mul(stride)?;
+        packed.extend_from_slice(bytes.get(start..start.checked_add(row)?)?);
+    }
+    Some(packed)
+}
+
 /// The first `frame_bytes` of `bytes`, or an error naming expected vs got.
 fn frame_slice(
     format: PixelFormat,
@@ -322,6 +361,26 @@ mod tests {
     }
 
     #[test]
+    fn strided_rows_skip_the_padding() {
+        // 2x2 GREY with rows 4 bytes apart: the padding bytes (99) must not show.
+        let bytes = [1, 2, 99, 99, 3, 4];
+        let img = to_rgb_strided(PixelFormat::Grey, 2, 2, 4, &bytes).unwrap();
+        assert_eq!(img.into_raw(), vec![1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]);
+        let err = to_rgb_strided(PixelFormat::Grey, 2, 2, 4, &bytes[..5]).unwrap_err();
+        assert!(matches!(
+            err,
+            ConvertError::TooFewBytes {
+                expected: 6,
+                got: 5,
+                ..
+            }
+        ));
+        // A packed stride is the plain conversion.
+        let img = to_rgb_strided(PixelFormat::Rgb24, 1, 1, 3, &[5, 6, 7]).unwrap();
+        assert_eq!(img.into_raw(), vec![5, 6, 7]);
+    }
+
+    #[test]
     fn mjpeg_valid_decodes_to_size_and_colour() {
         let bytes = jpeg(32, 24, [200, 40, 60]);
         let img = to_rgb(PixelFormat::Mjpeg, 32, 24, &bytes).unwrap();
@@ -377,6 +436,12 @@ mod tests {
         fn never_panics(format in any_format(), w in 0u32..=64, h in 0u32..=64,
                         bytes in prop::collection::vec(any::<u8>(), 0..(64 * 64 * 3 + 16))) {
             let _ = to_rgb(format, w, h, &bytes);
+        }
+
+        #[test]
+        fn strided_never_panics(format in any_format(), w in 0u32..=32, h in 0u32..=32, stride in 0usize..200,
+                        bytes in prop::collection::vec(any::<u8>(), 0..(200 * 33))) {
+            let _ = to_rgb_strided(format, w, h, stride, &bytes);
         }
 
         #[test]

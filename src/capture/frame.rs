@@ -25,3 +25,37 @@ impl Frame {
         self.image.height()
     }
 }
+
+/// Now on CLOCK_MONOTONIC, the clock V4L2 drivers stamp frames with.
+pub fn monotonic_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monotonic_now_advances_with_instant() {
+        let a = monotonic_now();
+        let t = std::time::Instant::now();
+        std::thread::sleep(Duration::from_millis(5));
+        let b = monotonic_now();
+        assert!(b > a);
+        // Instant is CLOCK_MONOTONIC on Linux: both see the same sleep.
+        let diff = (b - a).as_secs_f64() - t.elapsed().as_secs_f64();
+        assert!(diff.abs() < 0.005, "{diff}");
+    }
+}

@@ -1,0 +1,178 @@
+//! Replay: a video, GIF, folder of images or still image as a frame source,
+//! paced at the clip's frame rate (or a given one), or flat out for benchmarks.
+//!
+//! Decoding runs ahead on its own thread (the decoders are not `Send`, and
+//! decoding overlaps pacing), handing frames over through a two-frame channel.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+
+use super::decode::{DecodeError, MediaInfo, MediaKind, MediaReader};
+use super::{CaptureError, Frame, Source, SourceInfo, SourceStats, monotonic_now};
+
+/// Pace for inputs that carry no frame rate (stills, folders) when none is given.
+pub const DEFAULT_FPS: f64 = 30.0;
+
+/// Highest `--fps` accepted.
+const MAX_FPS: f64 = 1000.0;
+
+/// Frames decoded ahead of the consumer.
+const DECODE_AHEAD: usize = 2;
+
+/// How to replay a file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayConfig {
+    /// Video, GIF, folder of images or still image.
+    pub path: PathBuf,
+    /// Frames per second to pace at (None: the clip's own rate, or [`DEFAULT_FPS`]).
+    pub fps: Option<f64>,
+    /// Deliver frames as fast as they decode, ignoring any rate.
+    pub max_speed: bool,
+}
+
+impl ReplayConfig {
+    /// Replays `path` at its own rate.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        ReplayConfig {
+            path: path.into(),
+            fps: None,
+            max_speed: false,
+        }
+    }
+}
+
+/// A file replayed as a frame source.
+pub struct Replay {
+    media: MediaInfo,
+    /// Pacing rate; None = flat out.
+    fps: Option<f64>,
+    frames: Receiver<Result<RgbImage, DecodeError>>,
+    started: Option<Instant>,
+    stats: SourceStats,
+}
+
+impl Replay {
+    /// Opens the input (errors, e.g. a missing file or ffmpeg, come back here) and starts decoding.
+    pub fn open(config: &ReplayConfig) -> Result<Replay, CaptureError> {
+        if let Some(fps) = config.fps
+            && !(fps.is_finite() && fps > 0.0 && fps <= MAX_FPS)
+        {
+            return Err(CaptureError::InvalidOption(format!(
+                "--fps {fps} must be above 0 and at most {MAX_FPS}"
+            )));
+        }
+        let (media, frames) = spawn_decoder(config.path.clone())?;
+        let fps = if config.max_speed {
+            None
+        } else {
+            Some(config.fps.or(media.fps).unwrap_or(DEFAULT_FPS))
+        };
+        tracing::info!(?media, ?fps, "replay opened");
+        Ok(Replay {
+            media,
+            fps,
+            frames,
+            started: None,
+            stats: SourceStats::default(),
+        })
+    }
+
+    /// What the decoder found: kind, size, rate and frame count.
+    pub fn media(&self) -> &MediaInfo {
+        &self.media
+    }
+
+    /// Sleeps until frame `index` is due (the first frame sets the clock).
+    fn pace(&mut self, index: u64) {
+        let Some(fps) = self.fps else { return };
+        let started = *self.started.get_or_insert_with(Instant::now);
+        let due = started + Duration::from_secs_f64(index as f64 / fps);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+    }
+}
+
+/// Opens `path` on a decoder thread; returns its media info and the frame channel.
+fn spawn_decoder(
+    path: PathBuf,
+) -> Result<(MediaInfo, Receiver<Result<RgbImage, DecodeError>>), CaptureError> {
+    let (info_tx, info_rx) = sync_channel(1);
+    let (frame_tx, frame_rx) = sync_channel(DECODE_AHEAD);
+    let io_err = |source| DecodeError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::thread::Builder::new()
+        .name("replay-decode".into())
+        .spawn({
+            let path = path.clone();
+            move || {
+                let reader = match MediaReader::open(&path) {
+                    Ok(reader) => reader,
+                    Err(err) => {
+                        let _ = info_tx.send(Err(err));
+                        return;
+                    }
+                };
+                if info_tx.send(Ok(reader.info().clone())).is_err() {
+                    return;
+                }
+                for frame in reader {
+                    // A closed channel means the replay was dropped: stop decoding.
+                    if frame_tx.send(frame).is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(io_err)?;
+    let info = info_rx.recv().map_err(|_| {
+        io_err(std::io::Error::other(
+            "the decoder thread ended before opening the input",
+        ))
+    })??;
+    Ok((info, frame_rx))
+}
+
+impl Source for Replay {
+    fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError> {
+        let image = match self.frames.recv() {
+            Ok(frame) => frame?,
+            // The decoder thread is done: end of input.
+            Err(_) => return Ok(None),
+        };
+        let sequence = self.stats.frames;
+        self.pace(sequence);
+        self.stats.frames += 1;
+        Ok(Some(Frame {
+            image,
+            sequence,
+            timestamp: monotonic_now(),
+        }))
+    }
+
+    fn info(&self) -> SourceInfo {
+        let kind = match self.media.kind {
+            MediaKind::Image => "image",
+            MediaKind::Gif => "GIF",
+            MediaKind::Folder => "image folder",
+            MediaKind::Video => "video",
+        };
+        SourceInfo {
+            description: format!("replay {}", self.media.path.display()),
+            pixel_format: kind.to_owned(),
+            width: self.media.width,
+            height: self.media.height,
+            fps: self.fps,
+        }
+    }
+
+    fn stats(&self) -> SourceStats {
+        self.stats
+    }
+}
