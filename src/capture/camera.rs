@@ -7,7 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use v4l::buffer::{Flags as BufferFlags, Type};
+use v4l::buffer::{Flags as BufferFlags, Metadata, Type};
 use v4l::capability::Flags as CapabilityFlags;
 use v4l::frameinterval::FrameIntervalEnum;
 use v4l::framesize::FrameSizeEnum;
@@ -184,22 +184,32 @@ impl Camera {
             meta.sequence,
             self.sequence_base,
         );
-        let n = &self.negotiated;
-        if meta.flags.contains(BufferFlags::ERROR) {
-            return Ok(Grab::Skipped(format!(
-                "frame {sequence} flagged as corrupt by the driver"
-            )));
-        }
-        let used = usable_bytes(meta.bytesused, buf.len(), n.format);
-        let timestamp = driver_timestamp(meta.flags, meta.timestamp.into());
-        match convert::to_rgb_strided(n.format, n.width, n.height, n.stride as usize, &buf[..used])
-        {
-            Ok(image) => Ok(Grab::Frame(Frame {
-                image,
-                sequence,
-                timestamp,
-            })),
-            Err(err) => Ok(Grab::Skipped(skip_reason(sequence, &err))),
+        Ok(decode_buffer(&self.negotiated, buf, meta, sequence))
+    }
+
+    /// Counts a grabbed buffer: the frame, or `None` for a skipped one; too many
+    /// skipped in a row is an error.
+    fn accept(&mut self, grab: Grab) -> Result<Option<Frame>, CaptureError> {
+        match grab {
+            Grab::Frame(frame) => {
+                self.consecutive_corrupt = 0;
+                self.stats.frames += 1;
+                self.next_sequence = frame.sequence + 1;
+                Ok(Some(frame))
+            }
+            Grab::Skipped(reason) => {
+                self.stats.corrupt += 1;
+                self.consecutive_corrupt += 1;
+                tracing::debug!(%reason, "frame skipped");
+                if self.consecutive_corrupt >= MAX_CONSECUTIVE_CORRUPT {
+                    return Err(CaptureError::CorruptStream {
+                        path: self.config.device.clone(),
+                        count: self.consecutive_corrupt,
+                        last: reason,
+                    });
+                }
+                Ok(None)
+            }
         }
     }
 
@@ -249,22 +259,9 @@ impl Source for Camera {
     fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError> {
         loop {
             match self.grab() {
-                Ok(Grab::Frame(frame)) => {
-                    self.consecutive_corrupt = 0;
-                    self.stats.frames += 1;
-                    self.next_sequence = frame.sequence + 1;
-                    return Ok(Some(frame));
-                }
-                Ok(Grab::Skipped(reason)) => {
-                    self.stats.corrupt += 1;
-                    self.consecutive_corrupt += 1;
-                    tracing::debug!(%reason, "frame skipped");
-                    if self.consecutive_corrupt >= MAX_CONSECUTIVE_CORRUPT {
-                        return Err(CaptureError::CorruptStream {
-                            path: self.config.device.clone(),
-                            count: self.consecutive_corrupt,
-                            last: reason,
-                        });
+                Ok(grab) => {
+                    if let Some(frame) = self.accept(grab)? {
+                        return Ok(Some(frame));
                     }
                 }
                 Err(err) => self.recover(err)?,
@@ -484,6 +481,23 @@ fn set_interval(device: &Device, fps: u32) -> Option<(u32, u32)> {
     (i.numerator > 0 && i.denominator > 0).then_some((i.numerator, i.denominator))
 }
 
+/// Turns one dequeued buffer (`bytesused` of it) into a frame, or a reason to skip it.
+fn decode_buffer(n: &Negotiated, buf: &[u8], meta: &Metadata, sequence: u64) -> Grab {
+    if meta.flags.contains(BufferFlags::ERROR) {
+        return Grab::Skipped(format!("frame {sequence} flagged as corrupt by the driver"));
+    }
+    let used = usable_bytes(meta.bytesused, buf.len(), n.format);
+    let timestamp = driver_timestamp(meta.flags, meta.timestamp.into());
+    match convert::to_rgb_strided(n.format, n.width, n.height, n.stride as usize, &buf[..used]) {
+        Ok(image) => Grab::Frame(Frame {
+            image,
+            sequence,
+            timestamp,
+        }),
+        Err(err) => Grab::Skipped(skip_reason(sequence, &err)),
+    }
+}
+
 /// Counts sequence gaps as dropped frames and returns the frame's running sequence number.
 fn account_sequence(
     stats: &mut SourceStats,
@@ -608,8 +622,12 @@ mod tests {
     fn timestamps_fall_back_to_now_unless_monotonic() {
         let t = Duration::from_secs(5);
         assert_eq!(driver_timestamp(BufferFlags::TIMESTAMP_MONOTONIC, t), t);
-        let now = driver_timestamp(BufferFlags::TIMESTAMP_COPY, t);
-        assert!(now != t || monotonic_now() > t);
+        let t = Duration::from_nanos(1);
+        assert_ne!(driver_timestamp(BufferFlags::TIMESTAMP_COPY, t), t);
+        assert_ne!(
+            driver_timestamp(BufferFlags::TIMESTAMP_MONOTONIC, Duration::ZERO),
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -621,6 +639,102 @@ mod tests {
             "x"
         )));
         assert!(!is_recoverable(&io::Error::from_raw_os_error(libc::EINVAL)));
+    }
+
+    /// A camera in MJPEG mode with no device behind it, to feed buffers by hand.
+    fn mjpeg_camera(width: u32, height: u32) -> Camera {
+        Camera {
+            config: CameraConfig::default(),
+            live: None,
+            negotiated: Negotiated {
+                device: "/dev/video0".into(),
+                card: "test".into(),
+                driver: "test".into(),
+                format: PixelFormat::Mjpeg,
+                width,
+                height,
+                stride: 0,
+                interval: Some((1, 30)),
+            },
+            stats: SourceStats::default(),
+            last_sequence: None,
+            sequence_base: 0,
+            next_sequence: 0,
+            consecutive_corrupt: 0,
+        }
+    }
+
+    /// A real JPEG of a gradient, as an MJPEG camera would send it.
+    fn jpeg(width: u32, height: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x * 3) as u8, (y * 5) as u8, (x ^ y) as u8])
+        });
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+            .encode_image(&img)
+            .unwrap();
+        out
+    }
+
+    /// Feeds `bytes` as the next buffer (in a larger mmap buffer, as drivers do).
+    fn feed(
+        camera: &mut Camera,
+        bytes: &[u8],
+        sequence: u32,
+    ) -> Result<Option<Frame>, CaptureError> {
+        let mut buffer = bytes.to_vec();
+        buffer.resize(bytes.len() * 4 + 1024, 0xAB);
+        let meta = Metadata {
+            bytesused: bytes.len() as u32,
+            flags: BufferFlags::TIMESTAMP_MONOTONIC,
+            timestamp: v4l::Timestamp::new(100, 250),
+            sequence,
+            ..Metadata::default()
+        };
+        let seq = account_sequence(&mut camera.stats, &mut camera.last_sequence, sequence, 0);
+        let grab = decode_buffer(&camera.negotiated, &buffer, &meta, seq);
+        camera.accept(grab)
+    }
+
+    #[test]
+    fn mjpeg_frames_decode_and_corrupt_ones_are_skipped_and_counted() {
+        let mut camera = mjpeg_camera(160, 120);
+        let good = jpeg(160, 120);
+        let frame = feed(&mut camera, &good, 0).unwrap().unwrap();
+        assert_eq!(frame.image.dimensions(), (160, 120));
+        assert_eq!(frame.timestamp, Duration::new(100, 250_000));
+        // Truncated (lost packets), garbage, empty, another size: skipped, never a crash.
+        assert!(
+            feed(&mut camera, &good[..good.len() / 2], 1)
+                .unwrap()
+                .is_none()
+        );
+        assert!(feed(&mut camera, &[0x5A; 4000], 2).unwrap().is_none());
+        assert!(feed(&mut camera, &[], 3).unwrap().is_none());
+        assert!(feed(&mut camera, &jpeg(80, 60), 4).unwrap().is_none());
+        let frame = feed(&mut camera, &good, 7).unwrap().unwrap();
+        assert_eq!(frame.sequence, 7);
+        let stats = camera.stats();
+        assert_eq!((stats.frames, stats.corrupt, stats.dropped), (2, 4, 2));
+    }
+
+    #[test]
+    fn an_mjpeg_stream_of_nothing_but_corrupt_frames_is_an_error() {
+        let mut camera = mjpeg_camera(64, 48);
+        let good = jpeg(64, 48);
+        let cut = &good[..good.len() - 200];
+        for n in 0..MAX_CONSECUTIVE_CORRUPT - 1 {
+            assert!(feed(&mut camera, cut, n).unwrap().is_none());
+        }
+        let err = feed(&mut camera, cut, 99).unwrap_err();
+        assert!(
+            matches!(err, CaptureError::CorruptStream { count: 60, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("60 undecodable frames in a row"),
+            "{err}"
+        );
     }
 
     #[test]
