@@ -31,6 +31,11 @@ pub enum Command {
     Compare(parity::CompareArgs),
     /// List the cameras (V4L2 devices): pixel formats, frame sizes and frame rates.
     Devices(devices::DevicesArgs),
+    /// Train a sign classifier (LSTM) on keypoint sequences and export it to ONNX.
+    Train(crate::train::TrainArgs),
+    /// Evaluate a sign model on labelled sequences: accuracy, precision/recall,
+    /// confusion matrix, and optional PNG plots.
+    Eval(crate::train::eval::EvalArgs),
     /// Exercise the camera source against the vivid test driver (used by the VM test).
     #[command(hide = true)]
     VmProbe(probe::ProbeArgs),
@@ -61,6 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Inspect(args)) => inspect::run(&args),
         Some(Command::Compare(args)) => parity::run(&args),
         Some(Command::Devices(args)) => devices::run(&args),
+        Some(Command::Train(args)) => crate::train::run_train(&args),
+        Some(Command::Eval(args)) => crate::train::eval::run(&args),
         Some(Command::VmProbe(args)) => probe::run(&args),
         None => anyhow::bail!("the live monitor is not built yet; see `signtop --help`"),
     }

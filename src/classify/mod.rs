@@ -1,9 +1,13 @@
 //! Classify: the 30-frame window, the sign model on tract, smoothing and transcript.
 
+pub mod model;
+pub mod preprocess;
 pub mod smoothing;
 pub mod transcript;
 pub mod window;
 
+pub use model::{ClassifyError, DEFAULT_SIGN_MODEL, Sidecar, SignModel};
+pub use preprocess::Preprocessing;
 pub use smoothing::{Decision, Smoother, SmoothingConfig};
 pub use transcript::{DEFAULT_TRANSCRIPT_LEN, Entry, Transcript};
 pub use window::{DEFAULT_WINDOW_LEN, Window, WindowError};

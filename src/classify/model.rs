@@ -1,0 +1,309 @@
+//! The sign model at runtime: an ONNX classifier run by tract, described by a
+//! sidecar JSON (labels, layout, window length, preprocessing).
+//!
+//! `models/signs.onnx` goes with `models/signs.json`: the sidecar is the
+//! model's path with the extension `.json`. The same loader serves the live
+//! monitor and `signtop eval`, so evaluation measures what runs live.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+
+use super::preprocess::Preprocessing;
+use super::window::Window;
+use crate::landmarks::keypoints::Layout;
+
+/// The built-in sign model.
+pub const DEFAULT_SIGN_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/signs.onnx");
+/// The `format` value every sidecar carries.
+pub const SIDECAR_FORMAT: &str = "signtop-sign-model/1";
+
+/// Errors loading or running a sign model.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    /// The sidecar JSON is missing or unreadable.
+    #[error("reading the sign model's sidecar {path}: {source}")]
+    SidecarRead {
+        /// The sidecar path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The sidecar JSON does not describe a sign model.
+    #[error("sign model sidecar {path}: {message}")]
+    SidecarInvalid {
+        /// The sidecar path.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// tract cannot load the ONNX file.
+    #[error("sign model {path}: not a loadable ONNX model: {source}")]
+    Onnx {
+        /// The model path.
+        path: PathBuf,
+        /// What tract said.
+        source: anyhow::Error,
+    },
+    /// The ONNX input does not take the sidecar's (frames, features).
+    #[error(
+        "sign model {path}: its input is {found}, but the sidecar says {frames} frames of {layout} features"
+    )]
+    InputShape {
+        /// The model path.
+        path: PathBuf,
+        /// The input fact found in the ONNX file.
+        found: String,
+        /// Frames per window per the sidecar.
+        frames: usize,
+        /// Layout per the sidecar.
+        layout: Layout,
+    },
+    /// The number of labels does not match the model's outputs.
+    #[error("sign model {path}: {labels} labels in the sidecar but the model has {outputs} outputs")]
+    LabelCount {
+        /// The model path.
+        path: PathBuf,
+        /// Labels in the sidecar.
+        labels: usize,
+        /// Output width of the model.
+        outputs: String,
+    },
+    /// The window holds another layout or is not full.
+    #[error("the sign model wants a full window of {frames} frames in layout {layout}; got {got}")]
+    Window {
+        /// Frames the model reads.
+        frames: usize,
+        /// Layout the model reads.
+        layout: Layout,
+        /// What it got.
+        got: String,
+    },
+    /// Inference failed.
+    #[error("running the sign model: {0}")]
+    Run(anyhow::Error),
+}
+
+/// What the sidecar JSON next to a sign model says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sidecar {
+    /// Always [`SIDECAR_FORMAT`].
+    pub format: String,
+    /// Class names, in output order.
+    pub labels: Vec<String>,
+    /// Features per frame (258 or 1662).
+    pub features: usize,
+    /// Frames per window.
+    pub frames: usize,
+    /// Preprocessing applied to each frame before the model.
+    pub preprocessing: Preprocessing,
+    /// Name of the ONNX input, shape (batch, frames, features).
+    pub input: String,
+    /// Name of the ONNX output: probabilities, shape (batch, classes).
+    pub output: String,
+}
+
+impl Sidecar {
+    /// The sidecar path for a model path: same name, extension `.json`.
+    pub fn path_for(model: &Path) -> PathBuf {
+        model.with_extension("json")
+    }
+
+    /// Reads and checks the sidecar of `model`.
+    pub fn load_for(model: &Path) -> Result<Sidecar, ClassifyError> {
+        let path = Sidecar::path_for(model);
+        let text = std::fs::read_to_string(&path).map_err(|source| ClassifyError::SidecarRead {
+            path: path.clone(),
+            source,
+        })?;
+        let invalid = |message: String| ClassifyError::SidecarInvalid {
+            path: path.clone(),
+            message,
+        };
+        let sidecar: Sidecar = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        if sidecar.format != SIDECAR_FORMAT {
+            return Err(invalid(format!(
+                "format is {:?}, expected {SIDECAR_FORMAT:?}",
+                sidecar.format
+            )));
+        }
+        sidecar.layout().map_err(|e| invalid(e.to_string()))?;
+        if sidecar.labels.len() < 2 || sidecar.frames == 0 {
+            return Err(invalid(
+                "needs at least two labels and one frame".to_string(),
+            ));
+        }
+        Ok(sidecar)
+    }
+
+    /// The keypoint layout.
+    pub fn layout(&self) -> Result<Layout, crate::landmarks::keypoints::LayoutError> {
+        Layout::from_features(self.features)
+    }
+
+    /// Writes the sidecar of `model`.
+    pub fn save_for(&self, model: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(Sidecar::path_for(model), json + "\n")
+    }
+}
+
+/// A loaded, optimised sign classifier.
+pub struct SignModel {
+    sidecar: Sidecar,
+    layout: Layout,
+    plan: Arc<TypedRunnableModel>,
+}
+
+impl std::fmt::Debug for SignModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignModel")
+            .field("sidecar", &self.sidecar)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignModel {
+    /// Loads `path` (ONNX) and its sidecar, checks they agree, optimises for batch 1.
+    pub fn load(path: &Path) -> Result<SignModel, ClassifyError> {
+        let sidecar = Sidecar::load_for(path)?;
+        let layout = sidecar.layout().map_err(|e| ClassifyError::SidecarInvalid {
+            path: Sidecar::path_for(path),
+            message: e.to_string(),
+        })?;
+        let onnx_err = |source: anyhow::Error| ClassifyError::Onnx {
+            path: path.to_path_buf(),
+            source,
+        };
+        let model = tract_onnx::onnx().model_for_path(path).map_err(onnx_err)?;
+        check_input(path, &model, &sidecar, layout)?;
+        let shape = [1, sidecar.frames, sidecar.features];
+        let typed = model
+            .with_input_fact(0, f32::fact(shape).into())
+            .and_then(|m| m.into_optimized())
+            .map_err(onnx_err)?;
+        check_output(path, &typed, sidecar.labels.len())?;
+        let plan = typed.into_runnable().map_err(onnx_err)?;
+        Ok(SignModel {
+            sidecar,
+            layout,
+            plan,
+        })
+    }
+
+    /// Class names, in output order.
+    pub fn labels(&self) -> &[String] {
+        &self.sidecar.labels
+    }
+
+    /// The keypoint layout the model reads.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Frames per window.
+    pub fn frames(&self) -> usize {
+        self.sidecar.frames
+    }
+
+    /// The sidecar description.
+    pub fn sidecar(&self) -> &Sidecar {
+        &self.sidecar
+    }
+
+    /// Class probabilities for a full window of the model's layout.
+    pub fn predict(&self, window: &Window) -> Result<Vec<f32>, ClassifyError> {
+        if window.layout() != self.layout || window.len() != self.sidecar.frames {
+            return Err(self.window_error(format!(
+                "{} frames in layout {}",
+                window.len(),
+                window.layout()
+            )));
+        }
+        self.predict_raw(&window.as_flat())
+    }
+
+    /// Class probabilities for raw (unpreprocessed) frames x features, row-major.
+    pub fn predict_raw(&self, frames: &[f32]) -> Result<Vec<f32>, ClassifyError> {
+        let expected = self.sidecar.frames * self.sidecar.features;
+        if frames.len() != expected {
+            return Err(self.window_error(format!("{} values", frames.len())));
+        }
+        let mut input = frames.to_vec();
+        self.sidecar.preprocessing.apply(self.layout, &mut input);
+        let tensor = Tensor::from_shape(&[1, self.sidecar.frames, self.sidecar.features], &input)
+            .map_err(ClassifyError::Run)?;
+        let outputs = self
+            .plan
+            .run(tvec!(tensor.into()))
+            .map_err(ClassifyError::Run)?;
+        let probabilities = outputs[0]
+            .to_plain_array_view::<f32>()
+            .map_err(ClassifyError::Run)?
+            .iter()
+            .copied()
+            .collect();
+        Ok(probabilities)
+    }
+
+    fn window_error(&self, got: String) -> ClassifyError {
+        ClassifyError::Window {
+            frames: self.sidecar.frames,
+            layout: self.layout,
+            got,
+        }
+    }
+}
+
+/// The ONNX input must be (batch, frames, features) with the sidecar's sizes.
+fn check_input(
+    path: &Path,
+    model: &InferenceModel,
+    sidecar: &Sidecar,
+    layout: Layout,
+) -> Result<(), ClassifyError> {
+    let mismatch = |found: String| ClassifyError::InputShape {
+        path: path.to_path_buf(),
+        found,
+        frames: sidecar.frames,
+        layout,
+    };
+    let fact = model
+        .input_fact(0)
+        .map_err(|e| mismatch(format!("unreadable ({e})")))?;
+    if fact.shape.is_open() {
+        return Ok(());
+    }
+    let dims: Vec<Option<usize>> = fact
+        .shape
+        .dims()
+        .map(|d| d.concretize().and_then(|d| d.as_i64().and_then(|v| usize::try_from(v).ok())))
+        .collect();
+    let fits = dims.len() == 3
+        && dims[1].is_none_or(|d| d == sidecar.frames)
+        && dims[2].is_none_or(|d| d == sidecar.features);
+    if fits {
+        Ok(())
+    } else {
+        Err(mismatch(format!("{:?}", fact.shape)))
+    }
+}
+
+/// The optimised model must output (1, labels).
+fn check_output(path: &Path, model: &TypedModel, labels: usize) -> Result<(), ClassifyError> {
+    let mismatch = |outputs: String| ClassifyError::LabelCount {
+        path: path.to_path_buf(),
+        labels,
+        outputs,
+    };
+    let fact = model
+        .output_fact(0)
+        .map_err(|e| mismatch(format!("unknown ({e})")))?;
+    let width = fact.shape.as_concrete().and_then(|s| s.last().copied());
+    match width {
+        Some(w) if w == labels => Ok(()),
+        _ => Err(mismatch(format!("{:?}", fact.shape))),
+    }
+}
