@@ -11,3 +11,4 @@ pub mod config;
 pub mod landmarks;
 pub mod logging;
 pub mod pipeline;
+pub mod tui;
