@@ -63,7 +63,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
 }
 
 fn draw_full(frame: &mut Frame, body: Rect, app: &App, theme: Theme, bars_height: u16) {
-    let top_height = bars_height.max(body.height / 2);
+    let top_height = bars_height.max(body.height * 9 / 20);
     let [top, bottom] =
         Layout::vertical([Constraint::Length(top_height), Constraint::Min(0)]).areas(body);
     let [bars, skeleton] =
@@ -234,25 +234,40 @@ fn draw_performance(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     };
     lines.push(Line::styled(
         format!(
-            "frames {} done {} dropped {} (lm {} cls {}) cam {} bad {}",
+            "frames {} = {} done + {} dropped",
             m.frames_in,
             m.processed,
-            m.dropped,
-            m.drops.landmarks,
-            m.drops.classify,
-            m.drops.source,
-            m.drops.corrupt
+            m.dropped + m.in_flight
+        ),
+        drops_style,
+    ));
+    lines.push(Line::styled(
+        format!(
+            "drops: landmarks {} classify {} camera {} corrupt {}",
+            m.drops.landmarks, m.drops.classify, m.drops.source, m.drops.corrupt
         ),
         drops_style,
     ));
     let text_height = (lines.len() as u16).min(inner.height);
-    let [text, spark] =
-        Layout::vertical([Constraint::Length(text_height), Constraint::Min(0)]).areas(inner);
+    let [text, label, spark] = Layout::vertical([
+        Constraint::Length(text_height),
+        Constraint::Length(1),
+        Constraint::Max(4),
+    ])
+    .areas(inner);
     frame.render_widget(Paragraph::new(Text::from(lines)), text);
     if spark.height >= 1 {
         let width = usize::from(spark.width);
         let data = &m.recent_end_to_end;
         let tail = &data[data.len().saturating_sub(width)..];
+        let max = tail.iter().copied().max().unwrap_or(0);
+        frame.render_widget(
+            Paragraph::new(Line::styled(
+                format!("end-to-end ms, last {} (max {max})", tail.len()),
+                theme.dim(),
+            )),
+            label,
+        );
         frame.render_widget(Sparkline::default().data(tail).style(theme.bar()), spark);
     }
 }
@@ -318,4 +333,156 @@ fn draw_help(frame: &mut Frame, area: Rect, theme: Theme) {
         .collect();
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(lines).block(panel("keys", theme)), popup);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::landmarks::{Keypoints, Landmark};
+    use crate::pipeline::{Drops, MetricsSnapshot};
+    use crate::tui::app::{AppOptions, SourceLine, TranscriptLine};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn stage(fps: f64, p50: f64) -> StageSnapshot {
+        StageSnapshot {
+            processed: 300,
+            fps,
+            service: Percentiles {
+                count: 300,
+                p50,
+                p95: p50 * 1.5,
+                p99: p50 * 2.0,
+            },
+            since_capture: Percentiles::default(),
+        }
+    }
+
+    fn app(kiosk: bool) -> App {
+        let labels = ["hello", "thanks", "iloveyou", "yes", "no", "please"];
+        let options = AppOptions {
+            threshold: 0.7,
+            mirror: false,
+            kiosk,
+            transcript_length: 20,
+        };
+        let source = SourceLine {
+            description: "cow_correct.gif".into(),
+            format: "gif".into(),
+            width: 640,
+            height: 480,
+        };
+        let mut app = App::new(
+            labels.iter().map(|s| s.to_string()).collect(),
+            source,
+            &options,
+        );
+        app.probabilities = vec![0.82, 0.10, 0.03, 0.02, 0.02, 0.01];
+        app.held = Some(0);
+        for (i, (label, p)) in [("thanks", 0.91), ("hello", 0.88)].iter().enumerate() {
+            app.transcript.push_back(TranscriptLine {
+                label: label.to_string(),
+                probability: *p,
+                at: Duration::from_millis(75_300 - i as u64 * 12_000),
+            });
+        }
+        app.metrics = MetricsSnapshot {
+            elapsed_s: 80.0,
+            frames_in: 2400,
+            processed: 2350,
+            in_flight: 0,
+            dropped: 50,
+            drops: Drops {
+                landmarks: 40,
+                classify: 10,
+                output: 7,
+                source: 0,
+                corrupt: 0,
+            },
+            capture: stage(30.0, 1.2),
+            landmarks: stage(29.4, 21.0),
+            classify: stage(29.4, 0.6),
+            ui: stage(20.0, 1.0),
+            end_to_end: Percentiles {
+                count: 2350,
+                p50: 24.0,
+                p95: 31.0,
+                p99: 40.0,
+            },
+            recent_end_to_end: (0..60).map(|i| 20 + (i * 7) % 15).collect(),
+        };
+        // A pose standing in the middle of the frame, right hand raised.
+        let pose = (0..33)
+            .map(|i| Landmark {
+                x: 0.4 + 0.2 * ((i % 2) as f32),
+                y: 0.1 + 0.025 * i as f32,
+                z: 0.0,
+                visibility: 1.0,
+            })
+            .collect();
+        let hand = (0..21)
+            .map(|i| Landmark::xyz(0.3 + 0.005 * i as f32, 0.3 - 0.006 * i as f32, 0.0))
+            .collect();
+        app.keypoints = Keypoints {
+            pose: Some(pose),
+            right_hand: Some(hand),
+            ..Keypoints::default()
+        };
+        app
+    }
+
+    fn render(app: &App, width: u16, height: u16) -> TestBackend {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|f| draw(f, app, Theme::new(false))).unwrap();
+        terminal.backend().clone()
+    }
+
+    #[test]
+    fn full_dashboard() {
+        insta::assert_snapshot!(render(&app(false), 110, 32));
+    }
+
+    #[test]
+    fn medium_terminal_sheds_the_skeleton_and_status() {
+        insta::assert_snapshot!(render(&app(false), 80, 20));
+    }
+
+    #[test]
+    fn small_terminal_keeps_bars_and_transcript() {
+        insta::assert_snapshot!(render(&app(false), 50, 14));
+    }
+
+    #[test]
+    fn too_small_terminal_says_so() {
+        insta::assert_snapshot!(render(&app(false), 30, 6));
+    }
+
+    #[test]
+    fn help_popup_lists_every_key() {
+        let mut a = app(false);
+        a.show_help = true;
+        a.frozen = true;
+        let backend = render(&a, 110, 32);
+        insta::assert_snapshot!(backend);
+    }
+
+    #[test]
+    fn kiosk_shows_large_bars() {
+        insta::assert_snapshot!(render(&app(true), 80, 24));
+    }
+
+    #[test]
+    fn window_filling_and_empty_transcript() {
+        let mut a = app(false);
+        a.probabilities.clear();
+        a.held = None;
+        a.transcript.clear();
+        insta::assert_snapshot!(render(&a, 80, 20));
+    }
+
+    #[test]
+    fn zero_and_one_cell_terminals_do_not_panic() {
+        render(&app(false), 1, 1);
+        render(&app(true), 1, 1);
+    }
 }
