@@ -11,11 +11,15 @@ use crate::landmarks::{inspect, parity};
 
 /// signtop: recognise sign language live in the terminal.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// Log file (default: $XDG_STATE_HOME/signtop/signtop.log).
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+
+    /// The live monitor's options (used when no subcommand is given).
+    #[command(flatten)]
+    pub monitor: crate::monitor::MonitorArgs,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -62,6 +66,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Compare(args)) => parity::run(&args),
         Some(Command::Devices(args)) => devices::run(&args),
         Some(Command::VmProbe(args)) => probe::run(&args),
-        None => anyhow::bail!("the live monitor is not built yet; see `signtop --help`"),
+        None => crate::monitor::run(&cli.monitor),
     }
 }

@@ -10,5 +10,6 @@ pub mod cli;
 pub mod config;
 pub mod landmarks;
 pub mod logging;
+pub mod monitor;
 pub mod pipeline;
 pub mod tui;
