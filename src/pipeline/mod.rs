@@ -435,3 +435,70 @@ impl Drop for Pipeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::{Replay, ReplayConfig};
+    use crate::landmarks::pose::PoseTracker;
+
+    const CLIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/media/cow_correct.gif");
+    const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+
+    /// Not a sign model: a two-class rule (pose in the newest frame or not)
+    /// that lets this test check the threads, windows and decisions on real
+    /// landmarks without the sign model.
+    struct PosePresence {
+        labels: Vec<String>,
+    }
+
+    impl Classifier for PosePresence {
+        fn labels(&self) -> &[String] {
+            &self.labels
+        }
+        fn layout(&self) -> Layout {
+            Layout::PoseHands
+        }
+        fn predict(&mut self, window: &Window) -> Result<Vec<f32>, StageFailure> {
+            let flat = window.as_flat();
+            let last = &flat[flat.len() - Layout::PoseHands.features()..];
+            let pose = last[Layout::PoseHands.pose()].iter().any(|v| *v != 0.0);
+            Ok(if pose { vec![1.0, 0.0] } else { vec![0.0, 1.0] })
+        }
+    }
+
+    fn run(max_speed: bool, capacity: usize) -> (MetricsSnapshot, Vec<SignEvent>) {
+        let source = Replay::open(&ReplayConfig { max_speed, ..ReplayConfig::new(CLIP) }).unwrap();
+        let landmarker = PoseTracker::new(std::path::Path::new(MODELS)).unwrap();
+        let classifier = PosePresence { labels: vec!["pose".into(), "nobody".into()] };
+        let config = PipelineConfig {
+            smoothing: SmoothingConfig { threshold: 0.7, debounce: 3, cooldown: 2 },
+            transcript_length: 10,
+            mirror: false,
+            max_frames: None,
+            handoff_capacity: capacity,
+        };
+        let pipeline =
+            Pipeline::start(Box::new(source), Box::new(landmarker), Box::new(classifier), &config, StopFlag::new())
+                .unwrap();
+        let mut signs = Vec::new();
+        while !matches!(pipeline.recv_newest(Duration::from_millis(50)), Recv::Closed) {
+            signs.extend(pipeline.drain_signs());
+        }
+        signs.extend(pipeline.drain_signs());
+        (pipeline.finish().unwrap(), signs)
+    }
+
+    #[test]
+    fn real_landmarks_through_the_threads_counts_add_up() {
+        // Flat out into one-slot hand-offs: the landmark stage cannot keep up, so frames drop.
+        let (m, signs) = run(true, 1);
+        assert_eq!(m.frames_in, 47);
+        assert_eq!(m.in_flight, 0);
+        assert_eq!(m.frames_in, m.processed + m.dropped, "{m:?}");
+        assert!(m.dropped > 0, "flat out must drop: {m:?}");
+        assert_eq!(m.landmarks.processed + m.drops.landmarks, m.frames_in);
+        assert!(m.end_to_end.count == m.processed && m.end_to_end.p50 > 0.0);
+        assert!(signs.len() <= 1, "one held sign is recorded once: {signs:?}");
+    }
+}
