@@ -442,7 +442,10 @@ mod tests {
     use crate::capture::{Replay, ReplayConfig};
     use crate::landmarks::pose::PoseTracker;
 
-    const CLIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/media/cow_correct.gif");
+    const CLIP: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/media/cow_correct.gif"
+    );
     const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
 
     /// Not a sign model: a two-class rule (pose in the newest frame or not)
@@ -468,21 +471,39 @@ mod tests {
     }
 
     fn run(max_speed: bool, capacity: usize) -> (MetricsSnapshot, Vec<SignEvent>) {
-        let source = Replay::open(&ReplayConfig { max_speed, ..ReplayConfig::new(CLIP) }).unwrap();
+        let source = Replay::open(&ReplayConfig {
+            max_speed,
+            ..ReplayConfig::new(CLIP)
+        })
+        .unwrap();
         let landmarker = PoseTracker::new(std::path::Path::new(MODELS)).unwrap();
-        let classifier = PosePresence { labels: vec!["pose".into(), "nobody".into()] };
+        let classifier = PosePresence {
+            labels: vec!["pose".into(), "nobody".into()],
+        };
         let config = PipelineConfig {
-            smoothing: SmoothingConfig { threshold: 0.7, debounce: 3, cooldown: 2 },
+            smoothing: SmoothingConfig {
+                threshold: 0.7,
+                debounce: 3,
+                cooldown: 2,
+            },
             transcript_length: 10,
             mirror: false,
             max_frames: None,
             handoff_capacity: capacity,
         };
-        let pipeline =
-            Pipeline::start(Box::new(source), Box::new(landmarker), Box::new(classifier), &config, StopFlag::new())
-                .unwrap();
+        let pipeline = Pipeline::start(
+            Box::new(source),
+            Box::new(landmarker),
+            Box::new(classifier),
+            &config,
+            StopFlag::new(),
+        )
+        .unwrap();
         let mut signs = Vec::new();
-        while !matches!(pipeline.recv_newest(Duration::from_millis(50)), Recv::Closed) {
+        while !matches!(
+            pipeline.recv_newest(Duration::from_millis(50)),
+            Recv::Closed
+        ) {
             signs.extend(pipeline.drain_signs());
         }
         signs.extend(pipeline.drain_signs());
@@ -499,6 +520,9 @@ mod tests {
         assert!(m.dropped > 0, "flat out must drop: {m:?}");
         assert_eq!(m.landmarks.processed + m.drops.landmarks, m.frames_in);
         assert!(m.end_to_end.count == m.processed && m.end_to_end.p50 > 0.0);
-        assert!(signs.len() <= 1, "one held sign is recorded once: {signs:?}");
+        assert!(
+            signs.len() <= 1,
+            "one held sign is recorded once: {signs:?}"
+        );
     }
 }
