@@ -47,7 +47,9 @@ pub(super) fn capture(
     let mut read = 0u64;
     while !ctx.stopping() && max_frames.is_none_or(|max| read < max) {
         // A failed source stops every stage (and the dashboard), so the error is shown.
-        let next = source.next_frame().inspect_err(|_| ctx.controls.stop.request());
+        let next = source
+            .next_frame()
+            .inspect_err(|_| ctx.controls.stop.request());
         let Some(frame) = next? else {
             break;
         };

@@ -149,3 +149,77 @@ fn draw_bones(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::buffer::Buffer;
+
+    fn render(keypoints: &Keypoints, area: Rect) -> Buffer {
+        let mut buf = Buffer::empty(area);
+        Skeleton {
+            keypoints,
+            aspect: 4.0 / 3.0,
+            theme: Theme::new(false),
+            block: Block::bordered(),
+        }
+        .render(area, &mut buf);
+        buf
+    }
+
+    fn inked(buf: &Buffer) -> usize {
+        buf.content()
+            .iter()
+            .filter(|c| {
+                c.symbol()
+                    .chars()
+                    .any(|ch| ('\u{2801}'..='\u{28ff}').contains(&ch))
+            })
+            .count()
+    }
+
+    #[test]
+    fn nothing_found_draws_nothing() {
+        assert_eq!(
+            inked(&render(&Keypoints::default(), Rect::new(0, 0, 30, 12))),
+            0
+        );
+    }
+
+    #[test]
+    fn a_hand_is_drawn_where_it_is() {
+        // A hand in the left half of the image, upper half.
+        let hand = (0..21)
+            .map(|i| Landmark::xyz(0.1 + 0.01 * i as f32, 0.2 + 0.01 * i as f32, 0.0))
+            .collect();
+        let kp = Keypoints {
+            left_hand: Some(hand),
+            ..Keypoints::default()
+        };
+        let buf = render(&kp, Rect::new(0, 0, 30, 12));
+        assert!(inked(&buf) > 0);
+        let right_half_ink = (15..30)
+            .flat_map(|x| (0..12).map(move |y| (x, y)))
+            .filter(|&(x, y)| {
+                buf[(x, y)].symbol() != " "
+                    && buf[(x, y)].symbol() != "│"
+                    && buf[(x, y)].symbol() != "─"
+                    && buf[(x, y)].symbol() != "┐"
+                    && buf[(x, y)].symbol() != "┘"
+            })
+            .count();
+        assert_eq!(right_half_ink, 0, "drawn on the wrong side");
+    }
+
+    #[test]
+    fn tiny_areas_do_not_panic() {
+        let pose = vec![Landmark::default(); 33];
+        let kp = Keypoints {
+            pose: Some(pose),
+            ..Keypoints::default()
+        };
+        render(&kp, Rect::new(0, 0, 0, 0));
+        render(&kp, Rect::new(0, 0, 1, 1));
+        render(&kp, Rect::new(0, 0, 2, 2));
+    }
+}
