@@ -12,6 +12,19 @@ use crate::pipeline::{MetricsSnapshot, Percentiles, Pipeline, Recv, SignEvent, S
 /// Prints decisions and stats until the pipeline ends or a stop; the summary
 /// line's counts satisfy `frames_in = processed + dropped`.
 pub fn run(pipeline: Pipeline, interval: Duration, stop: &StopFlag) -> anyhow::Result<()> {
+    match print(pipeline, interval, stop) {
+        // The reader went away (e.g. `| head`): a normal way to stop.
+        Err(err) if is_broken_pipe(&err) => Ok(()),
+        other => other,
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+fn print(pipeline: Pipeline, interval: Duration, stop: &StopFlag) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let started = pipeline.started();
@@ -83,6 +96,11 @@ pub fn stats_line(kind: &str, m: &MetricsSnapshot) -> Value {
             "classify": pct(&m.classify.service),
             "end_to_end": pct(&m.end_to_end),
         },
+        "landmark_stages_ms": m
+            .landmark_stages
+            .iter()
+            .map(|(name, p)| (name.clone(), pct(p)))
+            .collect::<Map<String, Value>>(),
     })
 }
 

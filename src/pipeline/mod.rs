@@ -35,6 +35,12 @@ pub type StageFailure = Box<dyn std::error::Error + Send + Sync>;
 pub trait Landmarker: Send {
     /// Keypoints of one frame (frames are fed in order).
     fn process(&mut self, image: &RgbImage) -> Result<Keypoints, StageFailure>;
+
+    /// Time each sub-stage (pose detect, pose landmarks, hands, face...) took
+    /// on the last frame; empty when the landmarker does not say.
+    fn timings(&self) -> Vec<(&'static str, Duration)> {
+        Vec::new()
+    }
 }
 
 /// The classifier stage: a window of keypoints in, class probabilities out.
@@ -215,6 +221,8 @@ pub struct MetricsSnapshot {
     pub ui: StageSnapshot,
     /// Capture to decision (classifier output), ms.
     pub end_to_end: Percentiles,
+    /// Landmark sub-stages (as the landmarker names them), time per frame, ms.
+    pub landmark_stages: Vec<(String, Percentiles)>,
     /// Recent end-to-end latencies in ms, oldest first.
     #[serde(skip)]
     pub recent_end_to_end: Vec<u64>,
@@ -230,6 +238,7 @@ struct Metrics {
     classify: Mutex<metrics::StageMetrics>,
     ui: Mutex<metrics::StageMetrics>,
     end_to_end: Mutex<(metrics::Latency, metrics::Recent)>,
+    landmark_stages: Mutex<Vec<(&'static str, metrics::Latency)>>,
     source: Mutex<SourceStats>,
 }
 
@@ -404,6 +413,10 @@ impl Pipeline {
             classify,
             ui: lock(&m.ui).snapshot(now),
             end_to_end: e2e,
+            landmark_stages: lock(&m.landmark_stages)
+                .iter()
+                .map(|(name, lat)| (name.to_string(), lat.percentiles()))
+                .collect(),
             recent_end_to_end: recent,
         }
     }

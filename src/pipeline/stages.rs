@@ -90,6 +90,7 @@ pub(super) fn landmarks(
             keypoints
         };
         lock(&ctx.metrics.landmarks).record(start.elapsed(), frame.timestamp, monotonic_now());
+        record_sub_stages(&ctx.metrics, &landmarker.timings());
         out.push(Landmarked {
             sequence: frame.sequence,
             captured: frame.timestamp,
@@ -97,6 +98,24 @@ pub(super) fn landmarks(
         });
     }
     Ok(())
+}
+
+/// Adds the landmarker's sub-stage times to their histograms (in first-seen order).
+fn record_sub_stages(metrics: &Metrics, timings: &[(&'static str, Duration)]) {
+    if timings.is_empty() {
+        return;
+    }
+    let mut stages = lock(&metrics.landmark_stages);
+    for &(name, took) in timings {
+        match stages.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, latency)) => latency.record(took),
+            None => {
+                let mut latency = super::metrics::Latency::new();
+                latency.record(took);
+                stages.push((name, latency));
+            }
+        }
+    }
 }
 
 /// The classifier's own state: window, smoother, transcript.
@@ -255,6 +274,20 @@ mod tests {
         s.decide(&hello, 0.7, t);
         assert_eq!(s.decide(&hello, 0.7, t).0.map(|d| d.index), Some(0));
         assert_eq!(s.transcript.len(), 2);
+    }
+
+    #[test]
+    fn sub_stage_times_get_a_histogram_each() {
+        let metrics = Metrics::default();
+        let ms = Duration::from_millis;
+        record_sub_stages(&metrics, &[("pose", ms(10)), ("hands", ms(4))]);
+        record_sub_stages(&metrics, &[("pose", ms(20)), ("hands", ms(6))]);
+        let stages = lock(&metrics.landmark_stages);
+        let names: Vec<_> = stages.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["pose", "hands"]);
+        let pose = stages[0].1.percentiles();
+        assert_eq!(pose.count, 2);
+        assert!((pose.p99 - 20.0).abs() < 0.05, "{pose:?}");
     }
 
     #[test]

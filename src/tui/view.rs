@@ -410,6 +410,7 @@ mod tests {
                 p99: 40.0,
             },
             recent_end_to_end: (0..60).map(|i| 20 + (i * 7) % 15).collect(),
+            landmark_stages: Vec::new(),
         };
         // A pose standing in the middle of the frame, right hand raised.
         let pose = (0..33)
