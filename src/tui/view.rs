@@ -232,18 +232,21 @@ fn draw_performance(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     } else {
         Style::new()
     };
+    let in_flight = if m.in_flight > 0 {
+        format!(" ({} in flight)", m.in_flight)
+    } else {
+        String::new()
+    };
     lines.push(Line::styled(
         format!(
-            "frames {} = {} done + {} dropped",
-            m.frames_in,
-            m.processed,
-            m.dropped + m.in_flight
+            "frames {} done {} dropped {}{in_flight}",
+            m.frames_in, m.processed, m.dropped
         ),
         drops_style,
     ));
     lines.push(Line::styled(
         format!(
-            "drops: landmarks {} classify {} camera {} corrupt {}",
+            "drops: lm {} cls {} cam {} corrupt {}",
             m.drops.landmarks, m.drops.classify, m.drops.source, m.drops.corrupt
         ),
         drops_style,
