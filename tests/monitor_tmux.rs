@@ -19,8 +19,8 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let socket = format!("signtop-test-{}", std::process::id());
+    fn start(name: &str, command: &str) -> Tmux {
+        let socket = format!("signtop-test-{name}-{}", std::process::id());
         let tmux = Tmux { socket };
         tmux.run(&[
             "new-session",
@@ -55,6 +55,16 @@ impl Tmux {
         self.run(&["capture-pane", "-p", "-t", "t"])
     }
 
+    /// The screen with its colour and attribute escapes.
+    fn screen_with_escapes(&self) -> String {
+        self.run(&["capture-pane", "-p", "-e", "-t", "t"])
+    }
+
+    fn resize(&self, width: u16, height: u16) {
+        let (w, h) = (width.to_string(), height.to_string());
+        self.run(&["resize-window", "-t", "t", "-x", &w, "-y", &h]);
+    }
+
     fn keys(&self, keys: &str) {
         self.run(&["send-keys", "-t", "t", keys]);
     }
@@ -67,15 +77,20 @@ impl Tmux {
 
     /// Waits until the screen contains `text`.
     fn wait_for(&self, text: &str) -> String {
+        self.wait_until(text, |screen| screen.contains(text))
+    }
+
+    /// Waits until `ready` holds for the screen (`what` names it in the failure).
+    fn wait_until(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let screen = self.screen();
-            if screen.contains(text) {
+            if ready(&screen) {
                 return screen;
             }
             assert!(
                 Instant::now() < deadline,
-                "never saw {text:?}; screen:\n{screen}"
+                "never saw {what:?}; screen:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -101,7 +116,7 @@ fn keys_work_and_the_terminal_is_restored() {
         "{bin} --input {CLIP} --models {MODELS} --sign-model {SIGN_MODEL} --log-file {}; echo EXITED rc=$?; sleep 60",
         logs.path().join("log").display()
     );
-    let tmux = Tmux::start(&command);
+    let tmux = Tmux::start("keys", &command);
     tmux.wait_for("performance");
     assert_eq!(
         tmux.format("#{alternate_on}"),
@@ -122,6 +137,16 @@ fn keys_work_and_the_terminal_is_restored() {
     tmux.keys("+");
     tmux.wait_for("threshold 0.75");
 
+    // Smaller terminals shed panels; a tiny one says it is too small.
+    tmux.resize(60, 16);
+    tmux.wait_until("transcript without performance", |s| {
+        s.contains("transcript") && !s.contains("performance")
+    });
+    tmux.resize(30, 6);
+    tmux.wait_for("too small");
+    tmux.resize(120, 36);
+    tmux.wait_for("performance");
+
     tmux.keys("q");
     let after = tmux.wait_for("EXITED rc=0");
     assert!(
@@ -130,4 +155,49 @@ fn keys_work_and_the_terminal_is_restored() {
     );
     assert_eq!(tmux.format("#{alternate_on}"), "0", "alternate screen left");
     assert_eq!(tmux.format("#{cursor_flag}"), "1", "cursor visible again");
+}
+
+fn command(extra: &str, logs: &tempfile::TempDir) -> String {
+    let bin = env!("CARGO_BIN_EXE_signtop");
+    format!(
+        "{bin} {extra} --input {CLIP} --models {MODELS} --sign-model {SIGN_MODEL} --log-file {}; echo EXITED rc=$?; sleep 60",
+        logs.path().join("log").display()
+    )
+}
+
+#[test]
+#[ignore = "needs classify::SignModel and models/signs.onnx (classify branch)"]
+fn kiosk_ignores_keys_but_quit() {
+    let logs = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start("kiosk", &command("--kiosk", &logs));
+    tmux.wait_for("q quit");
+    tmux.keys("?");
+    tmux.keys("Space");
+    std::thread::sleep(Duration::from_millis(300));
+    let screen = tmux.screen();
+    assert!(
+        !screen.contains("freeze / unfreeze") && !screen.contains("FROZEN"),
+        "{screen}"
+    );
+    tmux.keys("q");
+    tmux.wait_for("EXITED rc=0");
+}
+
+#[test]
+#[ignore = "needs classify::SignModel and models/signs.onnx (classify branch)"]
+fn no_color_draws_without_colours() {
+    let logs = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start("nocolor", &command("--no-color", &logs));
+    tmux.wait_for("performance");
+    let escapes = tmux.screen_with_escapes();
+    // SGR colour parameters: 30-37/90-97 foreground, 38 extended.
+    let coloured = escapes.split("\x1b[").skip(1).any(|sgr| {
+        let params = sgr.split('m').next().unwrap_or("");
+        params
+            .split(';')
+            .any(|p| matches!(p.parse::<u8>(), Ok(30..=38 | 90..=97)))
+    });
+    assert!(!coloured, "colour escapes found:\n{escapes}");
+    tmux.keys("q");
+    tmux.wait_for("EXITED rc=0");
 }
