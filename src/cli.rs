@@ -11,7 +11,7 @@ use crate::landmarks::{inspect, parity};
 
 /// signtop: recognise sign language live in the terminal.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(version, about, long_about = None)]
 pub struct Cli {
     /// Log file (default: $XDG_STATE_HOME/signtop/signtop.log).
     #[arg(long, global = true, value_name = "FILE")]
