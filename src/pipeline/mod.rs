@@ -483,7 +483,12 @@ mod tests {
         }
     }
 
-    fn run(max_speed: bool, capacity: usize) -> (MetricsSnapshot, Vec<SignEvent>) {
+    fn start(
+        max_speed: bool,
+        capacity: usize,
+        max_frames: Option<u64>,
+        stop: StopFlag,
+    ) -> Pipeline {
         let source = Replay::open(&ReplayConfig {
             max_speed,
             ..ReplayConfig::new(CLIP)
@@ -501,17 +506,57 @@ mod tests {
             },
             transcript_length: 10,
             mirror: false,
-            max_frames: None,
+            max_frames,
             handoff_capacity: capacity,
         };
-        let pipeline = Pipeline::start(
+        Pipeline::start(
             Box::new(source),
             Box::new(landmarker),
             Box::new(classifier),
             &config,
-            StopFlag::new(),
+            stop,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn max_frames_stops_the_source() {
+        let pipeline = start(true, 2, Some(5), StopFlag::new());
+        while !matches!(
+            pipeline.recv_newest(Duration::from_millis(50)),
+            Recv::Closed
+        ) {}
+        let m = pipeline.finish().unwrap();
+        assert_eq!(m.frames_in, 5);
+        assert_eq!(m.frames_in, m.processed + m.dropped);
+    }
+
+    #[test]
+    fn a_stop_request_ends_every_stage() {
+        let stop = StopFlag::new();
+        let pipeline = start(false, 2, None, stop.clone());
+        std::thread::sleep(Duration::from_millis(300));
+        stop.request();
+        let m = pipeline.finish().unwrap();
+        assert!(
+            m.frames_in < 47,
+            "stopped before the end of the clip: {m:?}"
+        );
+    }
+
+    #[test]
+    fn controls_clamp_the_threshold() {
+        let pipeline = start(true, 1, Some(1), StopFlag::new());
+        pipeline.controls().set_threshold(1.7);
+        assert_eq!(pipeline.controls().threshold(), 1.0);
+        pipeline.controls().set_threshold(f32::NAN);
+        assert_eq!(pipeline.controls().threshold(), 1.0);
+        pipeline.controls().set_threshold(0.35);
+        assert_eq!(pipeline.controls().threshold(), 0.35);
+    }
+
+    fn run(max_speed: bool, capacity: usize) -> (MetricsSnapshot, Vec<SignEvent>) {
+        let pipeline = start(max_speed, capacity, None, StopFlag::new());
         let mut signs = Vec::new();
         while !matches!(
             pipeline.recv_newest(Duration::from_millis(50)),
