@@ -227,6 +227,17 @@ fn draw_performance(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         Line::raw(stage_row("ui", &m.ui)),
         Line::raw(e2e_row(&m.end_to_end)),
     ];
+    // Landmark sub-stages under their stage, when there is room for them and the sparkline.
+    let base_rows = lines.len() + 2 + 3;
+    if usize::from(inner.height) >= base_rows + m.landmark_stages.len() {
+        let subs = m.landmark_stages.iter().map(|(name, p)| {
+            Line::styled(
+                format!("  {name:<14.14}{:>8.1}{:>8.1}{:>8.1}", p.p50, p.p95, p.p99),
+                theme.dim(),
+            )
+        });
+        lines.splice(3..3, subs);
+    }
     let drops_style = if m.dropped > 0 {
         theme.warn()
     } else {
@@ -413,7 +424,26 @@ mod tests {
                 p99: 40.0,
             },
             recent_end_to_end: (0..60).map(|i| 20 + (i * 7) % 15).collect(),
-            landmark_stages: Vec::new(),
+            landmark_stages: vec![
+                (
+                    "pose detect".into(),
+                    Percentiles {
+                        count: 300,
+                        p50: 6.0,
+                        p95: 7.0,
+                        p99: 9.0,
+                    },
+                ),
+                (
+                    "hands".into(),
+                    Percentiles {
+                        count: 300,
+                        p50: 8.5,
+                        p95: 9.9,
+                        p99: 12.0,
+                    },
+                ),
+            ],
         };
         // A pose standing in the middle of the frame, right hand raised.
         let pose = (0..33)
