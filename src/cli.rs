@@ -17,6 +17,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
 
+    /// The live monitor's options (used when no subcommand is given).
+    #[command(flatten)]
+    pub monitor: crate::monitor::MonitorArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -69,6 +73,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Train(args)) => crate::train::run_train(&args),
         Some(Command::Eval(args)) => crate::train::eval::run(&args),
         Some(Command::VmProbe(args)) => probe::run(&args),
-        None => anyhow::bail!("the live monitor is not built yet; see `signtop --help`"),
+        None => crate::monitor::run(&cli.monitor),
     }
 }

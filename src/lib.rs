@@ -10,4 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod landmarks;
 pub mod logging;
+pub mod monitor;
+pub mod pipeline;
 pub mod train;
+pub mod tui;

@@ -62,7 +62,9 @@ pub enum ClassifyError {
         layout: Layout,
     },
     /// The number of labels does not match the model's outputs.
-    #[error("sign model {path}: {labels} labels in the sidecar but the model has {outputs} outputs")]
+    #[error(
+        "sign model {path}: {labels} labels in the sidecar but the model has {outputs} outputs"
+    )]
     LabelCount {
         /// The model path.
         path: PathBuf,
@@ -169,10 +171,12 @@ impl SignModel {
     /// Loads `path` (ONNX) and its sidecar, checks they agree, optimises for batch 1.
     pub fn load(path: &Path) -> Result<SignModel, ClassifyError> {
         let sidecar = Sidecar::load_for(path)?;
-        let layout = sidecar.layout().map_err(|e| ClassifyError::SidecarInvalid {
-            path: Sidecar::path_for(path),
-            message: e.to_string(),
-        })?;
+        let layout = sidecar
+            .layout()
+            .map_err(|e| ClassifyError::SidecarInvalid {
+                path: Sidecar::path_for(path),
+                message: e.to_string(),
+            })?;
         let onnx_err = |source: anyhow::Error| ClassifyError::Onnx {
             path: path.to_path_buf(),
             source,
@@ -279,7 +283,10 @@ fn check_input(
     let dims: Vec<Option<usize>> = fact
         .shape
         .dims()
-        .map(|d| d.concretize().and_then(|d| d.as_i64().and_then(|v| usize::try_from(v).ok())))
+        .map(|d| {
+            d.concretize()
+                .and_then(|d| d.as_i64().and_then(|v| usize::try_from(v).ok()))
+        })
         .collect();
     let fits = dims.len() == 3
         && dims[1].is_none_or(|d| d == sidecar.frames)

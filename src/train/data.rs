@@ -248,7 +248,10 @@ fn finish(
     if labels.len() < 2 {
         return Err(DataError::Inconsistent {
             path: path.to_path_buf(),
-            message: format!("{} class(es): a classifier needs at least two", labels.len()),
+            message: format!(
+                "{} class(es): a classifier needs at least two",
+                labels.len()
+            ),
         });
     }
     let groups = recording_groups(&x, keys);
@@ -331,7 +334,11 @@ mod tests {
         assert_eq!(data.labels.len(), 6);
         // 48 recordings a class; the Elephant duplicates merge groups.
         let distinct: std::collections::HashSet<_> = data.groups.iter().collect();
-        assert!(distinct.len() < 288 && distinct.len() >= 280, "{}", distinct.len());
+        assert!(
+            distinct.len() < 288 && distinct.len() >= 280,
+            "{}",
+            distinct.len()
+        );
     }
 
     #[test]
@@ -357,7 +364,9 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         let err = load(empty.path()).unwrap_err().to_string();
         assert!(err.contains("no sequences found"), "{err}");
-        let err = load(Path::new("/nonexistent/prefix")).unwrap_err().to_string();
+        let err = load(Path::new("/nonexistent/prefix"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a data folder"), "{err}");
     }
 }

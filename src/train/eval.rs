@@ -69,10 +69,19 @@ impl Confusion {
 
     /// The report: accuracy, per-class precision/recall, the matrix.
     pub fn table(&self) -> String {
-        let width = self.labels.iter().map(|l| l.len()).max().unwrap_or(5).max(9);
+        let width = self
+            .labels
+            .iter()
+            .map(|l| l.len())
+            .max()
+            .unwrap_or(5)
+            .max(9);
         let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
         let mut out = format!("accuracy {:.2}%\n\n", 100.0 * self.accuracy());
-        out += &format!("{:<width$}  {:>9}  {:>9}  {:>7}\n", "class", "precision", "recall", "rows");
+        out += &format!(
+            "{:<width$}  {:>9}  {:>9}  {:>7}\n",
+            "class", "precision", "recall", "rows"
+        );
         for (i, label) in self.labels.iter().enumerate() {
             let rows: usize = self.counts[i].iter().sum();
             out += &format!(
@@ -81,8 +90,17 @@ impl Confusion {
                 pct(self.recall(i))
             );
         }
-        out += &format!("\nconfusion matrix (rows: true class, columns: predicted)\n{:<width$}", "");
-        let col = self.labels.iter().map(|l| l.len()).max().unwrap_or(3).max(3);
+        out += &format!(
+            "\nconfusion matrix (rows: true class, columns: predicted)\n{:<width$}",
+            ""
+        );
+        let col = self
+            .labels
+            .iter()
+            .map(|l| l.len())
+            .max()
+            .unwrap_or(3)
+            .max(3);
         for label in &self.labels {
             out += &format!("  {label:>col$}");
         }
@@ -158,7 +176,10 @@ fn argmax(values: &[f32]) -> usize {
     values
         .iter()
         .enumerate()
-        .fold((0, f32::MIN), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .fold(
+            (0, f32::MIN),
+            |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+        )
         .0
 }
 

@@ -51,7 +51,12 @@ pub fn write_onnx(net: &SignNet, frames: usize, path: &Path) -> Result<(), Expor
 /// The ONNX model of `net` as protobuf bytes.
 pub fn onnx_bytes(net: &SignNet, frames: usize) -> Result<Vec<u8>, ExportError> {
     let mut graph = GraphBuilder::default();
-    graph.node("Transpose", &[INPUT_NAME], &["x_tbf"], vec![ints("perm", &[1, 0, 2])]);
+    graph.node(
+        "Transpose",
+        &[INPUT_NAME],
+        &["x_tbf"],
+        vec![ints("perm", &[1, 0, 2])],
+    );
     graph.int64_initializer("axis0", &[0]);
     graph.int64_initializer("axis1", &[1]);
     let mut x = "x_tbf".to_string();
@@ -88,7 +93,12 @@ pub fn onnx_bytes(net: &SignNet, frames: usize) -> Result<Vec<u8>, ExportError> 
         x = dense(&mut graph, net, &name, &x, true)?;
     }
     let logits = dense(&mut graph, net, "out", &x, false)?;
-    graph.node_owned("Softmax", &[logits.as_str()], &[OUTPUT_NAME], vec![int("axis", -1)]);
+    graph.node_owned(
+        "Softmax",
+        &[logits.as_str()],
+        &[OUTPUT_NAME],
+        vec![int("axis", -1)],
+    );
     let input = value_info(
         INPUT_NAME,
         &[
@@ -167,7 +177,10 @@ fn dense(
     let weight = net.weight(&format!("{name}.weight"))?;
     let bias = net.weight(&format!("{name}.bias"))?;
     let dims = weight.dims().to_vec();
-    graph.initializer(&format!("{name}.weight"), &TensorData::new(dims, values(&weight)?));
+    graph.initializer(
+        &format!("{name}.weight"),
+        &TensorData::new(dims, values(&weight)?),
+    );
     graph.initializer(
         &format!("{name}.bias"),
         &TensorData::new(bias.dims().to_vec(), values(&bias)?),
@@ -210,7 +223,13 @@ struct GraphBuilder {
 }
 
 impl GraphBuilder {
-    fn node(&mut self, op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<pb::AttributeProto>) {
+    fn node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: Vec<pb::AttributeProto>,
+    ) {
         self.node_owned(op, inputs, outputs, attrs);
     }
 

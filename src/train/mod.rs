@@ -119,9 +119,9 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             .with_context(|| format!("creating {}", parent.display()))?;
     }
     export::write_onnx(&net, data.frames(), &args.out)?;
-    sidecar_for(&data, &config).save_for(&args.out).with_context(|| {
-        format!("writing {}", Sidecar::path_for(&args.out).display())
-    })?;
+    sidecar_for(&data, &config)
+        .save_for(&args.out)
+        .with_context(|| format!("writing {}", Sidecar::path_for(&args.out).display()))?;
     let diff = export_parity(&net, &data, &prepared, &args.out)?;
     let log = TrainingLog {
         data: args.data.display().to_string(),

@@ -34,6 +34,9 @@ impl Default for NetConfig {
     }
 }
 
+/// Every variable's values by name, as [`SignNet::snapshot`] takes them.
+pub type Snapshot = Vec<(String, Tensor)>;
+
 /// The network and its trainable variables.
 pub struct SignNet {
     config: NetConfig,
@@ -114,7 +117,7 @@ impl SignNet {
     }
 
     /// Every variable's current values, sorted by name.
-    pub fn snapshot(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
+    pub fn snapshot(&self) -> candle_core::Result<Snapshot> {
         let names = self.sorted_names()?;
         names
             .into_iter()
@@ -264,7 +267,14 @@ mod tests {
         let a = SignNet::new(12, 3, &small(), 7).unwrap();
         let b = SignNet::new(12, 3, &small(), 7).unwrap();
         let c = SignNet::new(12, 3, &small(), 8).unwrap();
-        let w = |n: &SignNet| n.weight("lstm0.weight_ih_l0").unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let w = |n: &SignNet| {
+            n.weight("lstm0.weight_ih_l0")
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
         assert_eq!(w(&a), w(&b));
         assert_ne!(w(&a), w(&c));
     }
@@ -278,9 +288,16 @@ mod tests {
         let sums = p.sum(1).unwrap().to_vec1::<f32>().unwrap();
         assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5));
         let plain = net.forward(&x, None).unwrap().to_vec2::<f32>().unwrap();
-        assert_eq!(plain, net.forward(&x, None).unwrap().to_vec2::<f32>().unwrap());
+        assert_eq!(
+            plain,
+            net.forward(&x, None).unwrap().to_vec2::<f32>().unwrap()
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let dropped = net.forward(&x, Some(&mut rng)).unwrap().to_vec2::<f32>().unwrap();
+        let dropped = net
+            .forward(&x, Some(&mut rng))
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         assert_ne!(plain, dropped);
     }
 }

@@ -34,7 +34,10 @@ pub fn write_all(dir: &Path, model: &Path, confusion: &Confusion) -> anyhow::Res
             .with_context(|| format!("reading {}", log_path.display()))?;
         let log: TrainingLog = serde_json::from_str(&text)
             .with_context(|| format!("reading training log {}", log_path.display()))?;
-        for (metric, file) in [(Metric::Accuracy, "accuracy.png"), (Metric::Loss, "loss.png")] {
+        for (metric, file) in [
+            (Metric::Accuracy, "accuracy.png"),
+            (Metric::Loss, "loss.png"),
+        ] {
             let path = dir.join(file);
             curves_png(&log, metric, &path)?;
             written.push(path);

@@ -133,7 +133,8 @@ fn shuffled_groups_per_class(data: &Dataset, seed: u64) -> Vec<Vec<usize>> {
 }
 
 fn partition(data: &Dataset, is_val: impl Fn(usize) -> bool) -> Split {
-    let (val, train): (Vec<usize>, Vec<usize>) = (0..data.len()).partition(|&i| is_val(data.groups[i]));
+    let (val, train): (Vec<usize>, Vec<usize>) =
+        (0..data.len()).partition(|&i| is_val(data.groups[i]));
     Split { train, val }
 }
 
@@ -188,7 +189,11 @@ impl Prepared {
             };
             values.extend_from_slice(source);
         }
-        Tensor::from_vec(values, (rows.len(), self.frames, self.features), &Device::Cpu)
+        Tensor::from_vec(
+            values,
+            (rows.len(), self.frames, self.features),
+            &Device::Cpu,
+        )
     }
 }
 
@@ -217,12 +222,20 @@ pub fn train(
     )?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(1));
     let mut history = Vec::new();
-    let mut best: Option<(f32, usize, Vec<(String, Tensor)>)> = None;
+    // (validation loss, epoch, weights) of the best epoch so far.
+    let mut best: Option<(f32, usize, super::net::Snapshot)> = None;
     let mut order = split.train.clone();
     for epoch in 1..=config.epochs {
         order.shuffle(&mut rng);
-        let (train_loss, train_accuracy) =
-            train_epoch(&net, &mut optimiser, data, prepared, &order, config, &mut rng)?;
+        let (train_loss, train_accuracy) = train_epoch(
+            &net,
+            &mut optimiser,
+            data,
+            prepared,
+            &order,
+            config,
+            &mut rng,
+        )?;
         let (val_loss, val_accuracy) = if split.val.is_empty() {
             (None, None)
         } else {
@@ -302,7 +315,10 @@ pub fn evaluate(
     let logits = net.forward(&x, None)?;
     let loss = candle_nn::loss::cross_entropy(&logits, &labels_tensor(data, rows)?)?;
     let correct = count_correct(&logits, data, rows)?;
-    Ok((loss.to_scalar::<f32>()?, correct as f32 / rows.len().max(1) as f32))
+    Ok((
+        loss.to_scalar::<f32>()?,
+        correct as f32 / rows.len().max(1) as f32,
+    ))
 }
 
 fn labels_tensor(data: &Dataset, rows: &[usize]) -> candle_core::Result<Tensor> {
@@ -336,11 +352,11 @@ mod tests {
             y.push(class);
             for f in 0..5 {
                 let mut frame = x.slice_mut(ndarray::s![r, f, ..]);
-                frame[11 * 4] = 0.6;
-                frame[12 * 4] = 0.4;
-                frame[11 * 4 + 1] = 0.5;
-                frame[12 * 4 + 1] = 0.5;
-                let rh = layout.right_hand().start;
+                frame[11 * 4_usize] = 0.6;
+                frame[12 * 4_usize] = 0.4;
+                frame[11 * 4 + 1_usize] = 0.5;
+                frame[12 * 4 + 1_usize] = 0.5;
+                let rh: usize = layout.right_hand().start;
                 frame[rh] = 0.45 + 0.01 * r as f32;
                 frame[rh + 1] = if class == 0 { 0.2 } else { 0.8 };
             }

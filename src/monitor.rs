@@ -1,0 +1,271 @@
+//! The default command: the live monitor. Merges the config file and flags
+//! into settings, opens the source and the models, starts the pipeline and
+//! hands it to the dashboard or to the headless JSON Lines printer.
+
+pub mod headless;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::capture::{CameraConfig, ReplayConfig, SourceSpec, open_source};
+use crate::classify::SmoothingConfig;
+use crate::config::{CliOverrides, Settings};
+use crate::landmarks::Layout;
+use crate::pipeline::{Classifier, Landmarker, Pipeline, PipelineConfig, StopFlag};
+use crate::tui::{self, App, AppOptions, SourceLine, Theme};
+
+/// Frames each pipeline hand-off holds (newest wins beyond that).
+const HANDOFF_CAPACITY: usize = 2;
+
+/// Options of the live monitor (the command run when no subcommand is given).
+#[derive(Clone, Debug, Default, Args)]
+pub struct MonitorArgs {
+    /// Replay a video, GIF, folder of images or still image instead of the camera.
+    #[arg(long, value_name = "PATH")]
+    pub input: Option<PathBuf>,
+    /// Print JSON Lines (decisions and periodic stats) instead of the dashboard.
+    #[arg(long)]
+    pub headless: bool,
+    /// Stop after this many frames from the source.
+    #[arg(long, value_name = "N")]
+    pub frames: Option<u64>,
+    /// Seconds between headless stats lines.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub stats_interval: f64,
+    /// Replay as fast as frames decode instead of at the clip's rate.
+    #[arg(long)]
+    pub max_speed: bool,
+    /// Kiosk mode: large bars, every key but q ignored.
+    #[arg(long)]
+    pub kiosk: bool,
+    /// No colours (the NO_COLOR variable does the same).
+    #[arg(long)]
+    pub no_color: bool,
+    /// Config file (TOML; see config/signtop.toml). Flags override it.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// V4L2 device [config: camera.device].
+    #[arg(long, value_name = "PATH")]
+    pub device: Option<String>,
+    /// Frame width [camera.width].
+    #[arg(long)]
+    pub width: Option<u32>,
+    /// Frame height [camera.height].
+    #[arg(long)]
+    pub height: Option<u32>,
+    /// Frames per second; for a replay, the pace [camera.fps].
+    #[arg(long)]
+    pub fps: Option<u32>,
+    /// Mirror left-right (selfie view) [camera.mirror].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub mirror: Option<bool>,
+    /// Landmark models directory [models.models].
+    #[arg(long, value_name = "DIR")]
+    pub models: Option<PathBuf>,
+    /// Sign classifier ONNX file [models.sign_model].
+    #[arg(long, value_name = "FILE")]
+    pub sign_model: Option<PathBuf>,
+    /// Keypoint layout, 258 or 1662 [models.layout].
+    #[arg(long)]
+    pub layout: Option<Layout>,
+    /// Decision threshold 0..=1 [decision.threshold].
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Agreeing windows before a decision [decision.debounce].
+    #[arg(long)]
+    pub debounce: Option<u32>,
+    /// Windows of silence after a decision [decision.cooldown].
+    #[arg(long)]
+    pub cooldown: Option<u32>,
+    /// Signs kept in the transcript [decision.transcript_length].
+    #[arg(long)]
+    pub transcript_length: Option<usize>,
+    /// Dashboard redraws per second [ui.ui_refresh_hz].
+    #[arg(long)]
+    pub ui_refresh_hz: Option<u32>,
+}
+
+impl MonitorArgs {
+    /// The flags that override the config file.
+    pub fn overrides(&self) -> CliOverrides {
+        CliOverrides {
+            device: self.device.clone(),
+            width: self.width,
+            height: self.height,
+            fps: self.fps,
+            mirror: self.mirror,
+            models: self.models.clone(),
+            sign_model: self.sign_model.clone(),
+            layout: self.layout,
+            threshold: self.threshold,
+            debounce: self.debounce,
+            cooldown: self.cooldown,
+            transcript_length: self.transcript_length,
+            ui_refresh_hz: self.ui_refresh_hz,
+        }
+    }
+
+    /// The config file merged with the flags.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let mut settings = Settings::load(self.config.as_deref())?;
+        settings.apply(&self.overrides())?;
+        Ok(settings)
+    }
+}
+
+/// Runs the monitor.
+pub fn run(args: &MonitorArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    if !(args.stats_interval > 0.0 && args.stats_interval.is_finite()) {
+        anyhow::bail!(
+            "--stats-interval {} must be a positive number of seconds",
+            args.stats_interval
+        );
+    }
+    let classifier = open_classifier(&settings.sign_model)?;
+    if classifier.layout() != settings.layout {
+        anyhow::bail!(
+            "{} reads the {} layout but the settings ask for {} (models.layout / --layout)",
+            settings.sign_model.display(),
+            classifier.layout(),
+            settings.layout
+        );
+    }
+    let landmarker = open_landmarker(&settings.models)?;
+    let source = open_source(&source_spec(args, &settings)).context("opening the frame source")?;
+    let stop = StopFlag::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
+    let config = pipeline_config(args, &settings);
+    let pipeline = Pipeline::start(source, landmarker, classifier, &config, stop.clone())?;
+    let headless = args.headless || !std::io::stdout().is_terminal();
+    if headless {
+        let interval = std::time::Duration::from_secs_f64(args.stats_interval);
+        return headless::run(pipeline, interval, &stop);
+    }
+    let mut app = App::new(
+        pipeline.labels().to_vec(),
+        source_line(&pipeline),
+        &app_options(args, &settings),
+    );
+    let theme = Theme::from_env(args.no_color);
+    let shown = tui::run(&pipeline, &mut app, theme, settings.ui_refresh_hz, &stop);
+    let finished = pipeline.finish();
+    shown.context("drawing the dashboard")?;
+    let summary = finished?;
+    tracing::info!(?summary.frames_in, ?summary.processed, ?summary.dropped, "monitor stopped");
+    Ok(())
+}
+
+/// The landmark stage. Until `landmarks::Holistic` lands this is the pose
+/// tracker alone (real models; hands and face come with Holistic):
+/// `Ok(Box::new(Holistic::new(&HolisticOptions { .. })?))` replaces it.
+fn open_landmarker(models: &Path) -> anyhow::Result<Box<dyn Landmarker>> {
+    let tracker = crate::landmarks::pose::PoseTracker::new(models)
+        .with_context(|| format!("loading the landmark models from {}", models.display()))?;
+    Ok(Box::new(tracker))
+}
+
+/// The classifier stage: the sign model on tract.
+fn open_classifier(path: &Path) -> anyhow::Result<Box<dyn Classifier>> {
+    let model = crate::classify::SignModel::load(path)
+        .with_context(|| format!("loading the sign model {}", path.display()))?;
+    Ok(Box::new(model))
+}
+
+/// Camera from the settings, or the replayed file.
+fn source_spec(args: &MonitorArgs, settings: &Settings) -> SourceSpec {
+    match &args.input {
+        Some(path) => SourceSpec::Replay(ReplayConfig {
+            path: path.clone(),
+            // Only an explicit --fps paces a replay; the file's camera.fps is for the camera.
+            fps: args.fps.map(f64::from),
+            max_speed: args.max_speed,
+        }),
+        None => SourceSpec::Camera(CameraConfig {
+            device: PathBuf::from(&settings.device),
+            width: settings.width,
+            height: settings.height,
+            fps: settings.fps,
+            ..CameraConfig::default()
+        }),
+    }
+}
+
+/// The pipeline's settings. The smoothing values come from the config
+/// (defaults 0.7/5/10), never from `SmoothingConfig::default()` (0.5/10/5).
+fn pipeline_config(args: &MonitorArgs, settings: &Settings) -> PipelineConfig {
+    PipelineConfig {
+        smoothing: SmoothingConfig {
+            threshold: settings.threshold,
+            debounce: settings.debounce as usize,
+            cooldown: settings.cooldown as usize,
+        },
+        transcript_length: settings.transcript_length,
+        mirror: settings.mirror,
+        max_frames: args.frames,
+        handoff_capacity: HANDOFF_CAPACITY,
+    }
+}
+
+fn app_options(args: &MonitorArgs, settings: &Settings) -> AppOptions {
+    AppOptions {
+        threshold: settings.threshold,
+        mirror: settings.mirror,
+        kiosk: args.kiosk,
+        transcript_length: settings.transcript_length,
+    }
+}
+
+fn source_line(pipeline: &Pipeline) -> SourceLine {
+    let info = pipeline.source_info();
+    SourceLine {
+        description: info.description.clone(),
+        format: info.pixel_format.clone(),
+        width: info.width,
+        height: info.height,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signtop.toml");
+        std::fs::write(&path, "[decision]\nthreshold = 0.6\ndebounce = 3\n").unwrap();
+        let args = MonitorArgs {
+            config: Some(path),
+            threshold: Some(0.9),
+            ..MonitorArgs::default()
+        };
+        let settings = args.settings().unwrap();
+        assert_eq!(settings.threshold, 0.9);
+        assert_eq!(settings.debounce, 3);
+        let config = pipeline_config(&args, &settings);
+        assert_eq!(config.smoothing.debounce, 3);
+        assert_eq!(
+            config.smoothing.cooldown, 10,
+            "the config's default, not the Smoother's"
+        );
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[decision]\n\nthreshold = 1.5\n").unwrap();
+        let args = MonitorArgs {
+            config: Some(path),
+            ..MonitorArgs::default()
+        };
+        let err = format!("{:#}", args.settings().unwrap_err());
+        assert!(
+            err.contains(":3:") && err.contains("decision.threshold"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,601 @@
+//! The live pipeline: capture -> landmarks -> classify -> consumer (the
+//! dashboard or the headless printer), one thread per stage, bounded
+//! newest-wins hand-offs between them, per-stage and end-to-end latency and
+//! frame rates, and a clean stop on request, end of input or signal.
+//!
+//! The landmark and classifier stages are small traits ([`Landmarker`],
+//! [`Classifier`]) over what the real models provide, so the pipeline runs on
+//! whatever `landmarks`/`classify` build without knowing their types.
+
+pub mod handoff;
+pub mod metrics;
+pub mod shutdown;
+mod stages;
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::capture::{CaptureError, Source, SourceInfo, SourceStats, monotonic_now};
+use crate::classify::{SmoothingConfig, Window};
+use crate::landmarks::{Keypoints, Layout};
+
+pub use handoff::{HandoffStats, Recv};
+pub use metrics::{Percentiles, StageSnapshot};
+pub use shutdown::StopFlag;
+
+/// A boxed error from a model stage.
+pub type StageFailure = Box<dyn std::error::Error + Send + Sync>;
+
+/// The landmark stage: one frame in, keypoints out, tracking state kept between calls.
+pub trait Landmarker: Send {
+    /// Keypoints of one frame (frames are fed in order).
+    fn process(&mut self, image: &RgbImage) -> Result<Keypoints, StageFailure>;
+
+    /// Time each sub-stage (pose detect, pose landmarks, hands, face...) took
+    /// on the last frame; empty when the landmarker does not say.
+    fn timings(&self) -> Vec<(&'static str, Duration)> {
+        Vec::new()
+    }
+}
+
+/// The classifier stage: a window of keypoints in, class probabilities out.
+pub trait Classifier: Send {
+    /// Class names, in output order.
+    fn labels(&self) -> &[String];
+    /// The keypoint layout the model reads.
+    fn layout(&self) -> Layout;
+    /// Probabilities for a full window.
+    fn predict(&mut self, window: &Window) -> Result<Vec<f32>, StageFailure>;
+}
+
+/// The pose-only tracker on main stands in for the landmark stage until
+/// the full Holistic lands (real models, hands and face absent).
+impl Landmarker for crate::landmarks::pose::PoseTracker {
+    fn process(&mut self, image: &RgbImage) -> Result<Keypoints, StageFailure> {
+        let pose = crate::landmarks::pose::PoseTracker::process(self, image)?;
+        Ok(Keypoints {
+            pose,
+            ..Keypoints::default()
+        })
+    }
+}
+
+/// The sign model on tract.
+impl Classifier for crate::classify::SignModel {
+    fn labels(&self) -> &[String] {
+        crate::classify::SignModel::labels(self)
+    }
+
+    fn layout(&self) -> Layout {
+        crate::classify::SignModel::layout(self)
+    }
+
+    fn predict(&mut self, window: &Window) -> Result<Vec<f32>, StageFailure> {
+        Ok(crate::classify::SignModel::predict(self, window)?)
+    }
+}
+
+/// Errors that end the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The frame source failed.
+    #[error("capture: {0}")]
+    Capture(#[from] CaptureError),
+    /// The landmark models failed on a frame.
+    #[error("landmarks: {0}")]
+    Landmarks(StageFailure),
+    /// The sign model failed on a window.
+    #[error("classifier: {0}")]
+    Classifier(StageFailure),
+    /// A thread could not be started.
+    #[error("starting the {stage} thread: {source}")]
+    Spawn {
+        /// Which stage.
+        stage: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A stage thread panicked.
+    #[error("the {0} thread panicked")]
+    Panicked(&'static str),
+}
+
+/// A frame after the classifier: what the dashboard shows.
+#[derive(Clone, Debug)]
+pub struct Classified {
+    /// The source's frame counter.
+    pub sequence: u64,
+    /// Capture time (CLOCK_MONOTONIC).
+    pub captured: Duration,
+    /// The frame's keypoints (mirrored when mirroring is on).
+    pub keypoints: Keypoints,
+    /// Class probabilities, `None` until the window is full.
+    pub probabilities: Option<Vec<f32>>,
+    /// The recognised sign still being held, if any.
+    pub held: Option<usize>,
+}
+
+/// A sign added to the transcript.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignEvent {
+    /// Frame counter of the frame that completed the decision.
+    pub sequence: u64,
+    /// Its capture time (CLOCK_MONOTONIC).
+    pub captured: Duration,
+    /// When the decision was made (CLOCK_MONOTONIC).
+    pub decided: Duration,
+    /// Class index.
+    pub index: usize,
+    /// Class label.
+    pub label: String,
+    /// Probability of the class.
+    pub probability: f32,
+    /// Every class's probability in that window.
+    pub probabilities: Vec<f32>,
+}
+
+/// Settings the pipeline starts with.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// Threshold, debounce and cooldown. The config file's values are passed
+    /// here explicitly: `SmoothingConfig::default()` (SignPose's 0.5/10/5) is
+    /// never used by the monitor.
+    pub smoothing: SmoothingConfig,
+    /// Signs remembered for "no repeat while held".
+    pub transcript_length: usize,
+    /// Mirror the keypoints left-right (selfie view).
+    pub mirror: bool,
+    /// Stop after this many frames from the source.
+    pub max_frames: Option<u64>,
+    /// Items each hand-off holds.
+    pub handoff_capacity: usize,
+}
+
+/// Settings the consumer may change while running.
+#[derive(Debug)]
+pub struct Controls {
+    threshold: AtomicU32,
+    mirror: AtomicBool,
+    stop: StopFlag,
+}
+
+impl Controls {
+    /// The decision threshold now.
+    pub fn threshold(&self) -> f32 {
+        f32::from_bits(self.threshold.load(Ordering::Relaxed))
+    }
+
+    /// Sets the decision threshold (clamped to 0..=1).
+    pub fn set_threshold(&self, threshold: f32) {
+        let t = if threshold.is_nan() {
+            1.0
+        } else {
+            threshold.clamp(0.0, 1.0)
+        };
+        self.threshold.store(t.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Whether keypoints are mirrored.
+    pub fn mirror(&self) -> bool {
+        self.mirror.load(Ordering::Relaxed)
+    }
+
+    /// Turns mirroring on or off.
+    pub fn set_mirror(&self, on: bool) {
+        self.mirror.store(on, Ordering::Relaxed);
+    }
+
+    /// The stop flag every stage watches.
+    pub fn stop_flag(&self) -> &StopFlag {
+        &self.stop
+    }
+}
+
+/// Drops and losses, per hand-off and at the source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Drops {
+    /// Frames the landmark stage never saw (it was busy).
+    pub landmarks: u64,
+    /// Frames the classifier never saw.
+    pub classify: u64,
+    /// Classified frames the display skipped (not part of frame accounting).
+    pub output: u64,
+    /// Frames the camera driver dropped before we saw them.
+    pub source: u64,
+    /// Frames the source could not decode.
+    pub corrupt: u64,
+}
+
+/// Every figure of the pipeline at one moment.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MetricsSnapshot {
+    /// Seconds since the pipeline started.
+    pub elapsed_s: f64,
+    /// Frames delivered by the source.
+    pub frames_in: u64,
+    /// Frames through the classifier.
+    pub processed: u64,
+    /// Frames in a hand-off right now.
+    pub in_flight: u64,
+    /// Frames dropped between stages (`frames_in = processed + dropped + in_flight`).
+    pub dropped: u64,
+    /// Drops by place.
+    pub drops: Drops,
+    /// Capture stage (time from the capture stamp to arrival).
+    pub capture: StageSnapshot,
+    /// Landmark stage.
+    pub landmarks: StageSnapshot,
+    /// Classifier stage.
+    pub classify: StageSnapshot,
+    /// Display stage (filled by the consumer).
+    pub ui: StageSnapshot,
+    /// Capture to decision (classifier output), ms.
+    pub end_to_end: Percentiles,
+    /// Landmark sub-stages (as the landmarker names them), time per frame, ms.
+    pub landmark_stages: Vec<(String, Percentiles)>,
+    /// Recent end-to-end latencies in ms, oldest first.
+    #[serde(skip)]
+    pub recent_end_to_end: Vec<u64>,
+}
+
+/// Figures shared by the stage threads.
+#[derive(Default)]
+struct Metrics {
+    started: Duration,
+    frames_in: AtomicU64,
+    capture: Mutex<metrics::StageMetrics>,
+    landmarks: Mutex<metrics::StageMetrics>,
+    classify: Mutex<metrics::StageMetrics>,
+    ui: Mutex<metrics::StageMetrics>,
+    end_to_end: Mutex<(metrics::Latency, metrics::Recent)>,
+    landmark_stages: Mutex<Vec<(&'static str, metrics::Latency)>>,
+    source: Mutex<SourceStats>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running pipeline.
+pub struct Pipeline {
+    outputs: handoff::Receiver<Classified>,
+    signs: handoff::Receiver<SignEvent>,
+    handoffs: [handoff::StatsHandle; 2],
+    controls: Arc<Controls>,
+    metrics: Arc<Metrics>,
+    threads: Vec<(&'static str, JoinHandle<Result<(), PipelineError>>)>,
+    labels: Vec<String>,
+    info: SourceInfo,
+}
+
+impl Pipeline {
+    /// Starts the stage threads on `source`.
+    pub fn start(
+        source: Box<dyn Source + Send>,
+        landmarker: Box<dyn Landmarker>,
+        classifier: Box<dyn Classifier>,
+        config: &PipelineConfig,
+        stop: StopFlag,
+    ) -> Result<Pipeline, PipelineError> {
+        let controls = Arc::new(Controls {
+            threshold: AtomicU32::new(0),
+            mirror: AtomicBool::new(config.mirror),
+            stop,
+        });
+        controls.set_threshold(config.smoothing.threshold);
+        let metrics = Arc::new(Metrics {
+            started: monotonic_now(),
+            ..Metrics::default()
+        });
+        let labels = classifier.labels().to_vec();
+        let info = source.info();
+        let cap = config.handoff_capacity;
+        let (frames_tx, frames_rx) = handoff::handoff(cap);
+        let (marked_tx, marked_rx) = handoff::handoff(cap);
+        let (out_tx, outputs) = handoff::handoff(cap);
+        // Decisions are rare and must not be skipped: a roomy ring, drained in order.
+        let (signs_tx, signs) = handoff::handoff(256);
+        let handoffs = [frames_tx.stats_handle(), marked_tx.stats_handle()];
+        let ctx = stages::Context {
+            controls: Arc::clone(&controls),
+            metrics: Arc::clone(&metrics),
+        };
+        let mut threads = Vec::new();
+        let mut spawn = |name: &'static str,
+                         f: Box<dyn FnOnce() -> Result<(), PipelineError> + Send>|
+         -> Result<(), PipelineError> {
+            let handle = std::thread::Builder::new()
+                .name(name.to_string())
+                .spawn(f)
+                .map_err(|source| PipelineError::Spawn {
+                    stage: name,
+                    source,
+                })?;
+            threads.push((name, handle));
+            Ok(())
+        };
+        let max_frames = config.max_frames;
+        let c = ctx.clone();
+        spawn(
+            "capture",
+            Box::new(move || stages::capture(source, frames_tx, max_frames, &c)),
+        )?;
+        let c = ctx.clone();
+        spawn(
+            "landmarks",
+            Box::new(move || stages::landmarks(landmarker, &frames_rx, marked_tx, &c)),
+        )?;
+        let c = ctx;
+        let smoothing = config.smoothing;
+        let transcript_length = config.transcript_length;
+        spawn(
+            "classify",
+            Box::new(move || {
+                let state = stages::ClassifyState::new(smoothing, transcript_length, &*classifier);
+                stages::classify(classifier, state, &marked_rx, out_tx, signs_tx, &c)
+            }),
+        )?;
+        Ok(Pipeline {
+            outputs,
+            signs,
+            handoffs,
+            controls,
+            metrics,
+            threads,
+            labels,
+            info,
+        })
+    }
+
+    /// The classifier's labels.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// What the source is.
+    pub fn source_info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    /// Settings the consumer may change.
+    pub fn controls(&self) -> &Controls {
+        &self.controls
+    }
+
+    /// When the pipeline started (CLOCK_MONOTONIC).
+    pub fn started(&self) -> Duration {
+        self.metrics.started
+    }
+
+    /// Waits up to `timeout` for the newest classified frame.
+    pub fn recv_newest(&self, timeout: Duration) -> Recv<Classified> {
+        self.outputs.recv_newest(timeout)
+    }
+
+    /// The newest classified frame, if one is waiting.
+    pub fn take_newest(&self) -> Option<Classified> {
+        self.outputs.take_newest()
+    }
+
+    /// Signs decided since the last call, oldest first.
+    pub fn drain_signs(&self) -> Vec<SignEvent> {
+        self.signs.drain()
+    }
+
+    /// Whether every stage has finished and every output was taken.
+    pub fn is_finished(&self) -> bool {
+        self.outputs.is_finished() && self.signs.is_finished()
+    }
+
+    /// Records the display of a classified frame that took `service` to draw.
+    pub fn record_display(&self, service: Duration, captured: Duration) {
+        lock(&self.metrics.ui).record(service, captured, monotonic_now());
+    }
+
+    /// Every figure now.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let now = monotonic_now();
+        let m = &self.metrics;
+        let [to_landmarks, to_classify] = [self.handoffs[0].get(), self.handoffs[1].get()];
+        let source = *lock(&m.source);
+        let (e2e, recent) = {
+            let guard = lock(&m.end_to_end);
+            (guard.0.percentiles(), guard.1.to_vec())
+        };
+        let classify = lock(&m.classify).snapshot(now);
+        let frames_in = m.frames_in.load(Ordering::Acquire);
+        let dropped = to_landmarks.dropped + to_classify.dropped;
+        MetricsSnapshot {
+            elapsed_s: now.saturating_sub(m.started).as_secs_f64(),
+            frames_in,
+            processed: classify.processed,
+            in_flight: frames_in.saturating_sub(classify.processed + dropped),
+            dropped,
+            drops: Drops {
+                landmarks: to_landmarks.dropped,
+                classify: to_classify.dropped,
+                output: self.outputs.stats().dropped,
+                source: source.dropped,
+                corrupt: source.corrupt,
+            },
+            capture: lock(&m.capture).snapshot(now),
+            landmarks: lock(&m.landmarks).snapshot(now),
+            classify,
+            ui: lock(&m.ui).snapshot(now),
+            end_to_end: e2e,
+            landmark_stages: lock(&m.landmark_stages)
+                .iter()
+                .map(|(name, lat)| (name.to_string(), lat.percentiles()))
+                .collect(),
+            recent_end_to_end: recent,
+        }
+    }
+
+    /// Stops the stages (if still running), waits for them, and returns the
+    /// first error any of them hit.
+    pub fn finish(mut self) -> Result<MetricsSnapshot, PipelineError> {
+        self.controls.stop.request();
+        let mut first_error = None;
+        for (name, handle) in self.threads.drain(..) {
+            let result = handle.join().unwrap_or(Err(PipelineError::Panicked(name)));
+            if let Err(err) = result {
+                tracing::error!(stage = name, %err, "stage failed");
+                first_error.get_or_insert(err);
+            }
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(self.snapshot()),
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.controls.stop.request();
+        for (_, handle) in self.threads.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::{Replay, ReplayConfig};
+    use crate::landmarks::pose::PoseTracker;
+
+    const CLIP: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/media/cow_correct.gif"
+    );
+    const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+
+    /// Not a sign model: a two-class rule (pose in the newest frame or not)
+    /// that lets this test check the threads, windows and decisions on real
+    /// landmarks without the sign model.
+    struct PosePresence {
+        labels: Vec<String>,
+    }
+
+    impl Classifier for PosePresence {
+        fn labels(&self) -> &[String] {
+            &self.labels
+        }
+        fn layout(&self) -> Layout {
+            Layout::PoseHands
+        }
+        fn predict(&mut self, window: &Window) -> Result<Vec<f32>, StageFailure> {
+            let flat = window.as_flat();
+            let last = &flat[flat.len() - Layout::PoseHands.features()..];
+            let pose = last[Layout::PoseHands.pose()].iter().any(|v| *v != 0.0);
+            Ok(if pose { vec![1.0, 0.0] } else { vec![0.0, 1.0] })
+        }
+    }
+
+    fn start(
+        max_speed: bool,
+        capacity: usize,
+        max_frames: Option<u64>,
+        stop: StopFlag,
+    ) -> Pipeline {
+        let source = Replay::open(&ReplayConfig {
+            max_speed,
+            ..ReplayConfig::new(CLIP)
+        })
+        .unwrap();
+        let landmarker = PoseTracker::new(std::path::Path::new(MODELS)).unwrap();
+        let classifier = PosePresence {
+            labels: vec!["pose".into(), "nobody".into()],
+        };
+        let config = PipelineConfig {
+            smoothing: SmoothingConfig {
+                threshold: 0.7,
+                debounce: 3,
+                cooldown: 2,
+            },
+            transcript_length: 10,
+            mirror: false,
+            max_frames,
+            handoff_capacity: capacity,
+        };
+        Pipeline::start(
+            Box::new(source),
+            Box::new(landmarker),
+            Box::new(classifier),
+            &config,
+            stop,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn max_frames_stops_the_source() {
+        let pipeline = start(true, 2, Some(5), StopFlag::new());
+        while !matches!(
+            pipeline.recv_newest(Duration::from_millis(50)),
+            Recv::Closed
+        ) {}
+        let m = pipeline.finish().unwrap();
+        assert_eq!(m.frames_in, 5);
+        assert_eq!(m.frames_in, m.processed + m.dropped);
+    }
+
+    #[test]
+    fn a_stop_request_ends_every_stage() {
+        let stop = StopFlag::new();
+        let pipeline = start(false, 2, None, stop.clone());
+        std::thread::sleep(Duration::from_millis(300));
+        stop.request();
+        let m = pipeline.finish().unwrap();
+        assert!(
+            m.frames_in < 47,
+            "stopped before the end of the clip: {m:?}"
+        );
+    }
+
+    #[test]
+    fn controls_clamp_the_threshold() {
+        let pipeline = start(true, 1, Some(1), StopFlag::new());
+        pipeline.controls().set_threshold(1.7);
+        assert_eq!(pipeline.controls().threshold(), 1.0);
+        pipeline.controls().set_threshold(f32::NAN);
+        assert_eq!(pipeline.controls().threshold(), 1.0);
+        pipeline.controls().set_threshold(0.35);
+        assert_eq!(pipeline.controls().threshold(), 0.35);
+    }
+
+    fn run(max_speed: bool, capacity: usize) -> (MetricsSnapshot, Vec<SignEvent>) {
+        let pipeline = start(max_speed, capacity, None, StopFlag::new());
+        let mut signs = Vec::new();
+        while !matches!(
+            pipeline.recv_newest(Duration::from_millis(50)),
+            Recv::Closed
+        ) {
+            signs.extend(pipeline.drain_signs());
+        }
+        signs.extend(pipeline.drain_signs());
+        (pipeline.finish().unwrap(), signs)
+    }
+
+    #[test]
+    fn real_landmarks_through_the_threads_counts_add_up() {
+        // Flat out into one-slot hand-offs: the landmark stage cannot keep up, so frames drop.
+        let (m, signs) = run(true, 1);
+        assert_eq!(m.frames_in, 47);
+        assert_eq!(m.in_flight, 0);
+        assert_eq!(m.frames_in, m.processed + m.dropped, "{m:?}");
+        assert!(m.dropped > 0, "flat out must drop: {m:?}");
+        assert_eq!(m.landmarks.processed + m.drops.landmarks, m.frames_in);
+        assert!(m.end_to_end.count == m.processed && m.end_to_end.p50 > 0.0);
+        assert!(
+            signs.len() <= 1,
+            "one held sign is recorded once: {signs:?}"
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! The stage threads' loops: capture, landmarks, classify. Each loop ends
+//! quietly when the stop flag rises or its input closes; dropping its sender
+//! then closes the next stage's input.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::capture::{Frame, Source, monotonic_now};
+use crate::classify::{Decision, Smoother, SmoothingConfig, Transcript, Window};
+use crate::landmarks::Keypoints;
+
+use super::handoff::{Receiver, Recv, Sender};
+use super::{
+    Classified, Classifier, Controls, Landmarker, Metrics, PipelineError, SignEvent, lock,
+};
+
+/// How long a stage waits for input before looking at the stop flag again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What every stage shares.
+#[derive(Clone)]
+pub(super) struct Context {
+    pub controls: Arc<Controls>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Context {
+    fn stopping(&self) -> bool {
+        self.controls.stop.is_requested()
+    }
+}
+
+/// A frame with its keypoints, between the landmark and classifier stages.
+pub(super) struct Landmarked {
+    sequence: u64,
+    captured: Duration,
+    keypoints: Keypoints,
+}
+
+/// Reads the source until it ends, `max_frames` were read, or a stop.
+pub(super) fn capture(
+    mut source: Box<dyn Source + Send>,
+    mut out: Sender<Frame>,
+    max_frames: Option<u64>,
+    ctx: &Context,
+) -> Result<(), PipelineError> {
+    let mut read = 0u64;
+    while !ctx.stopping() && max_frames.is_none_or(|max| read < max) {
+        // A failed source stops every stage (and the dashboard), so the error is shown.
+        let next = source
+            .next_frame()
+            .inspect_err(|_| ctx.controls.stop.request());
+        let Some(frame) = next? else {
+            break;
+        };
+        read += 1;
+        let now = monotonic_now();
+        let waited = now.saturating_sub(frame.timestamp);
+        lock(&ctx.metrics.capture).record(waited, frame.timestamp, now);
+        *lock(&ctx.metrics.source) = source.stats();
+        ctx.metrics
+            .frames_in
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        out.push(frame);
+    }
+    Ok(())
+}
+
+/// Runs the landmark models on the newest frame each time.
+pub(super) fn landmarks(
+    mut landmarker: Box<dyn Landmarker>,
+    input: &Receiver<Frame>,
+    mut out: Sender<Landmarked>,
+    ctx: &Context,
+) -> Result<(), PipelineError> {
+    while !ctx.stopping() {
+        let frame = match input.recv_newest(POLL) {
+            Recv::Item(frame) => frame,
+            Recv::Empty => continue,
+            Recv::Closed => break,
+        };
+        let start = Instant::now();
+        let keypoints = landmarker
+            .process(&frame.image)
+            .map_err(PipelineError::Landmarks)
+            .inspect_err(|_| ctx.controls.stop.request())?;
+        let keypoints = if ctx.controls.mirror() {
+            keypoints.mirrored()
+        } else {
+            keypoints
+        };
+        lock(&ctx.metrics.landmarks).record(start.elapsed(), frame.timestamp, monotonic_now());
+        record_sub_stages(&ctx.metrics, &landmarker.timings());
+        out.push(Landmarked {
+            sequence: frame.sequence,
+            captured: frame.timestamp,
+            keypoints,
+        });
+    }
+    Ok(())
+}
+
+/// Adds the landmarker's sub-stage times to their histograms (in first-seen order).
+fn record_sub_stages(metrics: &Metrics, timings: &[(&'static str, Duration)]) {
+    if timings.is_empty() {
+        return;
+    }
+    let mut stages = lock(&metrics.landmark_stages);
+    for &(name, took) in timings {
+        match stages.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, latency)) => latency.record(took),
+            None => {
+                let mut latency = super::metrics::Latency::new();
+                latency.record(took);
+                stages.push((name, latency));
+            }
+        }
+    }
+}
+
+/// The classifier's own state: window, smoother, transcript.
+pub(super) struct ClassifyState {
+    window: Window,
+    smoother: Smoother,
+    transcript: Transcript,
+    labels: Vec<String>,
+}
+
+impl ClassifyState {
+    /// Fresh state for `classifier` with the configured smoothing.
+    pub fn new(
+        smoothing: SmoothingConfig,
+        transcript_length: usize,
+        classifier: &dyn Classifier,
+    ) -> ClassifyState {
+        ClassifyState {
+            window: Window::with_default_len(classifier.layout()),
+            smoother: Smoother::new(smoothing),
+            transcript: Transcript::new(transcript_length),
+            labels: classifier.labels().to_vec(),
+        }
+    }
+
+    /// Feeds one window's probabilities; returns the sign to add to the
+    /// transcript (if any) and the sign still held.
+    fn decide(
+        &mut self,
+        probabilities: &[f32],
+        threshold: f32,
+        captured: Duration,
+    ) -> (Option<Decision>, Option<usize>) {
+        if self.smoother.config().threshold != threshold {
+            self.smoother.set_threshold(threshold);
+        }
+        let top = top_class(probabilities, threshold);
+        // The transcript may repeat a sign only once the decision moved off it.
+        if self.transcript.last().map(|e| e.index) != top {
+            self.transcript.release();
+        }
+        let recorded = self.smoother.update(probabilities).filter(|d| {
+            let label = self.labels.get(d.index).map_or("?", String::as_str);
+            self.transcript.record(d, label, captured)
+        });
+        let held = self
+            .transcript
+            .last()
+            .map(|e| e.index)
+            .filter(|&i| Some(i) == top);
+        (recorded, held)
+    }
+}
+
+/// The class above `threshold` with the highest probability.
+fn top_class(probabilities: &[f32], threshold: f32) -> Option<usize> {
+    probabilities
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| **p >= threshold)
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+}
+
+/// Windows the keypoints, classifies full windows and emits decisions.
+pub(super) fn classify(
+    mut classifier: Box<dyn Classifier>,
+    mut state: ClassifyState,
+    input: &Receiver<Landmarked>,
+    mut out: Sender<Classified>,
+    mut signs: Sender<SignEvent>,
+    ctx: &Context,
+) -> Result<(), PipelineError> {
+    while !ctx.stopping() {
+        let item = match input.recv_newest(POLL) {
+            Recv::Item(item) => item,
+            Recv::Empty => continue,
+            Recv::Closed => break,
+        };
+        let start = Instant::now();
+        state.window.push(&item.keypoints);
+        let probabilities = if state.window.is_full() {
+            Some(
+                classifier
+                    .predict(&state.window)
+                    .map_err(PipelineError::Classifier)
+                    .inspect_err(|_| ctx.controls.stop.request())?,
+            )
+        } else {
+            None
+        };
+        let (decision, held) = match &probabilities {
+            Some(p) => state.decide(p, ctx.controls.threshold(), item.captured),
+            None => (None, None),
+        };
+        let now = monotonic_now();
+        lock(&ctx.metrics.classify).record(start.elapsed(), item.captured, now);
+        {
+            let mut e2e = lock(&ctx.metrics.end_to_end);
+            e2e.0.record(now.saturating_sub(item.captured));
+            e2e.1.push(now.saturating_sub(item.captured));
+        }
+        if let (Some(d), Some(p)) = (decision, &probabilities) {
+            signs.push(SignEvent {
+                sequence: item.sequence,
+                captured: item.captured,
+                decided: now,
+                index: d.index,
+                label: state.labels.get(d.index).cloned().unwrap_or_default(),
+                probability: d.probability,
+                probabilities: p.clone(),
+            });
+        }
+        out.push(Classified {
+            sequence: item.sequence,
+            captured: item.captured,
+            keypoints: item.keypoints,
+            probabilities,
+            held,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(labels: &[&str]) -> ClassifyState {
+        ClassifyState {
+            window: Window::with_default_len(crate::landmarks::Layout::PoseHands),
+            smoother: Smoother::new(SmoothingConfig {
+                threshold: 0.7,
+                debounce: 2,
+                cooldown: 0,
+            }),
+            transcript: Transcript::new(10),
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_held_sign_is_recorded_once_and_again_after_release() {
+        let mut s = state(&["hello", "thanks"]);
+        let hello = [0.9, 0.1];
+        let none = [0.5, 0.5];
+        let t = Duration::ZERO;
+        assert_eq!(s.decide(&hello, 0.7, t).0, None, "debounce needs two");
+        let (d, held) = s.decide(&hello, 0.7, t);
+        assert_eq!(d.map(|d| d.index), Some(0));
+        assert_eq!(held, Some(0));
+        for _ in 0..5 {
+            assert_eq!(s.decide(&hello, 0.7, t).0, None, "no repeat while held");
+        }
+        assert_eq!(s.decide(&none, 0.7, t), (None, None));
+        s.decide(&hello, 0.7, t);
+        assert_eq!(s.decide(&hello, 0.7, t).0.map(|d| d.index), Some(0));
+        assert_eq!(s.transcript.len(), 2);
+    }
+
+    #[test]
+    fn sub_stage_times_get_a_histogram_each() {
+        let metrics = Metrics::default();
+        let ms = Duration::from_millis;
+        record_sub_stages(&metrics, &[("pose", ms(10)), ("hands", ms(4))]);
+        record_sub_stages(&metrics, &[("pose", ms(20)), ("hands", ms(6))]);
+        let stages = lock(&metrics.landmark_stages);
+        let names: Vec<_> = stages.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["pose", "hands"]);
+        let pose = stages[0].1.percentiles();
+        assert_eq!(pose.count, 2);
+        assert!((pose.p99 - 20.0).abs() < 0.05, "{pose:?}");
+    }
+
+    #[test]
+    fn the_threshold_follows_the_controls() {
+        let mut s = state(&["hello", "thanks"]);
+        let p = [0.8, 0.2];
+        s.decide(&p, 0.9, Duration::ZERO);
+        assert_eq!(s.decide(&p, 0.9, Duration::ZERO).0, None);
+        assert_eq!(s.smoother.config().threshold, 0.9);
+        s.decide(&p, 0.75, Duration::ZERO);
+        assert!(s.decide(&p, 0.75, Duration::ZERO).0.is_some());
+    }
+}

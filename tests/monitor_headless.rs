@@ -1,0 +1,138 @@
+//! The monitor's command line: `--headless` on a replayed clip prints valid
+//! JSON Lines whose counts add up; bad settings are clear errors.
+#![allow(clippy::unwrap_used)]
+
+use assert_cmd::Command;
+use predicates::str::contains;
+use serde_json::Value;
+
+const CLIP: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/media/cow_correct.gif"
+);
+const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+const SIGN_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/signs.onnx");
+const CLIP_FRAMES: u64 = 47;
+
+fn signtop(log_dir: &tempfile::TempDir) -> Command {
+    let mut cmd = Command::cargo_bin("signtop").unwrap();
+    cmd.arg("--log-file")
+        .arg(log_dir.path().join("signtop.log"));
+    cmd
+}
+
+fn lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8(stdout.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn headless_replay_prints_valid_json_and_counts_add_up() {
+    let logs = tempfile::tempdir().unwrap();
+    let out = signtop(&logs)
+        .args([
+            "--headless",
+            "--max-speed",
+            "--stats-interval",
+            "0.2",
+            "--input",
+            CLIP,
+        ])
+        .args(["--models", MODELS, "--sign-model", SIGN_MODEL])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let lines = lines(&out);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary", "{summary}");
+    let n = |k: &str| summary[k].as_u64().unwrap();
+    assert_eq!(n("frames_in"), CLIP_FRAMES);
+    assert_eq!(n("frames_in"), n("processed") + n("dropped"), "{summary}");
+    assert_eq!(n("in_flight"), 0);
+    for line in &lines {
+        match line["type"].as_str().unwrap() {
+            "decision" => {
+                let p = line["probability"].as_f64().unwrap();
+                let sign = line["sign"].as_str().unwrap();
+                assert_eq!(line["probabilities"][sign].as_f64().unwrap(), p);
+                assert!(line["time"].as_f64().unwrap() >= 0.0);
+            }
+            "stats" | "summary" => {
+                for stage in ["capture", "landmarks", "classify", "end_to_end"] {
+                    assert!(line["latency_ms"][stage]["p99"].is_number(), "{line}");
+                }
+            }
+            other => panic!("unknown line type {other}"),
+        }
+    }
+}
+
+#[test]
+fn frames_limit_stops_early() {
+    let logs = tempfile::tempdir().unwrap();
+    let out = signtop(&logs)
+        .args(["--headless", "--frames", "10", "--input", CLIP])
+        .args(["--models", MODELS, "--sign-model", SIGN_MODEL])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let summary = lines(&out).pop().unwrap();
+    assert_eq!(summary["frames_in"], 10);
+}
+
+#[test]
+fn a_bad_config_value_names_the_key_and_line() {
+    let logs = tempfile::tempdir().unwrap();
+    let config = logs.path().join("bad.toml");
+    std::fs::write(&config, "[camera]\nfps = 30\n\n[decision]\ncooldown = -1\n").unwrap();
+    signtop(&logs)
+        .args(["--headless", "--input", CLIP, "--config"])
+        .arg(&config)
+        .assert()
+        .failure()
+        .stderr(contains(
+            "bad.toml:5: decision.cooldown = -1 is out of range",
+        ));
+}
+
+#[test]
+fn a_flag_out_of_range_is_refused() {
+    let logs = tempfile::tempdir().unwrap();
+    signtop(&logs)
+        .args(["--headless", "--input", CLIP, "--threshold", "1.5"])
+        .assert()
+        .failure()
+        .stderr(contains("--threshold 1.5 is out of range"));
+}
+
+#[test]
+fn a_missing_sign_model_is_named() {
+    let logs = tempfile::tempdir().unwrap();
+    signtop(&logs)
+        .args([
+            "--headless",
+            "--input",
+            CLIP,
+            "--sign-model",
+            "/nonexistent/signs.onnx",
+        ])
+        .assert()
+        .failure()
+        .stderr(contains("/nonexistent/signs.onnx"));
+}
+
+#[test]
+fn monitor_flags_do_not_mix_with_subcommands() {
+    let logs = tempfile::tempdir().unwrap();
+    signtop(&logs)
+        .args(["devices", "--input", CLIP])
+        .assert()
+        .failure();
+}

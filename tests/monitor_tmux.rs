@@ -1,0 +1,200 @@
+//! End to end in a real terminal: the monitor binary in a tmux pane on a
+//! replayed clip; keys (?, space, +, q) change the screen as they should, and
+//! after q the terminal is back to normal (alternate screen left, cursor shown).
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const CLIP: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/media/cow_correct.gif"
+);
+const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+const SIGN_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/signs.onnx");
+
+/// A tmux server of its own, killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(name: &str, command: &str) -> Tmux {
+        let socket = format!("signtop-test-{name}-{}", std::process::id());
+        let tmux = Tmux { socket };
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "120",
+            "-y",
+            "36",
+            command,
+        ]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    /// The screen with its colour and attribute escapes.
+    fn screen_with_escapes(&self) -> String {
+        self.run(&["capture-pane", "-p", "-e", "-t", "t"])
+    }
+
+    fn resize(&self, width: u16, height: u16) {
+        let (w, h) = (width.to_string(), height.to_string());
+        self.run(&["resize-window", "-t", "t", "-x", &w, "-y", &h]);
+    }
+
+    fn keys(&self, keys: &str) {
+        self.run(&["send-keys", "-t", "t", keys]);
+    }
+
+    fn format(&self, var: &str) -> String {
+        self.run(&["display-message", "-p", "-t", "t", var])
+            .trim()
+            .to_string()
+    }
+
+    /// Waits until the screen contains `text`.
+    fn wait_for(&self, text: &str) -> String {
+        self.wait_until(text, |screen| screen.contains(text))
+    }
+
+    /// Waits until `ready` holds for the screen (`what` names it in the failure).
+    fn wait_until(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {what:?}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .status();
+    }
+}
+
+#[test]
+fn keys_work_and_the_terminal_is_restored() {
+    let logs = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_signtop");
+    let command = format!(
+        "{bin} --input {CLIP} --models {MODELS} --sign-model {SIGN_MODEL} --log-file {}; echo EXITED rc=$?; sleep 60",
+        logs.path().join("log").display()
+    );
+    let tmux = Tmux::start("keys", &command);
+    tmux.wait_for("performance");
+    assert_eq!(
+        tmux.format("#{alternate_on}"),
+        "1",
+        "the dashboard uses the alternate screen"
+    );
+
+    tmux.keys("?");
+    let help = tmux.wait_for("freeze / unfreeze");
+    assert!(
+        help.contains("clear the transcript") && help.contains("mirror"),
+        "{help}"
+    );
+    tmux.keys("?");
+    tmux.keys("Space");
+    tmux.wait_for("FROZEN");
+    tmux.keys("Space");
+    tmux.keys("+");
+    tmux.wait_for("threshold 0.75");
+
+    // Smaller terminals shed panels; a tiny one says it is too small.
+    tmux.resize(60, 16);
+    tmux.wait_until("transcript without performance", |s| {
+        s.contains("transcript") && !s.contains("performance")
+    });
+    tmux.resize(30, 6);
+    tmux.wait_for("too small");
+    tmux.resize(120, 36);
+    tmux.wait_for("performance");
+
+    tmux.keys("q");
+    let after = tmux.wait_for("EXITED rc=0");
+    assert!(
+        !after.contains("performance"),
+        "dashboard left on screen:\n{after}"
+    );
+    assert_eq!(tmux.format("#{alternate_on}"), "0", "alternate screen left");
+    assert_eq!(tmux.format("#{cursor_flag}"), "1", "cursor visible again");
+}
+
+fn command(extra: &str, logs: &tempfile::TempDir) -> String {
+    let bin = env!("CARGO_BIN_EXE_signtop");
+    format!(
+        "{bin} {extra} --input {CLIP} --models {MODELS} --sign-model {SIGN_MODEL} --log-file {}; echo EXITED rc=$?; sleep 60",
+        logs.path().join("log").display()
+    )
+}
+
+#[test]
+fn kiosk_ignores_keys_but_quit() {
+    let logs = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start("kiosk", &command("--kiosk", &logs));
+    tmux.wait_for("q quit");
+    tmux.keys("?");
+    tmux.keys("Space");
+    std::thread::sleep(Duration::from_millis(300));
+    let screen = tmux.screen();
+    assert!(
+        !screen.contains("freeze / unfreeze") && !screen.contains("FROZEN"),
+        "{screen}"
+    );
+    tmux.keys("q");
+    tmux.wait_for("EXITED rc=0");
+}
+
+#[test]
+fn no_color_draws_without_colours() {
+    let logs = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start("nocolor", &command("--no-color", &logs));
+    tmux.wait_for("performance");
+    let escapes = tmux.screen_with_escapes();
+    // SGR colour parameters: 30-37/90-97 foreground, 38 extended.
+    let coloured = escapes.split("\x1b[").skip(1).any(|sgr| {
+        let params = sgr.split('m').next().unwrap_or("");
+        params
+            .split(';')
+            .any(|p| matches!(p.parse::<u8>(), Ok(30..=38 | 90..=97)))
+    });
+    assert!(!coloured, "colour escapes found:\n{escapes}");
+    tmux.keys("q");
+    tmux.wait_for("EXITED rc=0");
+}
