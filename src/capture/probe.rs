@@ -65,6 +65,7 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
     emit(&checked("missing", || missing_device(args)));
     emit(&checked("busy", || busy_device(args)));
     emit(&checked("denied", || permission_denied(args)));
+    emit(&checked("unsupported", || unsupported_format(args)));
     emit(&checked("inject", || injected_faults(args)));
     emit(&checked("reconnect", || reconnect(args)));
     emit(&checked("gone", || gone(args)));
@@ -204,6 +205,17 @@ fn busy_device(args: &ProbeArgs) -> anyhow::Result<Value> {
         Err(err) => {
             json!({ "busy": matches!(err, CaptureError::Busy { .. }), "message": err.to_string() })
         }
+    })
+}
+
+/// Insisting on MJPEG, which vivid does not offer, must name what it does offer.
+fn unsupported_format(args: &ProbeArgs) -> anyhow::Result<Value> {
+    Ok(match Camera::open(&config(args, PixelFormat::Mjpeg)) {
+        Ok(_) => json!({ "opened": true }),
+        Err(err) => json!({
+            "unsupported": matches!(err, CaptureError::UnsupportedFormat { .. }),
+            "message": err.to_string(),
+        }),
     })
 }
 
