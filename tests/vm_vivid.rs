@@ -514,6 +514,28 @@ fn missing_and_busy_devices_are_clear_errors() {
 }
 
 #[test]
+fn insisting_on_a_format_the_device_lacks_names_what_it_offers() {
+    let unsupported = record("unsupported");
+    assert_eq!(unsupported["unsupported"], true, "{unsupported}");
+    let message = unsupported["message"].as_str().unwrap();
+    assert!(message.contains("(asked for MJPG)"), "{message}");
+    assert!(message.contains("YUYV"), "{message}");
+}
+
+#[test]
+fn a_user_without_access_to_the_device_gets_permission_denied() {
+    let denied = record("denied");
+    assert_eq!(denied["exit"].as_i64(), Some(1), "{denied}");
+    assert!(
+        denied["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("permission denied opening /dev/video0"),
+        "{denied}"
+    );
+}
+
+#[test]
 fn driver_flagged_frames_are_skipped_and_dropped_frames_counted() {
     let inject = record("inject");
     assert_eq!(inject["corrupt"].as_u64(), Some(1), "{inject}");

@@ -456,7 +456,10 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        // Decoding is slower than the raw converters: fewer cases unless PROPTEST_CASES asks.
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000)
+        ))]
         #[test]
         fn mjpeg_never_panics(w in 1u32..=64, h in 1u32..=64, cut in prop_oneof![Just(1.0f64), 0.0f64..1.0],
                               flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..8)) {

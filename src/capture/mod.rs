@@ -1,6 +1,35 @@
 //! Capture: frames from a camera (V4L2) or a replay (image, GIF, folder, video),
 //! behind one [`Source`] trait, and a [`CaptureThread`] that always offers the
 //! newest frame.
+//!
+//! # Using it
+//!
+//! Build a [`SourceSpec`] (a [`CameraConfig`] for a V4L2 device, a
+//! [`ReplayConfig`] for a file: `fps: Some(..)` overrides the clip's rate,
+//! `max_speed: true` delivers frames as fast as they decode), open it with
+//! [`open_source`], and either pull frames yourself with [`Source::next_frame`]
+//! or hand the source to [`CaptureThread::spawn`], which always offers the newest
+//! frame and counts the ones the consumer missed:
+//!
+//! ```no_run
+//! use signtop::capture::{CaptureThread, ReplayConfig, SourceSpec, open_source};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let spec = SourceSpec::Replay(ReplayConfig { fps: Some(15.0), ..ReplayConfig::new("clip.gif") });
+//! let source = open_source(&spec)?;
+//! let capture = CaptureThread::spawn(source)?;
+//! println!("{}", capture.info()); // e.g. "replay clip.gif GIF 320x240 @ 15.00 fps"
+//! while let Some(frame) = capture.recv()? {
+//!     let _ = (frame.sequence, frame.timestamp, frame.image.dimensions());
+//! }
+//! println!("{:?}", capture.stats());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A camera is opened the same way with
+//! `SourceSpec::Camera(CameraConfig { device: "/dev/video0".into(), ..Default::default() })`;
+//! its [`SourceInfo`] reports the pixel format chosen and the size and rate the
+//! driver granted, and [`Source::stats`] the dropped, corrupt and reconnect counts.
 
 pub mod camera;
 pub mod convert;

@@ -64,6 +64,8 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
     }
     emit(&checked("missing", || missing_device(args)));
     emit(&checked("busy", || busy_device(args)));
+    emit(&checked("denied", || permission_denied(args)));
+    emit(&checked("unsupported", || unsupported_format(args)));
     emit(&checked("inject", || injected_faults(args)));
     emit(&checked("reconnect", || reconnect(args)));
     emit(&checked("gone", || gone(args)));
@@ -204,6 +206,39 @@ fn busy_device(args: &ProbeArgs) -> anyhow::Result<Value> {
             json!({ "busy": matches!(err, CaptureError::Busy { .. }), "message": err.to_string() })
         }
     })
+}
+
+/// Insisting on MJPEG, which vivid does not offer, must name what it does offer.
+fn unsupported_format(args: &ProbeArgs) -> anyhow::Result<Value> {
+    Ok(match Camera::open(&config(args, PixelFormat::Mjpeg)) {
+        Ok(_) => json!({ "opened": true }),
+        Err(err) => json!({
+            "unsupported": matches!(err, CaptureError::UnsupportedFormat { .. }),
+            "message": err.to_string(),
+        }),
+    })
+}
+
+/// A user without access to the device node gets the permission error and a
+/// non-zero exit: `signtop devices` is run again as uid/gid 1000 on a node made
+/// root-only (root itself bypasses file modes), then the mode is put back.
+fn permission_denied(args: &ProbeArgs) -> anyhow::Result<Value> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let before = std::fs::metadata(&args.device)?.permissions();
+    std::fs::set_permissions(&args.device, std::fs::Permissions::from_mode(0o600))?;
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args(["--log-file", "/dev/null", "devices", "--device"])
+        .arg(&args.device)
+        .uid(1000)
+        .gid(1000)
+        .output();
+    std::fs::set_permissions(&args.device, before)?;
+    let output = output?;
+    Ok(json!({
+        "exit": output.status.code(),
+        "stderr": String::from_utf8_lossy(&output.stderr),
+    }))
 }
 
 /// A driver-flagged bad buffer is skipped and counted; dropped buffers show as sequence gaps.

@@ -176,3 +176,108 @@ impl Source for Replay {
         self.stats
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIF: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/media/cow_correct.gif"
+    );
+
+    fn frames(replay: &mut Replay, limit: usize) -> Vec<Frame> {
+        let mut out = Vec::new();
+        while out.len() < limit {
+            match replay.next_frame().unwrap() {
+                Some(frame) => out.push(frame),
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Writes `n` small PNGs named so that name order is frame order.
+    fn folder(n: u8) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..n {
+            let image = RgbImage::from_pixel(8, 6, image::Rgb([i * 10, 0, 0]));
+            image.save(dir.path().join(format!("f{i:02}.png"))).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn max_speed_delivers_every_gif_frame_in_order_unpaced() {
+        let mut replay = Replay::open(&ReplayConfig {
+            max_speed: true,
+            ..ReplayConfig::new(GIF)
+        })
+        .unwrap();
+        assert_eq!(replay.info().fps, None);
+        let expected = replay.media().frames;
+        let got = frames(&mut replay, usize::MAX);
+        assert!(!got.is_empty());
+        if let Some(n) = expected {
+            assert_eq!(got.len(), n);
+        }
+        for (i, frame) in got.iter().enumerate() {
+            assert_eq!(frame.sequence, i as u64);
+            assert_eq!(frame.image.width(), replay.media().width);
+        }
+        assert!(got.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+        assert_eq!(replay.stats().frames, got.len() as u64);
+        assert!(replay.next_frame().unwrap().is_none());
+    }
+
+    #[test]
+    fn folder_replays_in_name_order_paced_at_given_fps() {
+        let dir = folder(5);
+        let fps = 50.0;
+        let mut replay = Replay::open(&ReplayConfig {
+            fps: Some(fps),
+            ..ReplayConfig::new(dir.path())
+        })
+        .unwrap();
+        assert_eq!(replay.info().fps, Some(fps));
+        let got = frames(&mut replay, usize::MAX);
+        assert_eq!(got.len(), 5);
+        for (i, frame) in got.iter().enumerate() {
+            assert_eq!(frame.image.get_pixel(0, 0)[0], i as u8 * 10);
+        }
+        // Pacing can only make frames late, never early: a lower bound (with one
+        // frame interval of slack for the first frame's own delay) cannot flake.
+        for (i, frame) in got.iter().enumerate().skip(1) {
+            let since_first = frame.timestamp - got[0].timestamp;
+            assert!(
+                since_first.as_secs_f64() >= (i - 1) as f64 / fps,
+                "frame {i} came {since_first:?} after the first"
+            );
+        }
+    }
+
+    #[test]
+    fn still_image_is_one_frame() {
+        let dir = folder(1);
+        let mut replay = Replay::open(&ReplayConfig::new(dir.path().join("f00.png"))).unwrap();
+        assert_eq!(frames(&mut replay, 10).len(), 1);
+        assert_eq!(replay.info().pixel_format, "image");
+    }
+
+    #[test]
+    fn bad_fps_and_missing_file_are_errors() {
+        for fps in [0.0, -1.0, f64::NAN, 1e9] {
+            let err = Replay::open(&ReplayConfig {
+                fps: Some(fps),
+                ..ReplayConfig::new(GIF)
+            })
+            .err()
+            .unwrap();
+            assert!(err.to_string().contains("--fps"), "{err}");
+        }
+        let err = Replay::open(&ReplayConfig::new("/nonexistent/clip.gif"))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("/nonexistent/clip.gif"), "{err}");
+    }
+}
