@@ -59,7 +59,7 @@ fn clip_parity(name: &str) -> (f32, f32, f32, usize) {
 }
 
 #[test]
-#[ignore = "pose parity not reached yet (cow |dx| 0.0068 |dy| 0.043, butterfly 0.0049/0.013; target 0.01): off-image lower-body landmarks 23..32 (y ~ 2) sit ~0.05-0.13 higher than MediaPipe's; visible landmarks are within ~0.007"]
+#[ignore = "pose parity not reached yet (cow |dx| 0.0063 |dy| 0.018, butterfly 0.0049/0.016; target 0.01): error is in off-image lower-body landmarks 23..32"]
 fn pose_matches_mediapipe_on_shared_clips() {
     let results: Vec<_> = ["cow_correct", "butterfly_inference"]
         .into_iter()

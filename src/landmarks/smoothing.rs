@@ -18,16 +18,17 @@ pub struct OneEuro {
     pub derivate_cutoff: f32,
 }
 
-/// Pose landmarks 0..33 (min_cutoff 0.05, beta 80, derivate_cutoff 1).
+/// Pose landmarks 0..33 (min_cutoff 0.1, beta 40, derivate_cutoff 1).
 pub const POSE_FILTER: OneEuro = OneEuro {
-    min_cutoff: 0.05,
-    beta: 80.0,
+    min_cutoff: 0.1,
+    beta: 40.0,
     derivate_cutoff: 1.0,
 };
-/// Pose auxiliary (ROI) landmarks (min_cutoff 0.01, beta 10, derivate_cutoff 1).
+/// Pose auxiliary (ROI) landmarks, smoothed harder for a steady crop
+/// (min_cutoff 0.01, beta 1, derivate_cutoff 1).
 pub const AUX_FILTER: OneEuro = OneEuro {
     min_cutoff: 0.01,
-    beta: 10.0,
+    beta: 1.0,
     derivate_cutoff: 1.0,
 };
 /// Visibility low-pass weight of the new value.
@@ -72,6 +73,7 @@ impl Channel {
 pub struct LandmarkSmoother {
     filter: OneEuro,
     state: Option<(Vec<[Channel; 3]>, Vec<f32>)>,
+    started: bool,
 }
 
 impl LandmarkSmoother {
@@ -80,6 +82,7 @@ impl LandmarkSmoother {
         LandmarkSmoother {
             filter,
             state: None,
+            started: false,
         }
     }
 
@@ -90,6 +93,12 @@ impl LandmarkSmoother {
 
     /// Smooths `lms` (normalised to a `w` x `h` image) in place.
     pub fn apply(&mut self, lms: &mut [Landmark], w: f32, h: f32) {
+        // The Python solution stamps its first frame 0, which MediaPipe's
+        // one-euro filter passes through without taking it as history.
+        if !self.started {
+            self.started = true;
+            return;
+        }
         let scale = object_scale(lms, w, h);
         let fresh = || {
             (
@@ -150,6 +159,9 @@ mod tests {
     #[test]
     fn first_frame_passes_through_and_still_points_stay() {
         let mut s = LandmarkSmoother::new(POSE_FILTER);
+        let mut zero = vec![lm(0.5, 0.5), lm(0.1, 0.1)];
+        s.apply(&mut zero, 100.0, 100.0);
+        assert_eq!(zero[0].x, 0.5);
         let mut a = vec![lm(0.2, 0.3), lm(0.6, 0.9)];
         s.apply(&mut a, 100.0, 100.0);
         assert_eq!(a[0].x, 0.2);
@@ -161,6 +173,9 @@ mod tests {
     #[test]
     fn small_jitter_is_damped() {
         let mut s = LandmarkSmoother::new(POSE_FILTER);
+        let mut zero = vec![lm(0.5, 0.5), lm(0.1, 0.1)];
+        s.apply(&mut zero, 100.0, 100.0);
+        assert_eq!(zero[0].x, 0.5);
         let mut a = vec![lm(0.2, 0.3), lm(0.6, 0.9)];
         s.apply(&mut a, 100.0, 100.0);
         let mut b = vec![lm(0.2, 0.31), lm(0.6, 0.9)];
