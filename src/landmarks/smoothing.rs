@@ -73,7 +73,6 @@ impl Channel {
 pub struct LandmarkSmoother {
     filter: OneEuro,
     state: Option<(Vec<[Channel; 3]>, Vec<f32>)>,
-    started: bool,
 }
 
 impl LandmarkSmoother {
@@ -82,7 +81,6 @@ impl LandmarkSmoother {
         LandmarkSmoother {
             filter,
             state: None,
-            started: false,
         }
     }
 
@@ -93,12 +91,6 @@ impl LandmarkSmoother {
 
     /// Smooths `lms` (normalised to a `w` x `h` image) in place.
     pub fn apply(&mut self, lms: &mut [Landmark], w: f32, h: f32) {
-        // The Python solution stamps its first frame 0, which MediaPipe's
-        // one-euro filter passes through without taking it as history.
-        if !self.started {
-            self.started = true;
-            return;
-        }
         let scale = object_scale(lms, w, h);
         let fresh = || {
             (
@@ -159,9 +151,6 @@ mod tests {
     #[test]
     fn first_frame_passes_through_and_still_points_stay() {
         let mut s = LandmarkSmoother::new(POSE_FILTER);
-        let mut zero = vec![lm(0.5, 0.5), lm(0.1, 0.1)];
-        s.apply(&mut zero, 100.0, 100.0);
-        assert_eq!(zero[0].x, 0.5);
         let mut a = vec![lm(0.2, 0.3), lm(0.6, 0.9)];
         s.apply(&mut a, 100.0, 100.0);
         assert_eq!(a[0].x, 0.2);
@@ -173,9 +162,6 @@ mod tests {
     #[test]
     fn small_jitter_is_damped() {
         let mut s = LandmarkSmoother::new(POSE_FILTER);
-        let mut zero = vec![lm(0.5, 0.5), lm(0.1, 0.1)];
-        s.apply(&mut zero, 100.0, 100.0);
-        assert_eq!(zero[0].x, 0.5);
         let mut a = vec![lm(0.2, 0.3), lm(0.6, 0.9)];
         s.apply(&mut a, 100.0, 100.0);
         let mut b = vec![lm(0.2, 0.31), lm(0.6, 0.9)];
