@@ -6,6 +6,7 @@ pub mod model;
 pub mod parity;
 pub mod pose;
 pub mod roi;
+pub mod smoothing;
 pub mod ssd;
 pub mod warp;
 

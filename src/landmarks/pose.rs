@@ -10,6 +10,7 @@ use image::RgbImage;
 use super::keypoints::{Landmark, POSE_LANDMARKS};
 use super::model::{Model, ModelError};
 use super::roi::{Roi, alignment_rect};
+use super::smoothing::{AUX_FILTER, LandmarkSmoother, POSE_FILTER};
 use super::ssd::{self, Anchor};
 use super::warp::{Border, letterbox_roi, remove_letterbox, warp_roi};
 
@@ -34,6 +35,8 @@ pub struct PoseTracker {
     landmarker: Model,
     anchors: Vec<Anchor>,
     previous: Option<Roi>,
+    body_filter: LandmarkSmoother,
+    aux_filter: LandmarkSmoother,
     det_input: Vec<f32>,
     lm_input: Vec<f32>,
 }
@@ -51,6 +54,8 @@ impl PoseTracker {
             )?,
             anchors: ssd::pose_anchors(),
             previous: None,
+            body_filter: LandmarkSmoother::new(POSE_FILTER),
+            aux_filter: LandmarkSmoother::new(AUX_FILTER),
             det_input: vec![0.0; side * side * 3],
             lm_input: vec![0.0; LANDMARK_INPUT * LANDMARK_INPUT * 3],
         })
@@ -59,6 +64,8 @@ impl PoseTracker {
     /// Forgets the tracked ROI (next frame runs the detector).
     pub fn reset(&mut self) {
         self.previous = None;
+        self.body_filter.reset();
+        self.aux_filter.reset();
     }
 
     /// Runs the detector on the whole image; returns the pose ROI, if any.
@@ -107,14 +114,22 @@ impl PoseTracker {
             None => self.detect(image)?,
         };
         let Some(roi) = roi else {
+            self.reset();
             return Ok(None);
         };
         let all = self.landmarks_in(image, &roi)?;
-        let Some(all) = all else {
-            self.previous = None;
+        let Some(mut all) = all else {
+            self.reset();
             return Ok(None);
         };
         let (w, h) = (image.width() as f32, image.height() as f32);
+        // Holistic smooths the body and the auxiliary (ROI) landmarks apart;
+        // the next frame's ROI comes from the smoothed auxiliary points.
+        let split = POSE_LANDMARKS.min(all.len());
+        let (body, rest) = all.split_at_mut(split);
+        self.body_filter.apply(body, w, h);
+        let aux_len = rest.len().min(2);
+        self.aux_filter.apply(&mut rest[..aux_len], w, h);
         self.previous = match (all.get(33), all.get(34)) {
             (Some(c), Some(s)) => Some(alignment_rect([c.x, c.y], [s.x, s.y], w, h).transformed(
                 [ROI_SCALE, ROI_SCALE],
