@@ -130,7 +130,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         model.frames(),
         model.layout()
     );
-    let confusion = confusion_of(&model, &data)?;
+    let (confusion, timing) = confusion_of(&model, &data)?;
     println!(
         "{} on {} ({} sequences)\n",
         args.model.display(),
@@ -138,6 +138,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         data.len()
     );
     print!("{}", confusion.table());
+    println!("\n{timing}");
     if let Some(dir) = &args.plots {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let written = super::plots::write_all(dir, &args.model, &confusion)?;
@@ -148,9 +149,42 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Predicts every row and counts the results; the model's labels are matched
-/// to the data's by name.
-pub fn confusion_of(model: &SignModel, data: &data::Dataset) -> anyhow::Result<Confusion> {
+/// Time per window of the model on tract (preprocessing included).
+#[derive(Clone, Debug)]
+pub struct WindowTiming {
+    /// Sorted per-window durations.
+    durations: Vec<std::time::Duration>,
+}
+
+impl WindowTiming {
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.durations.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.durations.len() - 1) as f64 * p).round() as usize;
+        self.durations[i].as_secs_f64() * 1000.0
+    }
+}
+
+impl std::fmt::Display for WindowTiming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "speed: {:.3} / {:.3} / {:.3} ms per window (p50 / p95 / p99 over {} windows, one thread)",
+            self.percentile_ms(0.50),
+            self.percentile_ms(0.95),
+            self.percentile_ms(0.99),
+            self.durations.len()
+        )
+    }
+}
+
+/// Predicts every row and counts the results (and times each prediction);
+/// the model's labels are matched to the data's by name.
+pub fn confusion_of(
+    model: &SignModel,
+    data: &data::Dataset,
+) -> anyhow::Result<(Confusion, WindowTiming)> {
     let to_model: Vec<usize> = data
         .labels
         .iter()
@@ -164,12 +198,17 @@ pub fn confusion_of(model: &SignModel, data: &data::Dataset) -> anyhow::Result<C
         })
         .collect::<anyhow::Result<_>>()?;
     let mut confusion = Confusion::new(model.labels().to_vec());
+    let mut durations = Vec::with_capacity(data.len());
     for row in 0..data.len() {
-        let probabilities = model.predict_raw(&data.row(row))?;
+        let window = data.row(row);
+        let start = std::time::Instant::now();
+        let probabilities = model.predict_raw(&window)?;
+        durations.push(start.elapsed());
         let predicted = argmax(&probabilities);
         confusion.add(to_model[data.y[row]], predicted);
     }
-    Ok(confusion)
+    durations.sort_unstable();
+    Ok((confusion, WindowTiming { durations }))
 }
 
 fn argmax(values: &[f32]) -> usize {
