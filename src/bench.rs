@@ -71,7 +71,7 @@ impl StageStats {
         let mean = self.mean_ms();
         let fps = if mean > 0.0 { 1000.0 / mean } else { 0.0 };
         format!(
-            "{:<22} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.1}",
+            "{:<32} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.1}",
             self.name,
             self.quantile_ms(0.5),
             self.quantile_ms(0.95),
@@ -85,7 +85,7 @@ impl StageStats {
 /// The table header matching [`StageStats::row`].
 pub fn header() -> String {
     format!(
-        "{:<22} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "{:<32} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "stage (ms)", "p50", "p95", "p99", "mean", "fps"
     )
 }
