@@ -43,6 +43,8 @@ pub enum Command {
     /// Exercise the camera source against the vivid test driver (used by the VM test).
     #[command(hide = true)]
     VmProbe(probe::ProbeArgs),
+    /// Time the landmark models (`--models`) on real frames: p50/p95/p99 and FPS.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Parses the command line, runs it, and turns an error into a message and exit code 1.
@@ -73,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Train(args)) => crate::train::run_train(&args),
         Some(Command::Eval(args)) => crate::train::eval::run(&args),
         Some(Command::VmProbe(args)) => probe::run(&args),
+        Some(Command::Bench(args)) => crate::bench::run(&args),
         None => crate::monitor::run(&cli.monitor),
     }
 }

@@ -4,6 +4,7 @@
 //! Holistic on tract) -> `classify` (30-frame window, LSTM, smoothing) -> `tui`.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod bench;
 pub mod capture;
 pub mod classify;
 pub mod cli;
