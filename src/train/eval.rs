@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use super::data;
 use crate::classify::model::{DEFAULT_SIGN_MODEL, SignModel};
+use crate::pipeline::metrics::Latency;
 
 /// `signtop eval` arguments.
 #[derive(Debug, clap::Args)]
@@ -150,31 +151,18 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
 }
 
 /// Time per window of the model on tract (preprocessing included).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct WindowTiming {
-    /// Sorted per-window durations.
-    durations: Vec<std::time::Duration>,
-}
-
-impl WindowTiming {
-    fn percentile_ms(&self, p: f64) -> f64 {
-        if self.durations.is_empty() {
-            return 0.0;
-        }
-        let i = ((self.durations.len() - 1) as f64 * p).round() as usize;
-        self.durations[i].as_secs_f64() * 1000.0
-    }
+    latency: Latency,
 }
 
 impl std::fmt::Display for WindowTiming {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = self.latency.percentiles();
         write!(
             f,
             "speed: {:.3} / {:.3} / {:.3} ms per window (p50 / p95 / p99 over {} windows, one thread)",
-            self.percentile_ms(0.50),
-            self.percentile_ms(0.95),
-            self.percentile_ms(0.99),
-            self.durations.len()
+            p.p50, p.p95, p.p99, p.count
         )
     }
 }
@@ -198,17 +186,16 @@ pub fn confusion_of(
         })
         .collect::<anyhow::Result<_>>()?;
     let mut confusion = Confusion::new(model.labels().to_vec());
-    let mut durations = Vec::with_capacity(data.len());
+    let mut timing = WindowTiming::default();
     for row in 0..data.len() {
         let window = data.row(row);
         let start = std::time::Instant::now();
         let probabilities = model.predict_raw(&window)?;
-        durations.push(start.elapsed());
+        timing.latency.record(start.elapsed());
         let predicted = argmax(&probabilities);
         confusion.add(to_model[data.y[row]], predicted);
     }
-    durations.sort_unstable();
-    Ok((confusion, WindowTiming { durations }))
+    Ok((confusion, timing))
 }
 
 fn argmax(values: &[f32]) -> usize {
