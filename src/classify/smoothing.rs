@@ -120,8 +120,9 @@ fn clamp_threshold(threshold: f32) -> f32 {
     }
 }
 
-/// Index and value of the largest probability; `None` if empty or any is NaN.
-fn argmax(probabilities: &[f32]) -> Option<(usize, f32)> {
+/// Index and value of the largest probability (the first on a tie); `None`
+/// if empty or any is NaN.
+pub(crate) fn argmax(probabilities: &[f32]) -> Option<(usize, f32)> {
     if probabilities.iter().any(|p| p.is_nan()) {
         return None;
     }

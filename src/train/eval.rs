@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use super::data;
 use crate::classify::model::{DEFAULT_SIGN_MODEL, SignModel};
+use crate::classify::smoothing::argmax;
 use crate::pipeline::metrics::Latency;
 
 /// `signtop eval` arguments.
@@ -192,21 +193,12 @@ pub fn confusion_of(
         let start = std::time::Instant::now();
         let probabilities = model.predict_raw(&window)?;
         timing.latency.record(start.elapsed());
-        let predicted = argmax(&probabilities);
+        let (predicted, _) = argmax(&probabilities).with_context(|| {
+            format!("the model gave no usable probabilities for sequence {row}: {probabilities:?}")
+        })?;
         confusion.add(to_model[data.y[row]], predicted);
     }
     Ok((confusion, timing))
-}
-
-fn argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold(
-            (0, f32::MIN),
-            |best, (i, &v)| if v > best.1 { (i, v) } else { best },
-        )
-        .0
 }
 
 #[cfg(test)]
@@ -226,6 +218,6 @@ mod tests {
         let table = c.table();
         assert!(table.contains("accuracy 75.00%"), "{table}");
         assert!(table.contains("Cow"), "{table}");
-        assert_eq!(argmax(&[0.1, 0.7, 0.2]), 1);
+        assert_eq!(argmax(&[0.1, 0.7, 0.2]), Some((1, 0.7)));
     }
 }
