@@ -81,9 +81,13 @@ fn body_relative(layout: Layout, frame: &mut [f32]) {
     for point in frame[layout.pose()].chunks_exact_mut(POSE_STRIDE) {
         relocate(point, &body);
     }
-    let mut other_parts = vec![layout.left_hand(), layout.right_hand()];
-    other_parts.extend(layout.face());
-    for range in other_parts {
+    // Runs on every frame of every live window: no allocation.
+    let other_parts = [
+        Some(layout.left_hand()),
+        Some(layout.right_hand()),
+        layout.face(),
+    ];
+    for range in other_parts.into_iter().flatten() {
         let part = &mut frame[range];
         // A part that was not found is a zero block: keep it distinguishable.
         if part.iter().all(|v| *v == 0.0) {
