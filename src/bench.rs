@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hdrhistogram::Histogram;
 use image::RgbImage;
 use image::imageops::FilterType;
 
 use crate::capture::decode::MediaReader;
 use crate::landmarks::model::{DEFAULT_MODELS_DIR, Model};
+use crate::pipeline::metrics::Latency;
 
 /// Options of `signtop bench`.
 #[derive(Debug, clap::Args)]
@@ -29,41 +29,39 @@ pub struct BenchArgs {
     pub models_dir: Option<PathBuf>,
 }
 
-/// Latencies of one stage, recorded in microseconds.
+/// Latencies of one stage, named for the table.
 pub struct StageStats {
     name: String,
-    hist: Histogram<u64>,
+    latency: Latency,
 }
 
 impl StageStats {
-    /// An empty record for `name` (1 us to 60 s, 3 significant digits).
-    pub fn new(name: &str) -> anyhow::Result<StageStats> {
-        let hist = Histogram::new_with_bounds(1, 60_000_000, 3).context("creating a histogram")?;
-        Ok(StageStats {
+    /// An empty record for `name`.
+    pub fn new(name: &str) -> StageStats {
+        StageStats {
             name: name.to_string(),
-            hist,
-        })
+            latency: Latency::new(),
+        }
     }
 
     /// Records one duration (clamped into the histogram's range).
     pub fn record(&mut self, d: Duration) {
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.hist.saturating_record(us.max(1));
+        self.latency.record(d);
     }
 
     /// Number of samples.
     pub fn count(&self) -> u64 {
-        self.hist.len()
+        self.latency.count()
     }
 
     /// The `q` quantile (0..=1) in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
-        self.hist.value_at_quantile(q) as f64 / 1000.0
+        self.latency.quantile_ms(q)
     }
 
     /// Mean in milliseconds.
     pub fn mean_ms(&self) -> f64 {
-        self.hist.mean() / 1000.0
+        self.latency.mean_ms()
     }
 
     /// One table row: name, p50, p95, p99, mean (ms) and the throughput it allows.
@@ -153,7 +151,7 @@ fn time_model(
     let s = side as usize;
     let model = Model::load(dir, file, &[1, s, s, 3])?;
     let inputs: Vec<Vec<f32>> = frames.iter().map(|f| to_input(f, side)).collect();
-    let mut stats = StageStats::new(file)?;
+    let mut stats = StageStats::new(file);
     if let Some(first) = inputs.first() {
         model.run(first)?;
     }
@@ -171,7 +169,7 @@ mod tests {
 
     #[test]
     fn percentiles_of_known_samples() {
-        let mut s = StageStats::new("x").unwrap();
+        let mut s = StageStats::new("x");
         for ms in 1..=100u64 {
             s.record(Duration::from_millis(ms));
         }
@@ -185,7 +183,7 @@ mod tests {
 
     #[test]
     fn zero_duration_is_recorded() {
-        let mut s = StageStats::new("z").unwrap();
+        let mut s = StageStats::new("z");
         s.record(Duration::ZERO);
         assert_eq!(s.count(), 1);
     }

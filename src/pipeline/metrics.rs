@@ -59,13 +59,27 @@ impl Latency {
 
     /// p50/p95/p99 so far (zeros when empty).
     pub fn percentiles(&self) -> Percentiles {
-        let ms = |q: f64| self.hist.value_at_quantile(q) as f64 / 1000.0;
         Percentiles {
             count: self.hist.len(),
-            p50: ms(0.50),
-            p95: ms(0.95),
-            p99: ms(0.99),
+            p50: self.quantile_ms(0.50),
+            p95: self.quantile_ms(0.95),
+            p99: self.quantile_ms(0.99),
         }
+    }
+
+    /// The `q` quantile (0..=1) in milliseconds (0 when empty).
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        self.hist.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// Mean in milliseconds (0 when empty).
+    pub fn mean_ms(&self) -> f64 {
+        self.hist.mean() / 1000.0
+    }
+
+    /// Values recorded.
+    pub fn count(&self) -> u64 {
+        self.hist.len()
     }
 }
 
