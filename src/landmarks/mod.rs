@@ -1,5 +1,7 @@
 //! Landmarks: MediaPipe Holistic's models on tract, and SignPose's keypoint layout.
 
+pub mod hands;
+pub mod holistic;
 pub mod inspect;
 pub mod keypoints;
 pub mod model;
@@ -11,3 +13,4 @@ pub mod ssd;
 pub mod warp;
 
 pub use keypoints::{Keypoints, Landmark, Layout, Parts};
+pub use holistic::{Holistic, HolisticOptions, StageTimings};

@@ -4,6 +4,7 @@
 //! frame's alignment landmarks (33 hip centre, 34 body scale point).
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
@@ -39,6 +40,7 @@ pub struct PoseTracker {
     aux_filter: LandmarkSmoother,
     det_input: Vec<f32>,
     lm_input: Vec<f32>,
+    detection_time: Option<Duration>,
 }
 
 impl PoseTracker {
@@ -58,6 +60,7 @@ impl PoseTracker {
             aux_filter: LandmarkSmoother::new(AUX_FILTER),
             det_input: vec![0.0; side * side * 3],
             lm_input: vec![0.0; LANDMARK_INPUT * LANDMARK_INPUT * 3],
+            detection_time: None,
         })
     }
 
@@ -106,12 +109,24 @@ impl PoseTracker {
         )))
     }
 
+    /// Time the detector took in the last [`PoseTracker::process`]; `None`
+    /// when that frame was tracked from the previous one.
+    pub fn last_detection_time(&self) -> Option<Duration> {
+        self.detection_time
+    }
+
     /// Pose landmarks for one frame (tracking from the previous frame when it
     /// had a pose); `None` when no pose is found.
     pub fn process(&mut self, image: &RgbImage) -> Result<Option<Vec<Landmark>>, ModelError> {
+        self.detection_time = None;
         let roi = match self.previous {
             Some(r) => Some(r),
-            None => self.detect(image)?,
+            None => {
+                let started = Instant::now();
+                let found = self.detect(image)?;
+                self.detection_time = Some(started.elapsed());
+                found
+            }
         };
         let Some(roi) = roi else {
             self.reset();

@@ -1,0 +1,358 @@
+//! Hands from pose, as Holistic does it (`hand_landmarks_left_and_right_cpu`):
+//! a box from the pose wrist, pinky and index points, refined by the re-crop
+//! model, kept from the previous frame's hand landmarks while they still fit
+//! it, then 21 hand landmarks on the rotated crop. The side comes from which
+//! pose wrist the box was built from: the person's own left and right.
+
+use std::f32::consts::FRAC_PI_2;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+
+use super::keypoints::{HAND_LANDMARKS, Landmark};
+use super::model::{Model, ModelError};
+use super::roi::{Roi, TrackingRequirements, alignment_rect_towards, rotation_from};
+use super::warp::{Border, warp_roi};
+
+/// Side of the re-crop model input.
+const RECROP_INPUT: usize = 256;
+/// Side of the hand landmark model input.
+const LANDMARK_INPUT: usize = 224;
+/// MediaPipe divides hand z by this after scaling it like x (`normalize_z`).
+const Z_NORMALISATION: f32 = 0.4;
+/// Pose wrist visibility a hand needs to be looked for.
+const MIN_WRIST_VISIBILITY: f32 = 0.1;
+/// Hand presence needed to keep the landmarks.
+const MIN_PRESENCE: f32 = 0.5;
+/// `hand_landmarks_from_pose_to_recrop_roi`: scale and shift of the pose box.
+const FROM_POSE_SCALE: f32 = 2.7;
+/// Shift along the rect's own y axis, shared by all three hand rects.
+const SHIFT_Y: f32 = -0.1;
+/// `hand_landmarks_to_roi`: scale of the previous landmarks' box.
+const FROM_LANDMARKS_SCALE: f32 = 2.0;
+/// `hand_tracking`: when the previous frame's ROI is kept.
+const TRACKING: TrackingRequirements = TrackingRequirements {
+    rotation_degrees: 40.0,
+    translation: 0.2,
+    scale: 0.4,
+    recrop_margin: -0.1,
+};
+
+/// The person's hand (as seen on an unmirrored frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Left,
+    Right,
+}
+
+impl Side {
+    /// Pose landmark indices of this side's wrist, pinky and index.
+    const fn pose_points(self) -> [usize; 3] {
+        match self {
+            Side::Left => [15, 17, 19],
+            Side::Right => [16, 18, 20],
+        }
+    }
+}
+
+/// Time spent on one hand in the last frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HandTimings {
+    /// Re-crop model and its ROI maths.
+    pub recrop: Duration,
+    /// Hand landmark model.
+    pub landmarks: Duration,
+}
+
+/// The two hand models, shared by both sides (tract plans run from `&self`).
+pub struct HandModels {
+    recrop: Model,
+    landmarker: Model,
+}
+
+impl HandModels {
+    /// Loads `hand_recrop.onnx` and `hand_landmark_full.onnx` from `dir`.
+    pub fn load(dir: &Path) -> Result<HandModels, ModelError> {
+        Ok(HandModels {
+            recrop: Model::load(dir, "hand_recrop.onnx", &[1, RECROP_INPUT, RECROP_INPUT, 3])?,
+            landmarker: Model::load(
+                dir,
+                "hand_landmark_full.onnx",
+                &[1, LANDMARK_INPUT, LANDMARK_INPUT, 3],
+            )?,
+        })
+    }
+}
+
+/// One side's tracking state and input buffers.
+pub struct HandTracker {
+    side: Side,
+    previous: Option<Vec<Landmark>>,
+    recrop_input: Vec<f32>,
+    landmark_input: Vec<f32>,
+    timings: HandTimings,
+}
+
+impl HandTracker {
+    /// A tracker for `side` with nothing tracked yet.
+    pub fn new(side: Side) -> HandTracker {
+        HandTracker {
+            side,
+            previous: None,
+            recrop_input: vec![0.0; RECROP_INPUT * RECROP_INPUT * 3],
+            landmark_input: vec![0.0; LANDMARK_INPUT * LANDMARK_INPUT * 3],
+            timings: HandTimings::default(),
+        }
+    }
+
+    /// Which hand this tracker follows.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// Forgets the previous frame's hand.
+    pub fn reset(&mut self) {
+        self.previous = None;
+    }
+
+    /// Time spent in the last call to [`HandTracker::process`].
+    pub fn last_timings(&self) -> HandTimings {
+        self.timings
+    }
+
+    /// This side's hand landmarks for a frame whose (smoothed) pose landmarks
+    /// are `pose`; `None` when the wrist is not visible or no hand is found.
+    pub fn process(
+        &mut self,
+        models: &HandModels,
+        image: &RgbImage,
+        pose: Option<&[Landmark]>,
+    ) -> Result<Option<Vec<Landmark>>, ModelError> {
+        self.timings = HandTimings::default();
+        let found = self.find(models, image, pose)?;
+        self.previous.clone_from(&found);
+        Ok(found)
+    }
+
+    fn find(
+        &mut self,
+        models: &HandModels,
+        image: &RgbImage,
+        pose: Option<&[Landmark]>,
+    ) -> Result<Option<Vec<Landmark>>, ModelError> {
+        let [wrist, pinky, index] = self.side.pose_points();
+        let Some((wrist, pinky, index)) =
+            pose.and_then(|p| Some((*p.get(wrist)?, *p.get(pinky)?, *p.get(index)?)))
+        else {
+            return Ok(None);
+        };
+        if wrist.visibility <= MIN_WRIST_VISIBILITY {
+            return Ok(None);
+        }
+        let (w, h) = (image.width() as f32, image.height() as f32);
+        let started = Instant::now();
+        let from_pose = roi_from_pose(wrist, pinky, index, w, h);
+        let recrop = self.recrop(models, image, &from_pose)?;
+        self.timings.recrop = started.elapsed();
+        let Some(recrop) = recrop else {
+            return Ok(None);
+        };
+        let roi = match self.previous.as_deref() {
+            Some(prev) => {
+                let tracked = roi_from_landmarks(prev, w, h);
+                let points: Vec<[f32; 2]> = prev.iter().map(|l| [l.x, l.y]).collect();
+                if TRACKING.keep_previous(&tracked, &points, &recrop, w, h) {
+                    tracked
+                } else {
+                    recrop
+                }
+            }
+            None => recrop,
+        };
+        let started = Instant::now();
+        let found = self.landmarks_in(models, image, &roi);
+        self.timings.landmarks = started.elapsed();
+        found
+    }
+
+    /// The re-crop model's hand ROI inside the ROI from pose.
+    fn recrop(
+        &mut self,
+        models: &HandModels,
+        image: &RgbImage,
+        from_pose: &Roi,
+    ) -> Result<Option<Roi>, ModelError> {
+        let (w, h) = (image.width() as f32, image.height() as f32);
+        warp_roi(
+            image,
+            from_pose,
+            RECROP_INPUT,
+            Border::Replicate,
+            0.0,
+            1.0,
+            &mut self.recrop_input,
+        );
+        let out = models.recrop.run(&self.recrop_input)?;
+        let Some(raw) = out.first().filter(|r| r.len() >= 4) else {
+            return Ok(None);
+        };
+        let side = RECROP_INPUT as f32;
+        let centre = from_pose.project([raw[0] / side, raw[1] / side], w, h);
+        let scale_point = from_pose.project([raw[2] / side, raw[3] / side], w, h);
+        let rect = alignment_rect_towards(centre, scale_point, -FRAC_PI_2, w, h);
+        Ok(Some(rect.transformed([1.0, 1.0], [0.0, SHIFT_Y], true, w, h)))
+    }
+
+    /// Runs the hand landmark model on `roi`; landmarks in image coordinates.
+    fn landmarks_in(
+        &mut self,
+        models: &HandModels,
+        image: &RgbImage,
+        roi: &Roi,
+    ) -> Result<Option<Vec<Landmark>>, ModelError> {
+        warp_roi(
+            image,
+            roi,
+            LANDMARK_INPUT,
+            Border::Replicate,
+            0.0,
+            1.0,
+            &mut self.landmark_input,
+        );
+        let out = models.landmarker.run(&self.landmark_input)?;
+        let (Some(raw), Some(presence)) = (out.first(), out.get(1).and_then(|f| f.first())) else {
+            return Ok(None);
+        };
+        if *presence <= MIN_PRESENCE || raw.len() < HAND_LANDMARKS * 3 {
+            return Ok(None);
+        }
+        let (w, h) = (image.width() as f32, image.height() as f32);
+        let side = LANDMARK_INPUT as f32;
+        let landmarks = raw
+            .chunks_exact(3)
+            .take(HAND_LANDMARKS)
+            .map(|v| {
+                let p = roi.project([v[0] / side, v[1] / side], w, h);
+                Landmark::xyz(p[0], p[1], v[2] / side / Z_NORMALISATION * roi.w)
+            })
+            .collect();
+        Ok(Some(landmarks))
+    }
+}
+
+/// `HandDetectionsFromPoseToRectsCalculator` + the 2.7x transformation: a box
+/// centred on the estimated middle finger knuckle, twice its distance to the
+/// wrist, turned so the wrist->knuckle direction points up.
+fn roi_from_pose(wrist: Landmark, pinky: Landmark, index: Landmark, w: f32, h: f32) -> Roi {
+    let middle = [
+        (2.0 * index.x + pinky.x) / 3.0,
+        (2.0 * index.y + pinky.y) / 3.0,
+    ];
+    let dx = (middle[0] - wrist.x) * w;
+    let dy = (middle[1] - wrist.y) * h;
+    let size = 2.0 * (dx * dx + dy * dy).sqrt();
+    let rect = Roi {
+        x: middle[0],
+        y: middle[1],
+        w: size / w,
+        h: size / h,
+        rotation: rotation_from([wrist.x, wrist.y], middle, FRAC_PI_2, w, h),
+    };
+    rect.transformed(
+        [FROM_POSE_SCALE, FROM_POSE_SCALE],
+        [0.0, SHIFT_Y],
+        true,
+        w,
+        h,
+    )
+}
+
+/// Holistic's `HandLandmarksToRoi`: the rotated bounding box of the previous
+/// hand landmarks, scaled 2x. Holistic feeds all 21 landmarks to a calculator
+/// written for a 12-point subset, so its "knuckles" 4, 6 and 8 are the thumb
+/// tip, index PIP and index tip here; kept as is, since parity is the point.
+fn roi_from_landmarks(lms: &[Landmark], w: f32, h: f32) -> Roi {
+    let at = |i: usize| lms.get(i).map_or([0.0, 0.0], |l| [l.x, l.y]);
+    let (wrist, a, b, c) = (at(0), at(4), at(8), at(6));
+    let toward = [
+        ((a[0] + b[0]) / 2.0 + c[0]) / 2.0,
+        ((a[1] + b[1]) / 2.0 + c[1]) / 2.0,
+    ];
+    let rotation = rotation_from(wrist, toward, FRAC_PI_2, w, h);
+    let (min, max) = bounds(lms.iter().map(|l| [l.x, l.y]));
+    let centre = [(min[0] + max[0]) / 2.0, (min[1] + max[1]) / 2.0];
+    // Bounds again in the hand's own (unrotated) frame, in pixels.
+    let (sin, cos) = (-rotation).sin_cos();
+    let (pmin, pmax) = bounds(lms.iter().map(|l| {
+        let x = (l.x - centre[0]) * w;
+        let y = (l.y - centre[1]) * h;
+        [x * cos - y * sin, x * sin + y * cos]
+    }));
+    let mid = [(pmin[0] + pmax[0]) / 2.0, (pmin[1] + pmax[1]) / 2.0];
+    let (sin, cos) = rotation.sin_cos();
+    let rect = Roi {
+        x: (mid[0] * cos - mid[1] * sin + w * centre[0]) / w,
+        y: (mid[0] * sin + mid[1] * cos + h * centre[1]) / h,
+        w: (pmax[0] - pmin[0]) / w,
+        h: (pmax[1] - pmin[1]) / h,
+        rotation,
+    };
+    rect.transformed(
+        [FROM_LANDMARKS_SCALE, FROM_LANDMARKS_SCALE],
+        [0.0, SHIFT_Y],
+        true,
+        w,
+        h,
+    )
+}
+
+/// Component-wise (min, max) of points.
+fn bounds(points: impl Iterator<Item = [f32; 2]>) -> ([f32; 2], [f32; 2]) {
+    points.fold(
+        ([f32::MAX, f32::MAX], [f32::MIN, f32::MIN]),
+        |(lo, hi), p| {
+            (
+                [lo[0].min(p[0]), lo[1].min(p[1])],
+                [hi[0].max(p[0]), hi[1].max(p[1])],
+            )
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f32, b: f32) -> bool {
+        (a - b).abs() < 1e-4
+    }
+
+    #[test]
+    fn pose_box_is_centred_on_the_knuckles_and_upright_for_a_raised_hand() {
+        let at = |x, y| Landmark {
+            x,
+            y,
+            z: 0.0,
+            visibility: 1.0,
+        };
+        // Wrist below, index and pinky 30 px above it: hand pointing up.
+        let roi = roi_from_pose(at(0.5, 0.5), at(0.5, 0.4), at(0.5, 0.4), 300.0, 300.0);
+        assert!(close(roi.rotation, 0.0), "{}", roi.rotation);
+        assert!(close(roi.w, 0.2 * 2.7) && close(roi.h, 0.2 * 2.7));
+        // Shifted by 10% of its (unscaled) height towards the fingertips.
+        assert!(close(roi.x, 0.5) && close(roi.y, 0.38), "{roi:?}");
+    }
+
+    #[test]
+    fn landmark_box_follows_the_hand_rotation() {
+        // A hand lying flat, fingers to the right: turned a quarter clockwise.
+        let lms: Vec<Landmark> = (0..HAND_LANDMARKS)
+            .map(|i| Landmark::xyz(0.3 + 0.01 * i as f32, 0.5, 0.0))
+            .collect();
+        let roi = roi_from_landmarks(&lms, 200.0, 200.0);
+        assert!(close(roi.rotation, FRAC_PI_2), "{}", roi.rotation);
+        // Box of a 0.2-long line, squared and doubled.
+        assert!(close(roi.w, 0.4) && close(roi.h, 0.4), "{roi:?}");
+    }
+}
