@@ -11,7 +11,7 @@ use image::RgbImage;
 use super::keypoints::{Landmark, POSE_LANDMARKS};
 use super::model::{Model, ModelError};
 use super::roi::{Roi, alignment_rect};
-use super::smoothing::{AUX_FILTER, LandmarkSmoother, POSE_FILTER};
+use super::smoothing::{AUX_FILTER, LandmarkSmoother, POSE_FILTER, bounding_scale};
 use super::ssd::{self, Anchor};
 use super::warp::{Border, letterbox_roi, remove_letterbox, warp_roi};
 
@@ -140,11 +140,17 @@ impl PoseTracker {
         let (w, h) = (image.width() as f32, image.height() as f32);
         // Holistic smooths the body and the auxiliary (ROI) landmarks apart;
         // the next frame's ROI comes from the smoothed auxiliary points.
+        // Both filters scale velocities by the size of the rect the raw
+        // auxiliary points span (pose_landmark_filtering's OBJECT_SCALE_ROI).
+        let scale = match (all.get(33), all.get(34)) {
+            (Some(c), Some(s)) => 2.0 * ((s.x - c.x) * w).hypot((s.y - c.y) * h),
+            _ => bounding_scale(&all, w, h),
+        };
         let split = POSE_LANDMARKS.min(all.len());
         let (body, rest) = all.split_at_mut(split);
-        self.body_filter.apply(body, w, h);
+        self.body_filter.apply(body, w, h, scale);
         let aux_len = rest.len().min(2);
-        self.aux_filter.apply(&mut rest[..aux_len], w, h);
+        self.aux_filter.apply(&mut rest[..aux_len], w, h, scale);
         self.previous = match (all.get(33), all.get(34)) {
             (Some(c), Some(s)) => Some(alignment_rect([c.x, c.y], [s.x, s.y], w, h).transformed(
                 [ROI_SCALE, ROI_SCALE],

@@ -18,17 +18,18 @@ pub struct OneEuro {
     pub derivate_cutoff: f32,
 }
 
-/// Pose landmarks 0..33 (min_cutoff 0.1, beta 40, derivate_cutoff 1).
+/// Pose landmarks 0..33 (`pose_landmark_filtering.pbtxt`: min_cutoff 0.05,
+/// beta 80, derivate_cutoff 1).
 pub const POSE_FILTER: OneEuro = OneEuro {
-    min_cutoff: 0.1,
-    beta: 40.0,
+    min_cutoff: 0.05,
+    beta: 80.0,
     derivate_cutoff: 1.0,
 };
 /// Pose auxiliary (ROI) landmarks, smoothed harder for a steady crop
-/// (min_cutoff 0.01, beta 1, derivate_cutoff 1).
+/// (min_cutoff 0.01, beta 10, derivate_cutoff 1).
 pub const AUX_FILTER: OneEuro = OneEuro {
     min_cutoff: 0.01,
-    beta: 1.0,
+    beta: 10.0,
     derivate_cutoff: 1.0,
 };
 /// Visibility low-pass weight of the new value.
@@ -89,9 +90,10 @@ impl LandmarkSmoother {
         self.state = None;
     }
 
-    /// Smooths `lms` (normalised to a `w` x `h` image) in place.
-    pub fn apply(&mut self, lms: &mut [Landmark], w: f32, h: f32) {
-        let scale = object_scale(lms, w, h);
+    /// Smooths `lms` (normalised to a `w` x `h` image) in place; velocities
+    /// are divided by `scale`, the object's size in pixels (see
+    /// [`bounding_scale`]; the pose passes its ROI's).
+    pub fn apply(&mut self, lms: &mut [Landmark], w: f32, h: f32, scale: f32) {
         let fresh = || {
             (
                 lms.iter()
@@ -123,8 +125,9 @@ impl LandmarkSmoother {
     }
 }
 
-/// Mean of the landmarks' bounding box width and height, in pixels.
-fn object_scale(lms: &[Landmark], w: f32, h: f32) -> f32 {
+/// Mean of the landmarks' bounding box width and height, in pixels
+/// (MediaPipe's object scale when no ROI is given).
+pub fn bounding_scale(lms: &[Landmark], w: f32, h: f32) -> f32 {
     let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
     for l in lms {
         x0 = x0.min(l.x);
@@ -152,10 +155,10 @@ mod tests {
     fn first_frame_passes_through_and_still_points_stay() {
         let mut s = LandmarkSmoother::new(POSE_FILTER);
         let mut a = vec![lm(0.2, 0.3), lm(0.6, 0.9)];
-        s.apply(&mut a, 100.0, 100.0);
+        s.apply(&mut a, 100.0, 100.0, 70.0);
         assert_eq!(a[0].x, 0.2);
         let mut b = vec![lm(0.2, 0.3), lm(0.6, 0.9)];
-        s.apply(&mut b, 100.0, 100.0);
+        s.apply(&mut b, 100.0, 100.0, 70.0);
         assert!((b[1].y - 0.9).abs() < 1e-5);
     }
 
@@ -163,9 +166,9 @@ mod tests {
     fn small_jitter_is_damped() {
         let mut s = LandmarkSmoother::new(POSE_FILTER);
         let mut a = vec![lm(0.2, 0.3), lm(0.6, 0.9)];
-        s.apply(&mut a, 100.0, 100.0);
+        s.apply(&mut a, 100.0, 100.0, 70.0);
         let mut b = vec![lm(0.2, 0.31), lm(0.6, 0.9)];
-        s.apply(&mut b, 100.0, 100.0);
+        s.apply(&mut b, 100.0, 100.0, 70.0);
         assert!(b[0].y > 0.3 && b[0].y < 0.31, "{}", b[0].y);
     }
 }
