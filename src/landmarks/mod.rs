@@ -12,5 +12,5 @@ pub mod smoothing;
 pub mod ssd;
 pub mod warp;
 
-pub use keypoints::{Keypoints, Landmark, Layout, Parts};
 pub use holistic::{Holistic, HolisticOptions, StageTimings};
+pub use keypoints::{Keypoints, Landmark, Layout, Parts};

@@ -225,10 +225,10 @@ fn refine_from_heatmap(heatmap: &[f32], k: usize, p: [f32; 2]) -> [f32; 2] {
     }
     let cx = (p[0] * side as f32) as i64;
     let cy = (p[1] * side as f32) as i64;
-    // MediaPipe leaves a landmark off the heatmap as it is (its check covers
-    // columns both ways but rows only from above: rows just below still refine
-    // over the part of the window that is on the map).
-    if cx < 0 || cx >= side || cy < 0 {
+    // A landmark off the heatmap stays as it is. (The cast truncates toward
+    // zero like MediaPipe's, so points just left of or above the crop count
+    // as column or row 0.)
+    if cx < 0 || cx >= side || cy < 0 || cy >= side {
         return p;
     }
     let half = HEATMAP_KERNEL / 2;

@@ -75,13 +75,18 @@ pub fn warp_roi(
     };
     let (sin, cos) = roi.rotation.sin_cos();
     let (rw, rh) = (roi.w * w, roi.h * h);
+    // MediaPipe's CPU ImageToTensor maps the ROI's corners onto the tensor's
+    // corners with OpenCV's warpPerspective, whose pixel centres sit on
+    // integer coordinates: tensor pixel i samples the ROI at i / size (not
+    // (i + 0.5) / size) and ROI coordinates are read as pixel-centre ones.
+    // The models were trained on crops made this way, so we sample alike.
     for oy in 0..size {
-        let v = (oy as f32 + 0.5) / size as f32 - 0.5;
+        let v = oy as f32 / size as f32 - 0.5;
         for ox in 0..size {
-            let u = (ox as f32 + 0.5) / size as f32 - 0.5;
+            let u = ox as f32 / size as f32 - 0.5;
             let (px, py) = (u * rw, v * rh);
-            let sx = roi.x * w + px * cos - py * sin - 0.5;
-            let sy = roi.y * h + px * sin + py * cos - 0.5;
+            let sx = roi.x * w + px * cos - py * sin;
+            let sy = roi.y * h + px * sin + py * cos;
             let (x0, y0) = (sx.floor(), sy.floor());
             let (fx, fy) = (sx - x0, sy - y0);
             let (x0, y0) = (x0 as i64, y0 as i64);
@@ -139,7 +144,11 @@ mod tests {
         };
         let mut out = vec![0.0; 27];
         warp_roi(&img, &roi, 3, Border::Zero, 0.0, 255.0, &mut out);
-        // Tensor (0,0) -> image point (x=2, y=0) after rotation.
-        assert!((out[0] - 6.0).abs() < 1e-3, "{}", out[0]);
+        // Tensor (1,1) samples the ROI at 1/3 of its width and height:
+        // after the quarter turn that is image point (x=2, y=1).
+        assert!((out[4 * 3] - 7.0).abs() < 1e-3, "{}", out[4 * 3]);
+        // Tensor (0,0) maps onto the ROI's corner, image (3, 0): off the
+        // image, so zero.
+        assert_eq!(out[0], 0.0);
     }
 }
