@@ -72,6 +72,34 @@ fn headless_replay_prints_valid_json_and_counts_add_up() {
     }
 }
 
+/// The whole live path on real frames: capture (replay) -> Holistic on tract
+/// -> the shipped sign model -> smoothing. Paced at 5 fps so the landmark
+/// stage keeps up and every frame is used, the clip of a person signing Cow
+/// is decided as Cow, and as nothing else.
+#[test]
+fn the_live_path_recognises_the_cow_clip() {
+    let logs = tempfile::tempdir().unwrap();
+    let out = signtop(&logs)
+        .args(["--headless", "--fps", "5", "--input", CLIP])
+        .args(["--models", MODELS, "--sign-model", SIGN_MODEL])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let lines = lines(&out);
+    let signs: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "decision")
+        .map(|l| l["sign"].as_str().unwrap())
+        .collect();
+    let summary = lines.last().unwrap();
+    assert!(
+        !signs.is_empty() && signs.iter().all(|s| *s == "Cow"),
+        "decisions {signs:?}; {summary}"
+    );
+}
+
 #[test]
 fn frames_limit_stops_early() {
     let logs = tempfile::tempdir().unwrap();

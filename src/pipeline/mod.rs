@@ -53,15 +53,14 @@ pub trait Classifier: Send {
     fn predict(&mut self, window: &Window) -> Result<Vec<f32>, StageFailure>;
 }
 
-/// The pose-only tracker on main stands in for the landmark stage until
-/// the full Holistic lands (real models, hands and face absent).
-impl Landmarker for crate::landmarks::pose::PoseTracker {
+/// MediaPipe Holistic on tract: pose, hands (and face for the 1662 layout).
+impl Landmarker for crate::landmarks::Holistic {
     fn process(&mut self, image: &RgbImage) -> Result<Keypoints, StageFailure> {
-        let pose = crate::landmarks::pose::PoseTracker::process(self, image)?;
-        Ok(Keypoints {
-            pose,
-            ..Keypoints::default()
-        })
+        Ok(crate::landmarks::Holistic::process(self, image)?)
+    }
+
+    fn timings(&self) -> Vec<(&'static str, Duration)> {
+        self.last_timings().stages()
     }
 }
 
