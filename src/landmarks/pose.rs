@@ -211,8 +211,13 @@ impl PoseTracker {
 
 /// Side of the pose heatmap (HWC, one channel per landmark).
 const HEATMAP_SIDE: usize = 64;
-/// Window of the heatmap refinement.
-const HEATMAP_KERNEL: i64 = 7;
+/// Window of the heatmap refinement. The graph asks for 7, but
+/// `mp.solutions` (MediaPipe's Python solutions, which made SignPose's data and
+/// our reference) re-serialises the expanded graph through Python protobuf,
+/// which does not know `RefineLandmarksFromHeatmapCalculatorOptions` and drops
+/// them, so the calculator runs with its default, 9. We match what produced
+/// the data.
+const HEATMAP_KERNEL: i64 = 9;
 /// Minimum heatmap confidence in the window to refine a landmark.
 const HEATMAP_MIN_CONFIDENCE: f32 = 0.5;
 

@@ -467,13 +467,12 @@ impl Drop for Pipeline {
 mod tests {
     use super::*;
     use crate::capture::{Replay, ReplayConfig};
-    use crate::landmarks::pose::PoseTracker;
+    use crate::landmarks::{Holistic, HolisticOptions};
 
     const CLIP: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/media/cow_correct.gif"
     );
-    const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
 
     /// Not a sign model: a two-class rule (pose in the newest frame or not)
     /// that lets this test check the threads, windows and decisions on real
@@ -508,7 +507,7 @@ mod tests {
             ..ReplayConfig::new(CLIP)
         })
         .unwrap();
-        let landmarker = PoseTracker::new(std::path::Path::new(MODELS)).unwrap();
+        let landmarker = Holistic::new(&HolisticOptions::default()).unwrap();
         let classifier = PosePresence {
             labels: vec!["pose".into(), "nobody".into()],
         };
