@@ -72,15 +72,13 @@ fn assert_targets(name: &str, result: &[PartParity]) {
     }
 }
 
-/// The shared clips are 347x196 screen recordings whose hands are ~20 px
-/// across: MediaPipe itself finds a hand in one frame and loses it in the
-/// next, so a 2 px difference in the pose wrist flips some hand decisions.
-/// Given MediaPipe's own pose ROI, our landmarks match its to ~0.0005; the
-/// pose excess here is in the tracking ROI (see README "Parity"). These
-/// bounds guard what is reached (the targets are asserted on the
-/// committed fixtures below); the table printed is the report.
-const CLIP_POSE_MAX_DY: f64 = 0.02;
-const CLIP_HAND_MIN_AGREEMENT: f64 = 0.7;
+/// The shared clips are 347x196 screen recordings whose hands are ~10-20 px
+/// across: MediaPipe's own hand presence score sits near its 0.5 threshold in
+/// many frames (it finds a hand in one frame and loses it in the next), so a
+/// fraction of a pixel of difference upstream flips some of those decisions.
+/// Pose meets the targets here too; for hands the coordinates do
+/// (where both find the hand) and agreement is guarded at this floor.
+const CLIP_HAND_MIN_AGREEMENT: f64 = 0.75;
 
 #[test]
 fn holistic_258_on_the_shared_clips_stays_close_to_mediapipe() {
@@ -97,20 +95,14 @@ fn holistic_258_on_the_shared_clips_stays_close_to_mediapipe() {
         .collect();
     for (name, result) in results {
         for p in result {
-            let (dx_max, dy_max, min_agreement) = match p.part {
-                "pose" => (
-                    parity::MAX_MEAN_ABS_DIFF,
-                    CLIP_POSE_MAX_DY,
-                    parity::MIN_DETECTION_AGREEMENT,
-                ),
-                _ => (
-                    parity::MAX_MEAN_ABS_DIFF,
-                    parity::MAX_MEAN_ABS_DIFF,
-                    CLIP_HAND_MIN_AGREEMENT,
-                ),
+            let min_agreement = match p.part {
+                "pose" => parity::MIN_DETECTION_AGREEMENT,
+                _ => CLIP_HAND_MIN_AGREEMENT,
             };
+            let close =
+                p.mean_dx <= parity::MAX_MEAN_ABS_DIFF && p.mean_dy <= parity::MAX_MEAN_ABS_DIFF;
             assert!(
-                p.mean_dx <= dx_max && p.mean_dy <= dy_max && p.agreement() >= min_agreement,
+                close && p.agreement() >= min_agreement,
                 "{name} {}: {p:?}",
                 p.part
             );
