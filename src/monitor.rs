@@ -38,6 +38,11 @@ pub struct MonitorArgs {
     /// Replay as fast as frames decode instead of at the clip's rate.
     #[arg(long)]
     pub max_speed: bool,
+    /// Process every frame of a replay, none dropped: the replay waits for the
+    /// slowest stage (for analysing a recording; with --max-speed, as fast as
+    /// the machine goes). Needs --input.
+    #[arg(long, requires = "input")]
+    pub every_frame: bool,
     /// Kiosk mode: large bars, every key but q ignored.
     #[arg(long)]
     pub kiosk: bool,
@@ -210,6 +215,7 @@ fn pipeline_config(args: &MonitorArgs, settings: &Settings) -> PipelineConfig {
         mirror: settings.mirror,
         max_frames: args.frames,
         handoff_capacity: HANDOFF_CAPACITY,
+        every_frame: args.every_frame,
     }
 }
 

@@ -153,6 +153,9 @@ pub struct PipelineConfig {
     pub max_frames: Option<u64>,
     /// Items each hand-off holds.
     pub handoff_capacity: usize,
+    /// Process every frame (a replay waits for the slowest stage) instead of
+    /// always the newest: for analysing recordings, not for live cameras.
+    pub every_frame: bool,
 }
 
 /// Settings the consumer may change while running.
@@ -303,6 +306,7 @@ impl Pipeline {
         let ctx = stages::Context {
             controls: Arc::clone(&controls),
             metrics: Arc::clone(&metrics),
+            every_frame: config.every_frame,
         };
         let mut threads = Vec::new();
         let mut spawn = |name: &'static str,
@@ -521,6 +525,7 @@ mod tests {
             mirror: false,
             max_frames,
             handoff_capacity: capacity,
+            every_frame: false,
         };
         Pipeline::start(
             Box::new(source),
