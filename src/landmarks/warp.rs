@@ -65,6 +65,7 @@ pub fn warp_roi(
     let (iw, ih) = (image.width() as i64, image.height() as i64);
     let gain = (hi - lo) / 255.0;
     let raw = image.as_raw();
+    let stride = image.width() as usize * 3;
     let pixel = |x: i64, y: i64, c: usize| -> i64 {
         let (x, y) = match border {
             Border::Replicate => (x.clamp(0, iw - 1), y.clamp(0, ih - 1)),
@@ -100,17 +101,29 @@ pub fn warp_roi(
                 fx * fy,
             ];
             let base = (oy * size + ox) * 3;
-            for c in 0..3 {
-                let sum = pixel(x, y, c) * weights[0]
-                    + pixel(x + 1, y, c) * weights[1]
-                    + pixel(x, y + 1, c) * weights[2]
-                    + pixel(x + 1, y + 1, c) * weights[3];
+            let Some(dst) = out.get_mut(base..base + 3) else {
+                return;
+            };
+            let inside = x >= 0 && y >= 0 && x + 1 < iw && y + 1 < ih;
+            for (c, o) in dst.iter_mut().enumerate() {
+                let sum = if inside {
+                    // Fast path: all four neighbours are in the image.
+                    let top = ((y * iw + x) * 3) as usize + c;
+                    let bottom = top + stride;
+                    i64::from(raw[top]) * weights[0]
+                        + i64::from(raw[top + 3]) * weights[1]
+                        + i64::from(raw[bottom]) * weights[2]
+                        + i64::from(raw[bottom + 3]) * weights[3]
+                } else {
+                    pixel(x, y, c) * weights[0]
+                        + pixel(x + 1, y, c) * weights[1]
+                        + pixel(x, y + 1, c) * weights[2]
+                        + pixel(x + 1, y + 1, c) * weights[3]
+                };
                 // Weights sum to 32 * 32; OpenCV's fixed point carries them
                 // as 2^15 and rounds half up.
                 let value = ((sum * WEIGHT_SCALE + (1 << 14)) >> 15).clamp(0, 255);
-                if let Some(o) = out.get_mut(base + c) {
-                    *o = lo + gain * value as f32;
-                }
+                *o = lo + gain * value as f32;
             }
         }
     }
@@ -122,9 +135,9 @@ const SUBPIXELS: i64 = 32;
 const WEIGHT_SCALE: i64 = 32;
 
 /// Splits a coordinate into its whole pixel and 1/32 fraction, rounded to the
-/// nearest 1/32 as OpenCV does.
+/// nearest 1/32 as OpenCV does (`cvRound`: ties to even).
 fn subpixel(v: f32) -> (i64, i64) {
-    let q = (f64::from(v) * SUBPIXELS as f64).round() as i64;
+    let q = (f64::from(v) * SUBPIXELS as f64).round_ties_even() as i64;
     (q.div_euclid(SUBPIXELS), q.rem_euclid(SUBPIXELS))
 }
 
