@@ -50,6 +50,7 @@ pub struct MonitorArgs {
     #[arg(long)]
     pub no_color: bool,
     /// Config file (TOML; see config/signtop.toml). Flags override it.
+    /// Default: $XDG_CONFIG_HOME/signtop/signtop.toml if it exists.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// V4L2 device [config: camera.device].
@@ -64,7 +65,8 @@ pub struct MonitorArgs {
     /// Frames per second; for a replay, the pace [camera.fps].
     #[arg(long)]
     pub fps: Option<u32>,
-    /// Mirror left-right (selfie view) [camera.mirror].
+    /// Mirror left-right (selfie view): keypoints flipped with left and right
+    /// swapped, so signs keep their meaning [camera.mirror].
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub mirror: Option<bool>,
     /// Landmark models directory [models.models].
@@ -115,7 +117,8 @@ impl MonitorArgs {
 
     /// The config file merged with the flags.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        let mut settings = Settings::load(self.config.as_deref())?;
+        let file = self.config.clone().or_else(crate::config::user_config);
+        let mut settings = Settings::load(file.as_deref())?;
         settings.apply(&self.overrides())?;
         Ok(settings)
     }

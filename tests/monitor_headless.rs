@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use assert_cmd::Command;
+use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
 
@@ -185,4 +186,19 @@ fn monitor_flags_do_not_mix_with_subcommands() {
         .args(["devices", "--input", CLIP])
         .assert()
         .failure();
+}
+
+#[test]
+fn the_user_config_file_is_read_without_config() {
+    let logs = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("signtop");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("signtop.toml"), "[decision]\nthreshold = 7\n").unwrap();
+    signtop(&logs)
+        .env("XDG_CONFIG_HOME", home.path())
+        .args(["--headless", "--input", CLIP])
+        .assert()
+        .failure()
+        .stderr(contains("signtop.toml:2").and(contains("decision.threshold")));
 }
