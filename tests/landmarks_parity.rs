@@ -51,11 +51,20 @@ fn run(frames: &[image::RgbImage], layout: Layout) -> Array2<f32> {
     out
 }
 
-fn parity_of(name: &str, frames: &[image::RgbImage], reference: &str, layout: Layout) -> Vec<PartParity> {
+fn parity_of(
+    name: &str,
+    frames: &[image::RgbImage],
+    reference: &str,
+    layout: Layout,
+) -> Vec<PartParity> {
     let reference: Array2<f32> = ndarray_npy::read_npy(reference).unwrap();
     let ours = run(frames, layout);
     let result = parity::compare(ours.view(), reference.view()).unwrap();
-    eprintln!("{name} ({} frames, {layout}):\n{}", frames.len(), parity::report(&result));
+    eprintln!(
+        "{name} ({} frames, {layout}):\n{}",
+        frames.len(),
+        parity::report(&result)
+    );
     result
 }
 
@@ -72,7 +81,10 @@ fn holistic_258_matches_mediapipe_on_the_shared_clips() {
         .map(|name| {
             let frames = gif_frames(&format!("{SHARED_MEDIA}{name}.gif"));
             let reference = format!("{SHARED_MEDIA}reference/{name}_258.npy");
-            (name, parity_of(name, &frames, &reference, Layout::PoseHands))
+            (
+                name,
+                parity_of(name, &frames, &reference, Layout::PoseHands),
+            )
         })
         .collect();
     for (name, result) in results {
@@ -87,11 +99,61 @@ fn holistic_258_matches_mediapipe_on_the_fixtures() {
         .map(|name| {
             let frames = folder_frames(&format!("{FIXTURES}frames/{name}"));
             let reference = format!("{FIXTURES}reference/{name}_258.npy");
-            (name, parity_of(name, &frames, &reference, Layout::PoseHands))
+            (
+                name,
+                parity_of(name, &frames, &reference, Layout::PoseHands),
+            )
         })
         .collect();
     for (name, result) in results {
         assert_targets(name, &result);
+    }
+}
+
+/// The face part's row of a 1662 comparison.
+fn face_of(result: &[PartParity]) -> &PartParity {
+    result.iter().find(|p| p.part == "face").unwrap()
+}
+
+/// 1662 on the shared clips: the face meets the targets; the other parts are
+/// the 258 test's business (the same code computes them), so only printed here.
+#[test]
+fn holistic_1662_face_matches_mediapipe_on_the_shared_clips() {
+    let results: Vec<_> = ["cow_correct", "butterfly_inference"]
+        .into_iter()
+        .map(|name| {
+            let frames = gif_frames(&format!("{SHARED_MEDIA}{name}.gif"));
+            let reference = format!("{SHARED_MEDIA}reference/{name}_1662.npy");
+            (
+                name,
+                parity_of(name, &frames, &reference, Layout::PoseFaceHands),
+            )
+        })
+        .collect();
+    for (name, result) in &results {
+        let face = face_of(result);
+        assert!(face.meets_targets(), "{name} face: {face:?}");
+    }
+}
+
+/// 1662 on the fixtures: the face meets the targets (other parts: as above).
+#[test]
+fn holistic_1662_matches_mediapipe_on_the_fixtures() {
+    let results: Vec<_> = ["astronaut", "camera"]
+        .into_iter()
+        .map(|name| {
+            let frames = folder_frames(&format!("{FIXTURES}frames/{name}"));
+            let reference = format!("{FIXTURES}reference/{name}_1662.npy");
+            (
+                name,
+                parity_of(name, &frames, &reference, Layout::PoseFaceHands),
+            )
+        })
+        .collect();
+    for (name, result) in &results {
+        let face = face_of(result);
+        assert!(face.both_found > 0, "{name}: no face compared");
+        assert!(face.meets_targets(), "{name} face: {face:?}");
     }
 }
 

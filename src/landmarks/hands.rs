@@ -201,7 +201,13 @@ impl HandTracker {
         let centre = from_pose.project([raw[0] / side, raw[1] / side], w, h);
         let scale_point = from_pose.project([raw[2] / side, raw[3] / side], w, h);
         let rect = alignment_rect_towards(centre, scale_point, -FRAC_PI_2, w, h);
-        Ok(Some(rect.transformed([1.0, 1.0], [0.0, SHIFT_Y], true, w, h)))
+        Ok(Some(rect.transformed(
+            [1.0, 1.0],
+            [0.0, SHIFT_Y],
+            true,
+            w,
+            h,
+        )))
     }
 
     /// Runs the hand landmark model on `roi`; landmarks in image coordinates.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
+use super::face::FaceTracker;
 use super::hands::{HandModels, HandTracker, Side};
 use super::keypoints::{Keypoints, Layout};
 use super::model::{DEFAULT_MODELS_DIR, ModelError};
@@ -72,11 +73,12 @@ pub struct Holistic {
     hand_models: HandModels,
     left: HandTracker,
     right: HandTracker,
+    face: Option<FaceTracker>,
     timings: StageTimings,
 }
 
 impl Holistic {
-    /// Loads the models the layout needs.
+    /// Loads the models the layout needs (the face models only for 1662).
     pub fn new(options: &HolisticOptions) -> Result<Holistic, ModelError> {
         let dir = &options.models_dir;
         Ok(Holistic {
@@ -85,6 +87,11 @@ impl Holistic {
             hand_models: HandModels::load(dir)?,
             left: HandTracker::new(Side::Left),
             right: HandTracker::new(Side::Right),
+            face: if options.layout.has_face() {
+                Some(FaceTracker::new(dir)?)
+            } else {
+                None
+            },
             timings: StageTimings::default(),
         })
     }
@@ -99,6 +106,9 @@ impl Holistic {
         self.pose.reset();
         self.left.reset();
         self.right.reset();
+        if let Some(face) = &mut self.face {
+            face.reset();
+        }
     }
 
     /// Keypoints of one frame; frames must come in order for tracking.
@@ -113,18 +123,23 @@ impl Holistic {
         let right_hand = self
             .right
             .process(&self.hand_models, image, pose.as_deref())?;
+        let face = match &mut self.face {
+            Some(tracker) => tracker.process(image, pose.as_deref())?,
+            None => None,
+        };
+        let face_time = self.face.as_ref().map(|f| f.last_timings().total());
         let (l, r) = (self.left.last_timings(), self.right.last_timings());
         self.timings = StageTimings {
             pose_detection: detection,
             pose_landmarks: pose_time.saturating_sub(detection.unwrap_or_default()),
             hand_recrop: l.recrop + r.recrop,
             hands: l.landmarks + r.landmarks,
-            face: None,
+            face: face_time,
             total: started.elapsed(),
         };
         Ok(Keypoints {
             pose,
-            face: None,
+            face,
             left_hand,
             right_hand,
         })

@@ -1,5 +1,6 @@
 //! Landmarks: MediaPipe Holistic's models on tract, and SignPose's keypoint layout.
 
+pub mod face;
 pub mod hands;
 pub mod holistic;
 pub mod inspect;
@@ -12,5 +13,5 @@ pub mod smoothing;
 pub mod ssd;
 pub mod warp;
 
-pub use keypoints::{Keypoints, Landmark, Layout, Parts};
 pub use holistic::{Holistic, HolisticOptions, StageTimings};
+pub use keypoints::{Keypoints, Landmark, Layout, Parts};
