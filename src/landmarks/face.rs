@@ -413,4 +413,17 @@ mod tests {
         let b = landmark_box([[-0.2, -0.1], [-0.1, -0.3]].into_iter());
         assert_eq!(b, [-0.2, -0.3, f32::MIN_POSITIVE, f32::MIN_POSITIVE]);
     }
+
+    #[test]
+    fn no_pose_or_a_blank_frame_gives_no_face() {
+        let dir = Path::new(crate::landmarks::model::DEFAULT_MODELS_DIR);
+        let mut tracker = FaceTracker::new(dir).unwrap();
+        let frame = RgbImage::from_pixel(640, 480, image::Rgb([128, 128, 128]));
+        assert_eq!(tracker.process(&frame, None).unwrap(), None);
+        assert_eq!(tracker.last_timings(), FaceTimings::default());
+        let pose = upright_pose_face();
+        assert_eq!(tracker.process(&frame, Some(&pose)).unwrap(), None);
+        let t = tracker.last_timings();
+        assert!(t.detection > Duration::ZERO && t.landmarks == Duration::ZERO);
+    }
 }

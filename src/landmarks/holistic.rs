@@ -150,3 +150,46 @@ impl Holistic {
         &self.timings
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A models folder holding only the pose and hand models (symlinks).
+    fn folder_without_face_models() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let models = std::path::Path::new(DEFAULT_MODELS_DIR);
+        for file in [
+            "pose_detection.onnx",
+            "pose_landmark_full.onnx",
+            "hand_recrop.onnx",
+            "hand_landmark_full.onnx",
+        ] {
+            std::os::unix::fs::symlink(models.join(file), dir.path().join(file)).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn only_the_1662_layout_loads_and_runs_the_face_models() {
+        let dir = folder_without_face_models();
+        let mut holistic = Holistic::new(&HolisticOptions {
+            models_dir: dir.path().to_path_buf(),
+            layout: Layout::PoseHands,
+        })
+        .unwrap();
+        let frame = RgbImage::from_pixel(64, 48, image::Rgb([128, 128, 128]));
+        let kp = holistic.process(&frame).unwrap();
+        assert!(kp.face.is_none() && holistic.last_timings().face.is_none());
+        let err = Holistic::new(&HolisticOptions {
+            models_dir: dir.path().to_path_buf(),
+            layout: Layout::PoseFaceHands,
+        })
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string().contains("face_detection_short_range.onnx"),
+            "{err}"
+        );
+    }
+}
