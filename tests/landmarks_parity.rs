@@ -4,9 +4,9 @@
 
 use image::AnimationDecoder;
 use image::codecs::gif::GifDecoder;
-use ndarray::Array2;
+use ndarray::{Array2, s};
 use signtop::landmarks::parity::{self, PartParity};
-use signtop::landmarks::{Holistic, HolisticOptions, Layout};
+use signtop::landmarks::{Holistic, HolisticOptions, Layout, StageTimings};
 
 const SHARED_MEDIA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/media/");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
@@ -35,7 +35,8 @@ fn folder_frames(dir: &str) -> Vec<image::RgbImage> {
         .collect()
 }
 
-fn run(frames: &[image::RgbImage], layout: Layout) -> Array2<f32> {
+fn run(frames: &[image::RgbImage], layout: Layout) -> (Array2<f32>, Vec<StageTimings>) {
+    let mut timings = Vec::with_capacity(frames.len());
     let mut holistic = Holistic::new(&HolisticOptions {
         layout,
         ..HolisticOptions::default()
@@ -45,8 +46,52 @@ fn run(frames: &[image::RgbImage], layout: Layout) -> Array2<f32> {
     for (i, frame) in frames.iter().enumerate() {
         let kp = holistic.process(frame).unwrap();
         kp.write_features(layout, out.row_mut(i).as_slice_mut().unwrap());
+        timings.push(*holistic.last_timings());
     }
-    out
+    (out, timings)
+}
+
+/// Mean |dz| of the face landmarks over frames where both found a face (z is
+/// not in the parity table, which compares x and y).
+fn face_mean_dz(ours: &Array2<f32>, reference: &Array2<f32>) -> f64 {
+    let cols = Layout::PoseFaceHands.face().unwrap();
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    for (a, b) in ours.rows().into_iter().zip(reference.rows()) {
+        let (a, b) = (a.slice(s![cols.clone()]), b.slice(s![cols.clone()]));
+        if a.iter().any(|v| *v != 0.0) && b.iter().any(|v| *v != 0.0) {
+            for i in (2..a.len()).step_by(3) {
+                sum += f64::from((a[i] - b[i]).abs());
+                n += 1;
+            }
+        }
+    }
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
+/// A line on the face path: z agreement and time per frame (this build's
+/// profile; `signtop bench` is the measure of speed).
+fn face_summary(
+    ours: &Array2<f32>,
+    reference: &Array2<f32>,
+    result: &[PartParity],
+    timings: &[StageTimings],
+) -> String {
+    let face = result.iter().find(|p| p.part == "face");
+    let face_ms: Vec<f64> = timings
+        .iter()
+        .filter_map(|t| t.face)
+        .map(|d| d.as_secs_f64() * 1e3)
+        .collect();
+    let total_ms: f64 = timings.iter().map(|t| t.total.as_secs_f64() * 1e3).sum();
+    format!(
+        "face mean |dx| {:.6} |dy| {:.6} |dz| {:.6}; face path {:.1} ms/frame (max {:.1}), whole frame {:.1} ms/frame\n",
+        face.map_or(0.0, |p| p.mean_dx),
+        face.map_or(0.0, |p| p.mean_dy),
+        face_mean_dz(ours, reference),
+        face_ms.iter().sum::<f64>() / face_ms.len().max(1) as f64,
+        face_ms.iter().copied().fold(0.0, f64::max),
+        total_ms / timings.len().max(1) as f64,
+    )
 }
 
 fn parity_of(
@@ -56,10 +101,15 @@ fn parity_of(
     layout: Layout,
 ) -> Vec<PartParity> {
     let reference: Array2<f32> = ndarray_npy::read_npy(reference).unwrap();
-    let ours = run(frames, layout);
+    let (ours, timings) = run(frames, layout);
     let result = parity::compare(ours.view(), reference.view()).unwrap();
+    let face = if layout.has_face() {
+        face_summary(&ours, &reference, &result, &timings)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "{name} ({} frames, {layout}):\n{}",
+        "{name} ({} frames, {layout}):\n{}{face}",
         frames.len(),
         parity::report(&result)
     );
@@ -125,5 +175,53 @@ fn holistic_258_matches_mediapipe_on_the_fixtures() {
         .collect();
     for (name, result) in results {
         assert_targets(name, &result);
+    }
+}
+
+/// The face part's row of a 1662 comparison.
+fn face_of(result: &[PartParity]) -> &PartParity {
+    result.iter().find(|p| p.part == "face").unwrap()
+}
+
+/// 1662 on the shared clips: the face meets the targets; the other parts are
+/// the 258 test's business (the same code computes them, with the clips' hand
+/// agreement floor), so only printed here.
+#[test]
+fn holistic_1662_face_matches_mediapipe_on_the_shared_clips() {
+    let results: Vec<_> = ["cow_correct", "butterfly_inference"]
+        .into_iter()
+        .map(|name| {
+            let frames = gif_frames(&format!("{SHARED_MEDIA}{name}.gif"));
+            let reference = format!("{SHARED_MEDIA}reference/{name}_1662.npy");
+            (
+                name,
+                parity_of(name, &frames, &reference, Layout::PoseFaceHands),
+            )
+        })
+        .collect();
+    for (name, result) in &results {
+        let face = face_of(result);
+        assert!(face.meets_targets(), "{name} face: {face:?}");
+    }
+}
+
+/// 1662 on the fixtures: every part, the face included, meets the targets.
+#[test]
+fn holistic_1662_matches_mediapipe_on_the_fixtures() {
+    let results: Vec<_> = ["astronaut", "camera"]
+        .into_iter()
+        .map(|name| {
+            let frames = folder_frames(&format!("{FIXTURES}frames/{name}"));
+            let reference = format!("{FIXTURES}reference/{name}_1662.npy");
+            (
+                name,
+                parity_of(name, &frames, &reference, Layout::PoseFaceHands),
+            )
+        })
+        .collect();
+    for (name, result) in &results {
+        let face = face_of(result);
+        assert!(face.both_found > 0, "{name}: no face compared");
+        assert_targets(name, result);
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
+use super::face::FaceTracker;
 use super::hands::{HandModels, HandRois, HandTracker, Side};
 use super::keypoints::{Keypoints, Layout};
 use super::model::{DEFAULT_MODELS_DIR, ModelError};
@@ -72,11 +73,12 @@ pub struct Holistic {
     hand_models: HandModels,
     left: HandTracker,
     right: HandTracker,
+    face: Option<FaceTracker>,
     timings: StageTimings,
 }
 
 impl Holistic {
-    /// Loads the models the layout needs.
+    /// Loads the models the layout needs (the face models only for 1662).
     pub fn new(options: &HolisticOptions) -> Result<Holistic, ModelError> {
         let dir = &options.models_dir;
         Ok(Holistic {
@@ -85,6 +87,11 @@ impl Holistic {
             hand_models: HandModels::load(dir)?,
             left: HandTracker::new(Side::Left),
             right: HandTracker::new(Side::Right),
+            face: if options.layout.has_face() {
+                Some(FaceTracker::new(dir)?)
+            } else {
+                None
+            },
             timings: StageTimings::default(),
         })
     }
@@ -99,6 +106,9 @@ impl Holistic {
         self.pose.reset();
         self.left.reset();
         self.right.reset();
+        if let Some(face) = &mut self.face {
+            face.reset();
+        }
     }
 
     /// Keypoints of one frame; frames must come in order for tracking.
@@ -119,18 +129,23 @@ impl Holistic {
         let right_hand = self
             .right
             .process(&self.hand_models, image, pose.as_deref())?;
+        let face = match &mut self.face {
+            Some(tracker) => tracker.process(image, pose.as_deref())?,
+            None => None,
+        };
+        let face_time = self.face.as_ref().map(|f| f.last_timings().total());
         let (l, r) = (self.left.last_timings(), self.right.last_timings());
         self.timings = StageTimings {
             pose_detection: detection,
             pose_landmarks: pose_time.saturating_sub(detection.unwrap_or_default()),
             hand_recrop: l.recrop + r.recrop,
             hands: l.landmarks + r.landmarks,
-            face: None,
+            face: face_time,
             total: started.elapsed(),
         };
         Ok(Keypoints {
             pose,
-            face: None,
+            face,
             left_hand,
             right_hand,
         })
@@ -158,5 +173,43 @@ mod tests {
             let kp = holistic.process(&RgbImage::new(w, h)).unwrap();
             assert_eq!(kp.parts(), Default::default(), "{w}x{h}");
         }
+    }
+
+    /// A models folder holding only the pose and hand models (symlinks).
+    fn folder_without_face_models() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let models = std::path::Path::new(DEFAULT_MODELS_DIR);
+        for file in [
+            "pose_detection.onnx",
+            "pose_landmark_full.onnx",
+            "hand_recrop.onnx",
+            "hand_landmark_full.onnx",
+        ] {
+            std::os::unix::fs::symlink(models.join(file), dir.path().join(file)).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn only_the_1662_layout_loads_and_runs_the_face_models() {
+        let dir = folder_without_face_models();
+        let mut holistic = Holistic::new(&HolisticOptions {
+            models_dir: dir.path().to_path_buf(),
+            layout: Layout::PoseHands,
+        })
+        .unwrap();
+        let frame = RgbImage::from_pixel(64, 48, image::Rgb([128, 128, 128]));
+        let kp = holistic.process(&frame).unwrap();
+        assert!(kp.face.is_none() && holistic.last_timings().face.is_none());
+        let err = Holistic::new(&HolisticOptions {
+            models_dir: dir.path().to_path_buf(),
+            layout: Layout::PoseFaceHands,
+        })
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string().contains("face_detection_short_range.onnx"),
+            "{err}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Landmarks: MediaPipe Holistic's models on tract, and SignPose's keypoint layout.
 
+pub mod face;
 pub mod hands;
 pub mod holistic;
 pub mod inspect;

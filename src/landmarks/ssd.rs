@@ -1,6 +1,8 @@
-//! Pose detector post-processing: SSD anchors, box/keypoint decoding and
-//! weighted non-maximum suppression, with the constants of MediaPipe's
-//! `pose_detection_cpu.pbtxt` (mediapipe 0.10.14).
+//! SSD detector post-processing shared by the pose and face detectors:
+//! anchors (`SsdAnchorsCalculator` with fixed anchor size), box/keypoint
+//! decoding (`TensorsToDetectionsCalculator`) and weighted non-maximum
+//! suppression, with the constants of MediaPipe's `pose_detection_cpu.pbtxt`
+//! and `face_detection_short_range.pbtxt` (mediapipe 0.10.14).
 
 /// One SSD anchor: centre and size in normalised input coordinates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -15,35 +17,81 @@ pub struct Anchor {
     pub h: f32,
 }
 
+/// What an SSD detector's anchors and raw outputs look like.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SsdSpec {
+    /// Side of the square detector input, in pixels (also the decoding scale).
+    pub input: usize,
+    /// Feature map strides, one per SSD layer.
+    pub strides: &'static [usize],
+    /// Keypoints per detection.
+    pub keypoints: usize,
+    /// Minimum sigmoid score of a detection.
+    pub min_score: f32,
+    /// IoU above which weighted NMS merges detections.
+    pub nms_iou: f32,
+}
+
+impl SsdSpec {
+    /// Raw values per anchor: 4 box values then 2 per keypoint.
+    pub const fn coords(&self) -> usize {
+        4 + 2 * self.keypoints
+    }
+}
+
+/// The pose detector (`pose_detection_cpu.pbtxt`): keypoint 0 is the hip
+/// centre, 1 gives the body's size and rotation.
+pub const POSE_SSD: SsdSpec = SsdSpec {
+    input: 224,
+    strides: &[8, 16, 32, 32, 32],
+    keypoints: 4,
+    min_score: 0.5,
+    nms_iou: 0.3,
+};
+
+/// The short-range face detector (`face_detection_short_range.pbtxt`):
+/// keypoints right eye, left eye, nose tip, mouth, right and left ear tragion.
+pub const FACE_SSD: SsdSpec = SsdSpec {
+    input: 128,
+    strides: &[8, 16, 16, 16],
+    keypoints: 6,
+    min_score: 0.5,
+    nms_iou: 0.3,
+};
+
 /// Side of the square pose detector input, in pixels.
-pub const POSE_DETECTOR_INPUT: usize = 224;
-/// Feature map strides of the pose detector, one per SSD layer.
-const POSE_STRIDES: [usize; 5] = [8, 16, 32, 32, 32];
+pub const POSE_DETECTOR_INPUT: usize = POSE_SSD.input;
 /// Keypoints per pose detection (hip centre, full-body size/rotation, ...).
-pub const POSE_DETECTION_KEYPOINTS: usize = 4;
+pub const POSE_DETECTION_KEYPOINTS: usize = POSE_SSD.keypoints;
 /// Raw values per anchor: 4 box values then 2 per keypoint.
-pub const POSE_DETECTION_COORDS: usize = 4 + 2 * POSE_DETECTION_KEYPOINTS;
+pub const POSE_DETECTION_COORDS: usize = POSE_SSD.coords();
 /// Scores are clipped to +-this before the sigmoid.
 const SCORE_CLIP: f32 = 100.0;
 /// Minimum sigmoid score of a pose detection.
-pub const POSE_MIN_SCORE: f32 = 0.5;
+pub const POSE_MIN_SCORE: f32 = POSE_SSD.min_score;
 /// IoU above which weighted NMS merges detections.
-pub const POSE_NMS_IOU: f32 = 0.3;
+pub const POSE_NMS_IOU: f32 = POSE_SSD.nms_iou;
 
-/// Anchors of the pose detector: layers sharing a stride are merged, and each
-/// layer adds two anchors per cell (aspect ratio 1 and the interpolated scale),
-/// all with fixed size 1, offset 0.5 of a cell.
+/// Anchors of the pose detector.
 pub fn pose_anchors() -> Vec<Anchor> {
+    anchors(&POSE_SSD)
+}
+
+/// Anchors of a detector: consecutive layers sharing a stride are merged, and
+/// each layer adds two anchors per cell (aspect ratio 1 and the interpolated
+/// scale), all with fixed size 1, offset 0.5 of a cell.
+pub fn anchors(spec: &SsdSpec) -> Vec<Anchor> {
+    let strides = spec.strides;
     let mut anchors = Vec::new();
     let mut layer = 0;
-    while layer < POSE_STRIDES.len() {
-        let stride = POSE_STRIDES[layer];
+    while layer < strides.len() {
+        let stride = strides[layer];
         let mut per_cell = 0;
-        while layer < POSE_STRIDES.len() && POSE_STRIDES[layer] == stride {
+        while layer < strides.len() && strides[layer] == stride {
             per_cell += 2;
             layer += 1;
         }
-        let cells = POSE_DETECTOR_INPUT.div_ceil(stride);
+        let cells = spec.input.div_ceil(stride);
         for row in 0..cells {
             for col in 0..cells {
                 let x = (col as f32 + 0.5) / cells as f32;
@@ -92,20 +140,33 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// Decodes raw boxes (`anchors.len() * POSE_DETECTION_COORDS`, x-first order)
-/// and raw scores (one logit per anchor), keeping scores >= `min_score`.
+/// Decodes raw pose detector boxes and scores (see [`decode`]).
 pub fn decode_pose(
     raw_boxes: &[f32],
     raw_scores: &[f32],
     anchors: &[Anchor],
     min_score: f32,
 ) -> Vec<Detection> {
-    let scale = POSE_DETECTOR_INPUT as f32;
+    decode(&POSE_SSD, raw_boxes, raw_scores, anchors, min_score)
+}
+
+/// Decodes raw boxes (`anchors.len() * spec.coords()`, x-first order) and raw
+/// scores (one logit per anchor), keeping scores >= `min_score` and, as
+/// MediaPipe does, dropping boxes of negative or NaN size.
+pub fn decode(
+    spec: &SsdSpec,
+    raw_boxes: &[f32],
+    raw_scores: &[f32],
+    anchors: &[Anchor],
+    min_score: f32,
+) -> Vec<Detection> {
+    let scale = spec.input as f32;
+    let coords = spec.coords();
     let mut out = Vec::new();
     for (i, anchor) in anchors.iter().enumerate() {
         let (Some(&logit), Some(raw)) = (
             raw_scores.get(i),
-            raw_boxes.get(i * POSE_DETECTION_COORDS..(i + 1) * POSE_DETECTION_COORDS),
+            raw_boxes.get(i * coords..(i + 1) * coords),
         ) else {
             break;
         };
@@ -117,7 +178,11 @@ pub fn decode_pose(
         let cy = raw[1] / scale * anchor.h + anchor.y;
         let w = raw[2] / scale * anchor.w;
         let h = raw[3] / scale * anchor.h;
-        let keypoints = (0..POSE_DETECTION_KEYPOINTS)
+        // `!(x >= 0)` also rejects NaN.
+        if !(w >= 0.0 && h >= 0.0) {
+            continue;
+        }
+        let keypoints = (0..spec.keypoints)
             .map(|k| {
                 [
                     raw[4 + 2 * k] / scale * anchor.w + anchor.x,
@@ -187,6 +252,41 @@ mod tests {
         assert_eq!(a[1568].x, 0.5 / 14.0);
         assert_eq!(a[1568 + 392].x, 0.5 / 7.0);
         assert!((a[2253].x - 6.5 / 7.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn face_anchor_count_and_layout() {
+        let a = anchors(&FACE_SSD);
+        // 16x16 cells x 2 (stride 8) + 8x8 cells x 6 (three stride-16 layers).
+        assert_eq!(a.len(), 896);
+        assert_eq!(a[0].x, 0.5 / 16.0);
+        assert_eq!(a[511].x, 15.5 / 16.0);
+        assert_eq!(a[512].x, 0.5 / 8.0);
+        assert!(a[512..518].iter().all(|b| *b == a[512]));
+        assert_eq!(a[518].x, 1.5 / 8.0);
+        assert!((a[895].y - 7.5 / 8.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn decode_reads_every_face_keypoint_and_drops_negative_boxes() {
+        let anchors = [Anchor {
+            x: 0.25,
+            y: 0.75,
+            w: 1.0,
+            h: 1.0,
+        }];
+        let mut raw = [0.0f32; 16];
+        raw[2] = 12.8; // w 0.1
+        raw[3] = 12.8;
+        raw[14] = 12.8; // keypoint 5 x: +0.1
+        raw[15] = -12.8;
+        let d = decode(&FACE_SSD, &raw, &[1.0], &anchors, 0.5);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].keypoints.len(), 6);
+        let k = d[0].keypoints[5];
+        assert!((k[0] - 0.35).abs() < 1e-6 && (k[1] - 0.65).abs() < 1e-6);
+        raw[2] = -1.0;
+        assert!(decode(&FACE_SSD, &raw, &[1.0], &anchors, 0.5).is_empty());
     }
 
     #[test]
