@@ -1,5 +1,7 @@
 //! Landmarks: MediaPipe Holistic's models on tract, and SignPose's keypoint layout.
 
+pub mod draw;
+pub mod extract;
 pub mod hands;
 pub mod holistic;
 pub mod inspect;
@@ -10,6 +12,7 @@ pub mod pose;
 pub mod roi;
 pub mod smoothing;
 pub mod ssd;
+pub mod topology;
 pub mod warp;
 
 pub use keypoints::{Keypoints, Landmark, Layout, Parts};
