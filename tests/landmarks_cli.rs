@@ -17,7 +17,10 @@ const ASTRONAUT_REFERENCE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/reference/astronaut_258.npy"
 );
-const COW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/media/cow_correct.gif");
+const COW: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/media/cow_correct.gif"
+);
 const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
 
 fn signtop() -> Command {
@@ -41,7 +44,11 @@ fn landmarks(input: &Path, out: &Path, extra: &[&str]) -> Command {
 
 /// Runs successfully and returns the summary line (stdout).
 fn run_ok(input: &Path, out: &Path, extra: &[&str]) -> String {
-    let output = landmarks(input, out, extra).assert().success().get_output().clone();
+    let output = landmarks(input, out, extra)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -145,7 +152,11 @@ fn draw_writes_one_png_per_frame_with_the_landmarks_on_it() {
             .filter(|(a, b)| a != b)
             .count();
         // The pose skeleton covers hundreds of pixels, not the whole frame.
-        assert!(changed > 300, "{}: {changed} pixels changed", path.display());
+        assert!(
+            changed > 300,
+            "{}: {changed} pixels changed",
+            path.display()
+        );
         assert!(changed < 640 * 480 / 10, "{}: {changed}", path.display());
     }
 }
@@ -155,7 +166,14 @@ fn a_video_made_with_ffmpeg_gives_one_row_per_frame() {
     let temp = tempfile::tempdir().unwrap();
     let video = temp.path().join("astronaut.mp4");
     let status = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-framerate", "10", "-i"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-framerate",
+            "10",
+            "-i",
+        ])
         .arg(format!("{ASTRONAUT}/%03d.png"))
         .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
         .arg(&video)
@@ -178,7 +196,10 @@ fn layout_1662_has_the_face_block_exactly_when_the_summary_counts_a_face() {
     let summary = run_ok(&still, &out, &["--layout", "1662"]);
     let keypoints: Array2<f32> = ndarray_npy::read_npy(&out).unwrap();
     assert_eq!(keypoints.shape(), &[1, 1662]);
-    let face_found = keypoints.slice(s![0, 132..132 + 1404]).iter().any(|v| *v != 0.0);
+    let face_found = keypoints
+        .slice(s![0, 132..132 + 1404])
+        .iter()
+        .any(|v| *v != 0.0);
     let face_percent = figure(&summary, "face");
     assert_eq!(face_found, face_percent == 100.0, "{summary}");
     assert!(keypoints.slice(s![0, 0..132]).iter().any(|v| *v != 0.0));

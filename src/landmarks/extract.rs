@@ -86,9 +86,8 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<()> {
     let mut summary = ExtractSummary::default();
     let mut values = Vec::new();
     for (index, frame) in reader.enumerate() {
-        let frame = frame.with_context(|| {
-            format!("reading frame {index} of {}", args.input.display())
-        })?;
+        let frame =
+            frame.with_context(|| format!("reading frame {index} of {}", args.input.display()))?;
         let keypoints = holistic
             .process(&frame)
             .with_context(|| format!("landmarks of frame {index} of {}", args.input.display()))?;

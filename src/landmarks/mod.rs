@@ -15,5 +15,5 @@ pub mod ssd;
 pub mod topology;
 pub mod warp;
 
-pub use keypoints::{Keypoints, Landmark, Layout, Parts};
 pub use holistic::{Holistic, HolisticOptions, StageTimings};
+pub use keypoints::{Keypoints, Landmark, Layout, Parts};

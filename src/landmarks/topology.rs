@@ -161,7 +161,10 @@ mod tests {
             .collect();
         for &(a, b) in &POSE_CONNECTIONS {
             let (c, d) = (swap(a), swap(b));
-            assert!(edges.contains(&(c.min(d), c.max(d))), "mirror of ({a}, {b})");
+            assert!(
+                edges.contains(&(c.min(d), c.max(d))),
+                "mirror of ({a}, {b})"
+            );
         }
     }
 }
