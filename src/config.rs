@@ -172,8 +172,8 @@ impl Default for Settings {
             height: 480,
             fps: 30,
             mirror: false,
-            models: PathBuf::from("models"),
-            sign_model: PathBuf::from("models/signs.onnx"),
+            models: PathBuf::from(crate::landmarks::model::DEFAULT_MODELS_DIR),
+            sign_model: PathBuf::from(crate::classify::DEFAULT_SIGN_MODEL),
             layout: Layout::PoseHands,
             threshold: 0.7,
             debounce: 5,
@@ -229,6 +229,15 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
+    /// A relative path from the file is relative to the file's folder, so a
+    /// config works from any working directory.
+    fn path_beside(&self, path: PathBuf) -> PathBuf {
+        match self.file.parent() {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path,
+        }
+    }
+
     /// 1-based line holding byte `offset`.
     fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
@@ -323,6 +332,16 @@ fn narrow<T: TryFrom<i64>>(v: i64, fallback: T) -> T {
     T::try_from(v).unwrap_or(fallback)
 }
 
+/// The user's config file, `$XDG_CONFIG_HOME/signtop/signtop.toml` (XDG's
+/// default `~/.config`), if it exists.
+pub fn user_config() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("signtop").join("signtop.toml")).filter(|p| p.is_file())
+}
+
 impl Settings {
     /// Reads and validates `path`; `None` gives the defaults.
     pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
@@ -388,10 +407,10 @@ impl Settings {
 
     fn merge_models(&mut self, src: &Source, m: &ModelsSection) -> Result<(), ConfigError> {
         if let Some(v) = &m.models {
-            self.models = non_empty_path(src, "models.models", v)?;
+            self.models = src.path_beside(non_empty_path(src, "models.models", v)?);
         }
         if let Some(v) = &m.sign_model {
-            self.sign_model = non_empty_path(src, "models.sign_model", v)?;
+            self.sign_model = src.path_beside(non_empty_path(src, "models.sign_model", v)?);
         }
         if let Some(v) = &m.layout {
             self.layout = v.get_ref().parse().map_err(|_| {
@@ -533,7 +552,31 @@ mod tests {
     #[test]
     fn shipped_config_equals_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/signtop.toml");
-        assert_eq!(Settings::load(Some(&path)).unwrap(), Settings::default());
+        let mut loaded = Settings::load(Some(&path)).unwrap();
+        let defaults = Settings::default();
+        // The file names the models relative to itself: the same files.
+        for p in [&mut loaded.models, &mut loaded.sign_model] {
+            *p = p.canonicalize().unwrap();
+        }
+        assert_eq!(
+            loaded.models,
+            Path::new(&defaults.models).canonicalize().unwrap()
+        );
+        assert_eq!(
+            loaded.sign_model,
+            defaults.sign_model.canonicalize().unwrap()
+        );
+        loaded.models = defaults.models.clone();
+        loaded.sign_model = defaults.sign_model.clone();
+        assert_eq!(loaded, defaults);
+    }
+
+    #[test]
+    fn relative_model_paths_are_relative_to_the_file() {
+        let text = "[models]\nmodels = \"m\"\nsign_model = \"/abs/s.onnx\"\n";
+        let s = Settings::from_toml_str(text, Path::new("/etc/signtop/signtop.toml")).unwrap();
+        assert_eq!(s.models, Path::new("/etc/signtop/m"));
+        assert_eq!(s.sign_model, Path::new("/abs/s.onnx"));
     }
 
     #[test]

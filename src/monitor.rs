@@ -13,7 +13,7 @@ use clap::Args;
 use crate::capture::{CameraConfig, ReplayConfig, SourceSpec, open_source};
 use crate::classify::SmoothingConfig;
 use crate::config::{CliOverrides, Settings};
-use crate::landmarks::Layout;
+use crate::landmarks::{Holistic, HolisticOptions, Layout};
 use crate::pipeline::{Classifier, Landmarker, Pipeline, PipelineConfig, StopFlag};
 use crate::tui::{self, App, AppOptions, SourceLine, Theme};
 
@@ -38,6 +38,11 @@ pub struct MonitorArgs {
     /// Replay as fast as frames decode instead of at the clip's rate.
     #[arg(long)]
     pub max_speed: bool,
+    /// Process every frame of a replay, none dropped: the replay waits for the
+    /// slowest stage (for analysing a recording; with --max-speed, as fast as
+    /// the machine goes). Needs --input.
+    #[arg(long, requires = "input")]
+    pub every_frame: bool,
     /// Kiosk mode: large bars, every key but q ignored.
     #[arg(long)]
     pub kiosk: bool,
@@ -45,6 +50,7 @@ pub struct MonitorArgs {
     #[arg(long)]
     pub no_color: bool,
     /// Config file (TOML; see config/signtop.toml). Flags override it.
+    /// Default: $XDG_CONFIG_HOME/signtop/signtop.toml if it exists.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// V4L2 device [config: camera.device].
@@ -59,7 +65,8 @@ pub struct MonitorArgs {
     /// Frames per second; for a replay, the pace [camera.fps].
     #[arg(long)]
     pub fps: Option<u32>,
-    /// Mirror left-right (selfie view) [camera.mirror].
+    /// Mirror left-right (selfie view): keypoints flipped with left and right
+    /// swapped, so signs keep their meaning [camera.mirror].
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub mirror: Option<bool>,
     /// Landmark models directory [models.models].
@@ -110,7 +117,8 @@ impl MonitorArgs {
 
     /// The config file merged with the flags.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        let mut settings = Settings::load(self.config.as_deref())?;
+        let file = self.config.clone().or_else(crate::config::user_config);
+        let mut settings = Settings::load(file.as_deref())?;
         settings.apply(&self.overrides())?;
         Ok(settings)
     }
@@ -134,7 +142,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<()> {
             settings.layout
         );
     }
-    let landmarker = open_landmarker(&settings.models)?;
+    let landmarker = open_landmarker(&settings.models, settings.layout)?;
     let source = open_source(&source_spec(args, &settings)).context("opening the frame source")?;
     let stop = StopFlag::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     let config = pipeline_config(args, &settings);
@@ -161,10 +169,14 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<()> {
 /// The landmark stage. Until `landmarks::Holistic` lands this is the pose
 /// tracker alone (real models; hands and face come with Holistic):
 /// `Ok(Box::new(Holistic::new(&HolisticOptions { .. })?))` replaces it.
-fn open_landmarker(models: &Path) -> anyhow::Result<Box<dyn Landmarker>> {
-    let tracker = crate::landmarks::pose::PoseTracker::new(models)
+fn open_landmarker(models: &Path, layout: Layout) -> anyhow::Result<Box<dyn Landmarker>> {
+    let options = HolisticOptions {
+        models_dir: models.to_path_buf(),
+        layout,
+    };
+    let holistic = Holistic::new(&options)
         .with_context(|| format!("loading the landmark models from {}", models.display()))?;
-    Ok(Box::new(tracker))
+    Ok(Box::new(holistic))
 }
 
 /// The classifier stage: the sign model on tract.
@@ -206,6 +218,7 @@ fn pipeline_config(args: &MonitorArgs, settings: &Settings) -> PipelineConfig {
         mirror: settings.mirror,
         max_frames: args.frames,
         handoff_capacity: HANDOFF_CAPACITY,
+        every_frame: args.every_frame,
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use assert_cmd::Command;
+use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
 
@@ -72,6 +73,56 @@ fn headless_replay_prints_valid_json_and_counts_add_up() {
     }
 }
 
+/// The whole live path on real frames: capture (replay) -> Holistic on tract
+/// -> the shipped sign model -> smoothing. With --every-frame no frame is
+/// dropped however slow the machine, so the result does not depend on load:
+/// the clip of a person signing Cow is decided as Cow, and as nothing else.
+#[test]
+fn every_frame_replay_recognises_the_cow_clip() {
+    let logs = tempfile::tempdir().unwrap();
+    let out = signtop(&logs)
+        .args([
+            "--headless",
+            "--every-frame",
+            "--max-speed",
+            "--input",
+            CLIP,
+        ])
+        .args(["--models", MODELS, "--sign-model", SIGN_MODEL])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let lines = lines(&out);
+    let summary = lines.last().unwrap();
+    assert_eq!(
+        summary["processed"].as_u64(),
+        Some(CLIP_FRAMES),
+        "{summary}"
+    );
+    assert_eq!(summary["dropped"].as_u64(), Some(0), "{summary}");
+    let signs: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "decision")
+        .map(|l| l["sign"].as_str().unwrap())
+        .collect();
+    assert!(
+        !signs.is_empty() && signs.iter().all(|s| *s == "Cow"),
+        "decisions {signs:?}; {summary}"
+    );
+}
+
+#[test]
+fn every_frame_needs_a_replay() {
+    let logs = tempfile::tempdir().unwrap();
+    signtop(&logs)
+        .args(["--headless", "--every-frame"])
+        .assert()
+        .failure()
+        .stderr(contains("--input"));
+}
+
 #[test]
 fn frames_limit_stops_early() {
     let logs = tempfile::tempdir().unwrap();
@@ -135,4 +186,19 @@ fn monitor_flags_do_not_mix_with_subcommands() {
         .args(["devices", "--input", CLIP])
         .assert()
         .failure();
+}
+
+#[test]
+fn the_user_config_file_is_read_without_config() {
+    let logs = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("signtop");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("signtop.toml"), "[decision]\nthreshold = 7\n").unwrap();
+    signtop(&logs)
+        .env("XDG_CONFIG_HOME", home.path())
+        .args(["--headless", "--input", CLIP])
+        .assert()
+        .failure()
+        .stderr(contains("signtop.toml:2").and(contains("decision.threshold")));
 }

@@ -65,6 +65,18 @@ pub struct HandTimings {
     pub landmarks: Duration,
 }
 
+/// The rects one hand went through in the last frame (for drawing and
+/// debugging): from the pose points, from the re-crop model, and the one the
+/// landmarks were looked for in (re-crop or previous frame's).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HandRois {
+    pub from_pose: Option<Roi>,
+    pub recrop: Option<Roi>,
+    pub tracking: Option<Roi>,
+    /// The landmark model's hand presence score in the tracking rect.
+    pub presence: Option<f32>,
+}
+
 /// The two hand models, shared by both sides (tract plans run from `&self`).
 pub struct HandModels {
     recrop: Model,
@@ -92,6 +104,7 @@ pub struct HandTracker {
     recrop_input: Vec<f32>,
     landmark_input: Vec<f32>,
     timings: HandTimings,
+    rois: HandRois,
 }
 
 impl HandTracker {
@@ -103,6 +116,7 @@ impl HandTracker {
             recrop_input: vec![0.0; RECROP_INPUT * RECROP_INPUT * 3],
             landmark_input: vec![0.0; LANDMARK_INPUT * LANDMARK_INPUT * 3],
             timings: HandTimings::default(),
+            rois: HandRois::default(),
         }
     }
 
@@ -121,6 +135,11 @@ impl HandTracker {
         self.timings
     }
 
+    /// The rects of the last call to [`HandTracker::process`].
+    pub fn last_rois(&self) -> HandRois {
+        self.rois
+    }
+
     /// This side's hand landmarks for a frame whose (smoothed) pose landmarks
     /// are `pose`; `None` when the wrist is not visible or no hand is found.
     pub fn process(
@@ -130,6 +149,7 @@ impl HandTracker {
         pose: Option<&[Landmark]>,
     ) -> Result<Option<Vec<Landmark>>, ModelError> {
         self.timings = HandTimings::default();
+        self.rois = HandRois::default();
         let found = self.find(models, image, pose)?;
         self.previous.clone_from(&found);
         Ok(found)
@@ -155,6 +175,8 @@ impl HandTracker {
         let from_pose = roi_from_pose(wrist, pinky, index, w, h);
         let recrop = self.recrop(models, image, &from_pose)?;
         self.timings.recrop = started.elapsed();
+        self.rois.from_pose = Some(from_pose);
+        self.rois.recrop = recrop;
         let Some(recrop) = recrop else {
             return Ok(None);
         };
@@ -170,6 +192,7 @@ impl HandTracker {
             }
             None => recrop,
         };
+        self.rois.tracking = Some(roi);
         let started = Instant::now();
         let found = self.landmarks_in(models, image, &roi);
         self.timings.landmarks = started.elapsed();
@@ -201,7 +224,13 @@ impl HandTracker {
         let centre = from_pose.project([raw[0] / side, raw[1] / side], w, h);
         let scale_point = from_pose.project([raw[2] / side, raw[3] / side], w, h);
         let rect = alignment_rect_towards(centre, scale_point, -FRAC_PI_2, w, h);
-        Ok(Some(rect.transformed([1.0, 1.0], [0.0, SHIFT_Y], true, w, h)))
+        Ok(Some(rect.transformed(
+            [1.0, 1.0],
+            [0.0, SHIFT_Y],
+            true,
+            w,
+            h,
+        )))
     }
 
     /// Runs the hand landmark model on `roi`; landmarks in image coordinates.
@@ -224,6 +253,7 @@ impl HandTracker {
         let (Some(raw), Some(presence)) = (out.first(), out.get(1).and_then(|f| f.first())) else {
             return Ok(None);
         };
+        self.rois.presence = Some(*presence);
         if *presence <= MIN_PRESENCE || raw.len() < HAND_LANDMARKS * 3 {
             return Ok(None);
         }
@@ -268,25 +298,29 @@ fn roi_from_pose(wrist: Landmark, pinky: Landmark, index: Landmark, w: f32, h: f
     )
 }
 
-/// Holistic's `HandLandmarksToRoi`: the rotated bounding box of the previous
-/// hand landmarks, scaled 2x. Holistic feeds all 21 landmarks to a calculator
-/// written for a 12-point subset, so its "knuckles" 4, 6 and 8 are the thumb
-/// tip, index PIP and index tip here; kept as is, since parity is the point.
+/// Palm points `HandLandmarksToRectCalculator` keeps of the 21: wrist, thumb
+/// base, and the two lowest joints of each finger.
+const PALM: [usize; 12] = [0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18];
+
+/// Holistic's `HandLandmarksToRoi`: the box of the previous frame's palm
+/// points turned so the wrist -> knuckles direction points up, scaled 2x.
 fn roi_from_landmarks(lms: &[Landmark], w: f32, h: f32) -> Roi {
     let at = |i: usize| lms.get(i).map_or([0.0, 0.0], |l| [l.x, l.y]);
-    let (wrist, a, b, c) = (at(0), at(4), at(8), at(6));
+    let palm = PALM.map(at);
+    // Towards the middle knuckle, averaged with the index and ring knuckles.
+    let (wrist, index, middle, ring) = (at(0), at(5), at(9), at(13));
     let toward = [
-        ((a[0] + b[0]) / 2.0 + c[0]) / 2.0,
-        ((a[1] + b[1]) / 2.0 + c[1]) / 2.0,
+        ((index[0] + ring[0]) / 2.0 + middle[0]) / 2.0,
+        ((index[1] + ring[1]) / 2.0 + middle[1]) / 2.0,
     ];
     let rotation = rotation_from(wrist, toward, FRAC_PI_2, w, h);
-    let (min, max) = bounds(lms.iter().map(|l| [l.x, l.y]));
+    let (min, max) = bounds(palm.iter().copied());
     let centre = [(min[0] + max[0]) / 2.0, (min[1] + max[1]) / 2.0];
     // Bounds again in the hand's own (unrotated) frame, in pixels.
     let (sin, cos) = (-rotation).sin_cos();
-    let (pmin, pmax) = bounds(lms.iter().map(|l| {
-        let x = (l.x - centre[0]) * w;
-        let y = (l.y - centre[1]) * h;
+    let (pmin, pmax) = bounds(palm.iter().map(|p| {
+        let x = (p[0] - centre[0]) * w;
+        let y = (p[1] - centre[1]) * h;
         [x * cos - y * sin, x * sin + y * cos]
     }));
     let mid = [(pmin[0] + pmax[0]) / 2.0, (pmin[1] + pmax[1]) / 2.0];
@@ -352,7 +386,7 @@ mod tests {
             .collect();
         let roi = roi_from_landmarks(&lms, 200.0, 200.0);
         assert!(close(roi.rotation, FRAC_PI_2), "{}", roi.rotation);
-        // Box of a 0.2-long line, squared and doubled.
-        assert!(close(roi.w, 0.4) && close(roi.h, 0.4), "{roi:?}");
+        // Box of the palm points (x 0.30..0.48), squared and doubled.
+        assert!(close(roi.w, 0.36) && close(roi.h, 0.36), "{roi:?}");
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
-use super::hands::{HandModels, HandTracker, Side};
+use super::hands::{HandModels, HandRois, HandTracker, Side};
 use super::keypoints::{Keypoints, Layout};
 use super::model::{DEFAULT_MODELS_DIR, ModelError};
 use super::pose::PoseTracker;
@@ -128,6 +128,11 @@ impl Holistic {
             left_hand,
             right_hand,
         })
+    }
+
+    /// The hand rects of the last frame, (left, right).
+    pub fn last_hand_rois(&self) -> (HandRois, HandRois) {
+        (self.left.last_rois(), self.right.last_rois())
     }
 
     /// Time each stage took on the last frame.

@@ -211,8 +211,13 @@ impl PoseTracker {
 
 /// Side of the pose heatmap (HWC, one channel per landmark).
 const HEATMAP_SIDE: usize = 64;
-/// Window of the heatmap refinement.
-const HEATMAP_KERNEL: i64 = 7;
+/// Window of the heatmap refinement. The graph asks for 7, but
+/// `mp.solutions` (MediaPipe's Python solutions, which made SignPose's data and
+/// our reference) re-serialises the expanded graph through Python protobuf,
+/// which does not know `RefineLandmarksFromHeatmapCalculatorOptions` and drops
+/// them, so the calculator runs with its default, 9. We match what produced
+/// the data.
+const HEATMAP_KERNEL: i64 = 9;
 /// Minimum heatmap confidence in the window to refine a landmark.
 const HEATMAP_MIN_CONFIDENCE: f32 = 0.5;
 
@@ -225,10 +230,10 @@ fn refine_from_heatmap(heatmap: &[f32], k: usize, p: [f32; 2]) -> [f32; 2] {
     }
     let cx = (p[0] * side as f32) as i64;
     let cy = (p[1] * side as f32) as i64;
-    // MediaPipe leaves a landmark off the heatmap as it is (its check covers
-    // columns both ways but rows only from above: rows just below still refine
-    // over the part of the window that is on the map).
-    if cx < 0 || cx >= side || cy < 0 {
+    // A landmark off the heatmap stays as it is. (The cast truncates toward
+    // zero like MediaPipe's, so points just left of or above the crop count
+    // as column or row 0.)
+    if cx < 0 || cx >= side || cy < 0 || cy >= side {
         return p;
     }
     let half = HEATMAP_KERNEL / 2;

@@ -65,36 +65,80 @@ pub fn warp_roi(
     let (iw, ih) = (image.width() as i64, image.height() as i64);
     let gain = (hi - lo) / 255.0;
     let raw = image.as_raw();
-    let pixel = |x: i64, y: i64, c: usize| -> f32 {
+    let stride = image.width() as usize * 3;
+    let pixel = |x: i64, y: i64, c: usize| -> i64 {
         let (x, y) = match border {
             Border::Replicate => (x.clamp(0, iw - 1), y.clamp(0, ih - 1)),
-            Border::Zero if x < 0 || y < 0 || x >= iw || y >= ih => return 0.0,
+            Border::Zero if x < 0 || y < 0 || x >= iw || y >= ih => return 0,
             Border::Zero => (x, y),
         };
-        f32::from(raw[((y * iw + x) * 3) as usize + c])
+        i64::from(raw[((y * iw + x) * 3) as usize + c])
     };
     let (sin, cos) = roi.rotation.sin_cos();
     let (rw, rh) = (roi.w * w, roi.h * h);
+    // MediaPipe's CPU ImageToTensor maps the ROI's corners onto the tensor's
+    // corners with OpenCV's warpPerspective, whose pixel centres sit on
+    // integer coordinates: tensor pixel i samples the ROI at i / size (not
+    // (i + 0.5) / size) and ROI coordinates are read as pixel-centre ones.
+    // OpenCV also rounds each sample position to 1/32 pixel, weighs the four
+    // neighbours in fixed point and rounds the crop to 8 bits before it is
+    // scaled to floats. The models were trained on crops made this way, and
+    // near a decision threshold (is there a hand?) these details show, so we
+    // sample alike.
     for oy in 0..size {
-        let v = (oy as f32 + 0.5) / size as f32 - 0.5;
+        let v = oy as f32 / size as f32 - 0.5;
         for ox in 0..size {
-            let u = (ox as f32 + 0.5) / size as f32 - 0.5;
+            let u = ox as f32 / size as f32 - 0.5;
             let (px, py) = (u * rw, v * rh);
-            let sx = roi.x * w + px * cos - py * sin - 0.5;
-            let sy = roi.y * h + px * sin + py * cos - 0.5;
-            let (x0, y0) = (sx.floor(), sy.floor());
-            let (fx, fy) = (sx - x0, sy - y0);
-            let (x0, y0) = (x0 as i64, y0 as i64);
+            let sx = roi.x * w + px * cos - py * sin;
+            let sy = roi.y * h + px * sin + py * cos;
+            let (x, fx) = subpixel(sx);
+            let (y, fy) = subpixel(sy);
+            let weights = [
+                (SUBPIXELS - fx) * (SUBPIXELS - fy),
+                fx * (SUBPIXELS - fy),
+                (SUBPIXELS - fx) * fy,
+                fx * fy,
+            ];
             let base = (oy * size + ox) * 3;
-            for c in 0..3 {
-                let top = pixel(x0, y0, c) * (1.0 - fx) + pixel(x0 + 1, y0, c) * fx;
-                let bottom = pixel(x0, y0 + 1, c) * (1.0 - fx) + pixel(x0 + 1, y0 + 1, c) * fx;
-                if let Some(o) = out.get_mut(base + c) {
-                    *o = lo + gain * (top * (1.0 - fy) + bottom * fy);
-                }
+            let Some(dst) = out.get_mut(base..base + 3) else {
+                return;
+            };
+            let inside = x >= 0 && y >= 0 && x + 1 < iw && y + 1 < ih;
+            for (c, o) in dst.iter_mut().enumerate() {
+                let sum = if inside {
+                    // Fast path: all four neighbours are in the image.
+                    let top = ((y * iw + x) * 3) as usize + c;
+                    let bottom = top + stride;
+                    i64::from(raw[top]) * weights[0]
+                        + i64::from(raw[top + 3]) * weights[1]
+                        + i64::from(raw[bottom]) * weights[2]
+                        + i64::from(raw[bottom + 3]) * weights[3]
+                } else {
+                    pixel(x, y, c) * weights[0]
+                        + pixel(x + 1, y, c) * weights[1]
+                        + pixel(x, y + 1, c) * weights[2]
+                        + pixel(x + 1, y + 1, c) * weights[3]
+                };
+                // Weights sum to 32 * 32; OpenCV's fixed point carries them
+                // as 2^15 and rounds half up.
+                let value = ((sum * WEIGHT_SCALE + (1 << 14)) >> 15).clamp(0, 255);
+                *o = lo + gain * value as f32;
             }
         }
     }
+}
+
+/// Sample positions are rounded to 1/32 pixel (OpenCV's `INTER_BITS`).
+const SUBPIXELS: i64 = 32;
+/// 2^15 / (32 * 32): bilinear weights in OpenCV's 15-bit fixed point.
+const WEIGHT_SCALE: i64 = 32;
+
+/// Splits a coordinate into its whole pixel and 1/32 fraction, rounded to the
+/// nearest 1/32 as OpenCV does (`cvRound`: ties to even).
+fn subpixel(v: f32) -> (i64, i64) {
+    let q = (f64::from(v) * SUBPIXELS as f64).round_ties_even() as i64;
+    (q.div_euclid(SUBPIXELS), q.rem_euclid(SUBPIXELS))
 }
 
 #[cfg(test)]
@@ -139,7 +183,11 @@ mod tests {
         };
         let mut out = vec![0.0; 27];
         warp_roi(&img, &roi, 3, Border::Zero, 0.0, 255.0, &mut out);
-        // Tensor (0,0) -> image point (x=2, y=0) after rotation.
-        assert!((out[0] - 6.0).abs() < 1e-3, "{}", out[0]);
+        // Tensor (1,1) samples the ROI at 1/3 of its width and height:
+        // after the quarter turn that is image point (x=2, y=1).
+        assert!((out[4 * 3] - 7.0).abs() < 1e-3, "{}", out[4 * 3]);
+        // Tensor (0,0) maps onto the ROI's corner, image (3, 0): off the
+        // image, so zero.
+        assert_eq!(out[0], 0.0);
     }
 }

@@ -134,6 +134,28 @@ impl<T: Send + 'static> Sender<T> {
         evicted
     }
 
+    /// Offers an item without losing any: waits while the ring is full
+    /// (lossless delivery). Gives the item up, uncounted as a drop, only when
+    /// `give_up` says so (a stop); returns whether it was delivered.
+    pub fn push_waiting(&mut self, item: T, give_up: impl Fn() -> bool) -> bool {
+        self.shared.pushed.fetch_add(1, Ordering::AcqRel);
+        let mut item = item;
+        loop {
+            match self.prod.try_push(item) {
+                Ok(()) => {
+                    self.shared.wake_consumer();
+                    return true;
+                }
+                Err(back) if !give_up() => {
+                    item = back;
+                    self.shared.wake_consumer();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> HandoffStats {
         self.shared.stats()
@@ -181,8 +203,26 @@ impl<T: Send + 'static> Receiver<T> {
         items
     }
 
+    /// The oldest item, if any (for lossless delivery).
+    pub fn take_oldest(&self) -> Option<T> {
+        let item = self.shared.cons().try_pop();
+        if item.is_some() {
+            self.shared.taken.fetch_add(1, Ordering::AcqRel);
+        }
+        item
+    }
+
     /// Waits up to `timeout` for an item and returns the newest one.
     pub fn recv_newest(&self, timeout: Duration) -> Recv<T> {
+        self.recv_with(timeout, Self::take_newest)
+    }
+
+    /// Waits up to `timeout` for an item and returns the oldest one.
+    pub fn recv_oldest(&self, timeout: Duration) -> Recv<T> {
+        self.recv_with(timeout, Self::take_oldest)
+    }
+
+    fn recv_with(&self, timeout: Duration, take: impl Fn(&Self) -> Option<T>) -> Recv<T> {
         let _ = self
             .shared
             .consumer_thread
@@ -191,7 +231,7 @@ impl<T: Send + 'static> Receiver<T> {
         loop {
             // Read `closed` before looking: an item pushed before the close is never missed.
             let closed = self.shared.closed.load(Ordering::Acquire);
-            if let Some(item) = self.take_newest() {
+            if let Some(item) = take(self) {
                 return Recv::Item(item);
             }
             if closed {
@@ -294,5 +334,33 @@ mod tests {
         assert_eq!(stats.taken, received);
         assert_eq!(stats.pushed, 10_000);
         assert_eq!(stats.pushed, stats.taken + stats.dropped);
+    }
+
+    #[test]
+    fn lossless_delivery_waits_and_keeps_order() {
+        let (mut tx, rx) = handoff::<u32>(2);
+        let producer = std::thread::spawn(move || {
+            for i in 0..50 {
+                assert!(tx.push_waiting(i, || false));
+            }
+        });
+        let mut got = Vec::new();
+        loop {
+            match rx.recv_oldest(Duration::from_millis(200)) {
+                Recv::Item(i) => got.push(i),
+                Recv::Empty => continue,
+                Recv::Closed => break,
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(got, (0..50).collect::<Vec<_>>());
+        assert_eq!(rx.stats().dropped, 0);
+    }
+
+    #[test]
+    fn lossless_push_gives_up_when_told() {
+        let (mut tx, _rx) = handoff::<u32>(1);
+        assert!(tx.push_waiting(1, || true));
+        assert!(!tx.push_waiting(2, || true));
     }
 }

@@ -53,15 +53,14 @@ pub trait Classifier: Send {
     fn predict(&mut self, window: &Window) -> Result<Vec<f32>, StageFailure>;
 }
 
-/// The pose-only tracker on main stands in for the landmark stage until
-/// the full Holistic lands (real models, hands and face absent).
-impl Landmarker for crate::landmarks::pose::PoseTracker {
+/// MediaPipe Holistic on tract: pose, hands (and face for the 1662 layout).
+impl Landmarker for crate::landmarks::Holistic {
     fn process(&mut self, image: &RgbImage) -> Result<Keypoints, StageFailure> {
-        let pose = crate::landmarks::pose::PoseTracker::process(self, image)?;
-        Ok(Keypoints {
-            pose,
-            ..Keypoints::default()
-        })
+        Ok(crate::landmarks::Holistic::process(self, image)?)
+    }
+
+    fn timings(&self) -> Vec<(&'static str, Duration)> {
+        self.last_timings().stages()
     }
 }
 
@@ -154,6 +153,9 @@ pub struct PipelineConfig {
     pub max_frames: Option<u64>,
     /// Items each hand-off holds.
     pub handoff_capacity: usize,
+    /// Process every frame (a replay waits for the slowest stage) instead of
+    /// always the newest: for analysing recordings, not for live cameras.
+    pub every_frame: bool,
 }
 
 /// Settings the consumer may change while running.
@@ -304,6 +306,7 @@ impl Pipeline {
         let ctx = stages::Context {
             controls: Arc::clone(&controls),
             metrics: Arc::clone(&metrics),
+            every_frame: config.every_frame,
         };
         let mut threads = Vec::new();
         let mut spawn = |name: &'static str,
@@ -468,13 +471,12 @@ impl Drop for Pipeline {
 mod tests {
     use super::*;
     use crate::capture::{Replay, ReplayConfig};
-    use crate::landmarks::pose::PoseTracker;
+    use crate::landmarks::{Holistic, HolisticOptions};
 
     const CLIP: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/media/cow_correct.gif"
     );
-    const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
 
     /// Not a sign model: a two-class rule (pose in the newest frame or not)
     /// that lets this test check the threads, windows and decisions on real
@@ -509,7 +511,7 @@ mod tests {
             ..ReplayConfig::new(CLIP)
         })
         .unwrap();
-        let landmarker = PoseTracker::new(std::path::Path::new(MODELS)).unwrap();
+        let landmarker = Holistic::new(&HolisticOptions::default()).unwrap();
         let classifier = PosePresence {
             labels: vec!["pose".into(), "nobody".into()],
         };
@@ -523,6 +525,7 @@ mod tests {
             mirror: false,
             max_frames,
             handoff_capacity: capacity,
+            every_frame: false,
         };
         Pipeline::start(
             Box::new(source),

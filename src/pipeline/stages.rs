@@ -22,11 +22,31 @@ const POLL: Duration = Duration::from_millis(50);
 pub(super) struct Context {
     pub controls: Arc<Controls>,
     pub metrics: Arc<Metrics>,
+    pub every_frame: bool,
 }
 
 impl Context {
     fn stopping(&self) -> bool {
         self.controls.stop.is_requested()
+    }
+
+    /// Hands `item` on: newest-wins normally, waiting for room when every
+    /// frame must be processed.
+    fn send<T: Send + 'static>(&self, out: &mut Sender<T>, item: T) {
+        if self.every_frame {
+            out.push_waiting(item, || self.stopping());
+        } else {
+            out.push(item);
+        }
+    }
+
+    /// The next item: the newest normally, the oldest when every frame counts.
+    fn receive<T: Send + 'static>(&self, input: &Receiver<T>) -> Recv<T> {
+        if self.every_frame {
+            input.recv_oldest(POLL)
+        } else {
+            input.recv_newest(POLL)
+        }
     }
 }
 
@@ -61,7 +81,7 @@ pub(super) fn capture(
         ctx.metrics
             .frames_in
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        out.push(frame);
+        ctx.send(&mut out, frame);
     }
     Ok(())
 }
@@ -74,7 +94,7 @@ pub(super) fn landmarks(
     ctx: &Context,
 ) -> Result<(), PipelineError> {
     while !ctx.stopping() {
-        let frame = match input.recv_newest(POLL) {
+        let frame = match ctx.receive(input) {
             Recv::Item(frame) => frame,
             Recv::Empty => continue,
             Recv::Closed => break,
@@ -91,11 +111,14 @@ pub(super) fn landmarks(
         };
         lock(&ctx.metrics.landmarks).record(start.elapsed(), frame.timestamp, monotonic_now());
         record_sub_stages(&ctx.metrics, &landmarker.timings());
-        out.push(Landmarked {
-            sequence: frame.sequence,
-            captured: frame.timestamp,
-            keypoints,
-        });
+        ctx.send(
+            &mut out,
+            Landmarked {
+                sequence: frame.sequence,
+                captured: frame.timestamp,
+                keypoints,
+            },
+        );
     }
     Ok(())
 }
@@ -190,7 +213,7 @@ pub(super) fn classify(
     ctx: &Context,
 ) -> Result<(), PipelineError> {
     while !ctx.stopping() {
-        let item = match input.recv_newest(POLL) {
+        let item = match ctx.receive(input) {
             Recv::Item(item) => item,
             Recv::Empty => continue,
             Recv::Closed => break,
