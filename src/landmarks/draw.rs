@@ -54,7 +54,8 @@ pub fn draw_keypoints(image: &mut RgbImage, keypoints: &Keypoints) {
 struct Scale {
     width: f32,
     height: f32,
-    /// Line thickness and point radius in pixels.
+    /// Line thickness and point radius in pixels: one per 320 pixels of the
+    /// longer side, 1 to 4.
     thickness: i32,
 }
 
@@ -102,7 +103,7 @@ fn draw_skeleton(
         }
     }
     for p in points.iter().filter_map(&position) {
-        draw_filled_circle_mut(image, round(p), scale.thickness + 1, colour);
+        draw_filled_circle_mut(image, round(p), scale.thickness, colour);
     }
 }
 
