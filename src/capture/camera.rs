@@ -183,6 +183,7 @@ impl Camera {
             &mut self.last_sequence,
             meta.sequence,
             self.sequence_base,
+            self.next_sequence,
         );
         Ok(decode_buffer(&self.negotiated, buf, meta, sequence))
     }
@@ -498,12 +499,16 @@ fn decode_buffer(n: &Negotiated, buf: &[u8], meta: &Metadata, sequence: u64) -> 
     }
 }
 
-/// Counts sequence gaps as dropped frames and returns the frame's running sequence number.
+/// Counts sequence gaps as dropped frames and returns the frame's running
+/// sequence number, never below `floor` (one past the last delivered frame):
+/// a driver that numbers two buffers alike (vivid does when its thread runs
+/// late) still gives frames rising, unique numbers.
 fn account_sequence(
     stats: &mut SourceStats,
     last: &mut Option<u32>,
     sequence: u32,
     base: u64,
+    floor: u64,
 ) -> u64 {
     if let Some(prev) = *last {
         let gap = sequence.wrapping_sub(prev);
@@ -513,7 +518,7 @@ fn account_sequence(
         }
     }
     *last = Some(sequence);
-    base + u64::from(sequence)
+    (base + u64::from(sequence)).max(floor)
 }
 
 /// Bytes of the buffer holding the frame: `bytesused`, or the whole buffer for a raw
@@ -598,16 +603,29 @@ mod tests {
         let mut last = None;
         let seqs: Vec<u64> = [0u32, 1, 4, 5, 9]
             .iter()
-            .map(|&s| account_sequence(&mut stats, &mut last, s, 100))
+            .map(|&s| account_sequence(&mut stats, &mut last, s, 100, 0))
             .collect();
         assert_eq!(seqs, vec![100, 101, 104, 105, 109]);
         assert_eq!(stats.dropped, 5);
         // Restart at 0 is not a drop; wrap-around is one step.
-        account_sequence(&mut stats, &mut last, 0, 0);
+        account_sequence(&mut stats, &mut last, 0, 0, 0);
         assert_eq!(stats.dropped, 5);
         let mut last = Some(u32::MAX);
-        account_sequence(&mut stats, &mut last, 1, 0);
+        account_sequence(&mut stats, &mut last, 1, 0, 0);
         assert_eq!(stats.dropped, 6);
+    }
+
+    #[test]
+    fn a_repeated_driver_sequence_still_gives_rising_frame_numbers() {
+        let (mut stats, mut last, mut next) = (SourceStats::default(), None, 0);
+        let mut out = Vec::new();
+        for s in [0u32, 0, 1, 2, 4] {
+            let n = account_sequence(&mut stats, &mut last, s, 0, next);
+            next = n + 1;
+            out.push(n);
+        }
+        assert_eq!(out, vec![0, 1, 2, 3, 4]);
+        assert_eq!(stats.dropped, 1, "only the real gap 2 -> 4");
     }
 
     #[test]
@@ -691,7 +709,13 @@ mod tests {
             sequence,
             ..Metadata::default()
         };
-        let seq = account_sequence(&mut camera.stats, &mut camera.last_sequence, sequence, 0);
+        let seq = account_sequence(
+            &mut camera.stats,
+            &mut camera.last_sequence,
+            sequence,
+            0,
+            camera.next_sequence,
+        );
         let grab = decode_buffer(&camera.negotiated, &buffer, &meta, seq);
         camera.accept(grab)
     }

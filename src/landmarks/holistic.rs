@@ -103,6 +103,12 @@ impl Holistic {
 
     /// Keypoints of one frame; frames must come in order for tracking.
     pub fn process(&mut self, image: &RgbImage) -> Result<Keypoints, ModelError> {
+        if image.width() == 0 || image.height() == 0 {
+            // Nothing to look at (and nothing to sample crops from).
+            self.reset();
+            self.timings = StageTimings::default();
+            return Ok(Keypoints::default());
+        }
         let started = Instant::now();
         let pose = self.pose.process(image)?;
         let pose_time = started.elapsed();
@@ -138,5 +144,19 @@ impl Holistic {
     /// Time each stage took on the last frame.
     pub fn last_timings(&self) -> &StageTimings {
         &self.timings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degenerate_frames_find_nothing_and_do_not_panic() {
+        let mut holistic = Holistic::new(&HolisticOptions::default()).unwrap();
+        for (w, h) in [(0, 0), (0, 10), (1, 1), (3, 700), (640, 2)] {
+            let kp = holistic.process(&RgbImage::new(w, h)).unwrap();
+            assert_eq!(kp.parts(), Default::default(), "{w}x{h}");
+        }
     }
 }
