@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::capture::{devices, probe};
-use crate::landmarks::{inspect, parity};
+use crate::landmarks::{extract, inspect, parity};
 
 /// signtop: recognise sign language live in the terminal.
 #[derive(Debug, Parser)]
@@ -28,6 +28,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Holistic landmarks of an image, GIF, folder of images or video: keypoints
+    /// to a float32 .npy (frames, features), optionally each frame drawn.
+    Landmarks(extract::ExtractArgs),
     /// Summarise a keypoint .npy file: shape, layout, how often each part was found.
     Inspect(inspect::InspectArgs),
     /// Compare keypoints with a reference (e.g. MediaPipe's): per-part detection
@@ -69,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("setting up logging to {}", log_path.display()))?;
     tracing::info!(?cli.command, "start");
     match cli.command {
+        Some(Command::Landmarks(args)) => extract::run(&args),
         Some(Command::Inspect(args)) => inspect::run(&args),
         Some(Command::Compare(args)) => parity::run(&args),
         Some(Command::Devices(args)) => devices::run(&args),

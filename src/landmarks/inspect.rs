@@ -25,7 +25,8 @@ pub struct PartRates {
 }
 
 impl PartRates {
-    fn add(&mut self, parts: Parts) {
+    /// Counts one frame's parts.
+    pub fn add(&mut self, parts: Parts) {
         self.frames += 1;
         self.pose += usize::from(parts.pose);
         self.left_hand += usize::from(parts.left_hand);

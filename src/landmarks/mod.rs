@@ -1,5 +1,7 @@
 //! Landmarks: MediaPipe Holistic's models on tract, and SignPose's keypoint layout.
 
+pub mod draw;
+pub mod extract;
 pub mod face;
 pub mod hands;
 pub mod holistic;
@@ -11,6 +13,7 @@ pub mod pose;
 pub mod roi;
 pub mod smoothing;
 pub mod ssd;
+pub mod topology;
 pub mod warp;
 
 pub use holistic::{Holistic, HolisticOptions, StageTimings};
