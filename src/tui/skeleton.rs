@@ -10,70 +10,7 @@ use ratatui::widgets::{Block, Widget};
 use crate::landmarks::{Keypoints, Landmark};
 
 use super::theme::Theme;
-
-/// Bones of MediaPipe's 33-point pose (face outline, arms, torso, legs).
-const POSE_BONES: &[(usize, usize)] = &[
-    (0, 1),
-    (1, 2),
-    (2, 3),
-    (3, 7),
-    (0, 4),
-    (4, 5),
-    (5, 6),
-    (6, 8),
-    (9, 10),
-    (11, 12),
-    (11, 13),
-    (13, 15),
-    (15, 17),
-    (15, 19),
-    (15, 21),
-    (17, 19),
-    (12, 14),
-    (14, 16),
-    (16, 18),
-    (16, 20),
-    (16, 22),
-    (18, 20),
-    (11, 23),
-    (12, 24),
-    (23, 24),
-    (23, 25),
-    (24, 26),
-    (25, 27),
-    (26, 28),
-    (27, 29),
-    (28, 30),
-    (29, 31),
-    (30, 32),
-    (27, 31),
-    (28, 32),
-];
-
-/// Bones of the 21-point hand (wrist to each finger tip, and the palm).
-const HAND_BONES: &[(usize, usize)] = &[
-    (0, 1),
-    (1, 2),
-    (2, 3),
-    (3, 4),
-    (0, 5),
-    (5, 6),
-    (6, 7),
-    (7, 8),
-    (5, 9),
-    (9, 10),
-    (10, 11),
-    (11, 12),
-    (9, 13),
-    (13, 14),
-    (14, 15),
-    (15, 16),
-    (13, 17),
-    (17, 18),
-    (18, 19),
-    (19, 20),
-    (0, 17),
-];
+use crate::landmarks::topology::{HAND_CONNECTIONS, POSE_CONNECTIONS};
 
 /// The skeleton of one frame, in a block.
 pub struct Skeleton<'a> {
@@ -113,9 +50,9 @@ impl Widget for Skeleton<'_> {
                         color: face,
                     });
                 }
-                draw_bones(ctx, kp.pose.as_deref(), POSE_BONES, pose);
-                draw_bones(ctx, kp.left_hand.as_deref(), HAND_BONES, left);
-                draw_bones(ctx, kp.right_hand.as_deref(), HAND_BONES, right);
+                draw_bones(ctx, kp.pose.as_deref(), &POSE_CONNECTIONS, pose);
+                draw_bones(ctx, kp.left_hand.as_deref(), &HAND_CONNECTIONS, left);
+                draw_bones(ctx, kp.right_hand.as_deref(), &HAND_CONNECTIONS, right);
             })
             .render(area, buf);
     }
