@@ -1,5 +1,5 @@
-//! `signtop bench`: latency statistics (p50/p95/p99, FPS) and the per-model
-//! microbenchmark (`--models`) that times each ONNX model on real frames.
+//! `signtop bench`: the landmark pipeline's per-stage latency (p50/p95/p99,
+//! FPS) on real frames, and the per-model microbenchmark (`--models`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -9,6 +9,9 @@ use image::RgbImage;
 use image::imageops::FilterType;
 
 use crate::capture::decode::MediaReader;
+use crate::landmarks::holistic::{Holistic, HolisticOptions, StageTimings};
+use crate::landmarks::inspect::PartRates;
+use crate::landmarks::keypoints::Layout;
 use crate::landmarks::model::{DEFAULT_MODELS_DIR, Model};
 use crate::pipeline::metrics::Latency;
 
@@ -21,9 +24,13 @@ pub struct BenchArgs {
     /// Time each ONNX model on the frames instead of the whole pipeline.
     #[arg(long)]
     pub models: bool,
-    /// Number of frames to time (the input is looped when shorter).
-    #[arg(long, default_value_t = 50)]
+    /// Number of frames to time (the input is replayed from its start, with
+    /// tracking reset, when shorter).
+    #[arg(long, default_value_t = 100)]
     pub frames: usize,
+    /// Keypoint layout: 258 (pose + hands) or 1662 (with the face path).
+    #[arg(long, default_value = "258", value_name = "258|1662")]
+    pub layout: Layout,
     /// Models directory.
     #[arg(long, value_name = "DIR")]
     pub models_dir: Option<PathBuf>,
@@ -90,22 +97,159 @@ pub fn header() -> String {
 
 /// Runs `signtop bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if !args.models {
-        anyhow::bail!(
-            "the whole-pipeline bench needs landmarks::Holistic (not on this branch yet); use --models"
-        );
-    }
     let dir = args
         .models_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_MODELS_DIR));
+    if args.models {
+        return run_models(args, &dir);
+    }
+    let report = bench_pipeline(&args.input, &dir, args.layout, args.frames.max(1))?;
+    print!("{report}");
+    Ok(())
+}
+
+/// Times each model on its own (`--models`).
+fn run_models(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
     let frames = read_frames(&args.input)?;
     println!("{}", header());
     for (file, side) in MODELS {
-        let stats = time_model(&dir, file, *side, &frames, args.frames.max(1))?;
+        let stats = time_model(dir, file, *side, &frames, args.frames.max(1))?;
         println!("{}", stats.row());
     }
     Ok(())
+}
+
+/// What a whole-pipeline run measured.
+pub struct PipelineReport {
+    input: PathBuf,
+    layout: Layout,
+    width: u32,
+    height: u32,
+    threads: usize,
+    stages: Vec<StageStats>,
+    rates: PartRates,
+}
+
+impl PipelineReport {
+    /// The stage named `name`, if it ran at least once.
+    pub fn stage(&self, name: &str) -> Option<&StageStats> {
+        self.stages.iter().find(|s| s.name == name && s.count() > 0)
+    }
+
+    /// Frames timed.
+    pub fn frames(&self) -> usize {
+        self.rates.frames
+    }
+}
+
+impl std::fmt::Display for PipelineReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "input {} ({}x{}), layout {}, {} frames, {} core(s)",
+            self.input.display(),
+            self.width,
+            self.height,
+            self.layout,
+            self.rates.frames,
+            self.threads
+        )?;
+        writeln!(f, "{} {:>6}", header(), "runs")?;
+        for stage in self.stages.iter().filter(|s| s.count() > 0) {
+            writeln!(f, "{} {:>6}", stage.row(), stage.count())?;
+        }
+        writeln!(f, "found: {}", self.rates.summary(self.layout))
+    }
+}
+
+/// Stage names in pipeline order; `landmarks` is Holistic's whole frame and
+/// `total` adds the decode.
+const PIPELINE_STAGES: &[&str] = &[
+    "decode",
+    "pose detect",
+    "pose landmarks",
+    "hand recrop",
+    "hands",
+    "face",
+    "landmarks",
+    "total",
+];
+
+/// Runs Holistic over `frames` frames of `input` in order, timing every stage.
+/// A shorter input is replayed from its start with tracking reset, as a fresh
+/// run over the same clip would see it; one untimed warm-up frame comes first.
+pub fn bench_pipeline(
+    input: &Path,
+    models_dir: &Path,
+    layout: Layout,
+    frames: usize,
+) -> anyhow::Result<PipelineReport> {
+    let decoded = decode_timed(input)?;
+    let (width, height) = decoded[0].0.dimensions();
+    let mut holistic = Holistic::new(&HolisticOptions {
+        models_dir: models_dir.to_path_buf(),
+        layout,
+    })
+    .context("loading the landmark models")?;
+    holistic.process(&decoded[0].0)?;
+    let mut stages: Vec<StageStats> = PIPELINE_STAGES.iter().map(|n| StageStats::new(n)).collect();
+    let mut rates = PartRates::default();
+    for i in 0..frames {
+        let (image, decode) = &decoded[i % decoded.len()];
+        if i % decoded.len() == 0 {
+            holistic.reset();
+        }
+        let keypoints = holistic.process(image)?;
+        rates.add(keypoints.parts());
+        let timings = holistic.last_timings();
+        record_frame(&mut stages, *decode, timings);
+    }
+    Ok(PipelineReport {
+        input: input.to_path_buf(),
+        layout,
+        width,
+        height,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        stages,
+        rates,
+    })
+}
+
+/// Adds one frame's timings to the stage records.
+fn record_frame(stages: &mut [StageStats], decode: Duration, timings: &StageTimings) {
+    let mut add = |name: &str, d: Duration| {
+        if let Some(stage) = stages.iter_mut().find(|s| s.name == name) {
+            stage.record(d);
+        }
+    };
+    add("decode", decode);
+    for (name, d) in timings.stages() {
+        add(name, d);
+    }
+    add("landmarks", timings.total);
+    add("total", decode + timings.total);
+}
+
+/// Decodes every frame of `path` (at least one), with the time each took.
+fn decode_timed(path: &Path) -> anyhow::Result<Vec<(RgbImage, Duration)>> {
+    let mut reader =
+        MediaReader::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut frames = Vec::new();
+    loop {
+        let start = Instant::now();
+        match reader.next() {
+            None => break,
+            Some(frame) => {
+                let frame = frame.with_context(|| format!("decoding {}", path.display()))?;
+                frames.push((frame, start.elapsed()));
+            }
+        }
+    }
+    if frames.is_empty() {
+        anyhow::bail!("{}: no frames", path.display());
+    }
+    Ok(frames)
 }
 
 /// The models and their square input sides.
@@ -179,6 +323,52 @@ mod tests {
         assert!((s.quantile_ms(0.99) - 99.0).abs() < 0.1);
         assert!((s.mean_ms() - 50.5).abs() < 0.1);
         assert!(s.row().starts_with("x "));
+    }
+
+    const ASTRONAUT: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/frames/astronaut"
+    );
+
+    #[test]
+    fn pipeline_bench_times_every_stage_of_every_frame() {
+        let models = Path::new(DEFAULT_MODELS_DIR);
+        // 10 frames in the folder, 12 timed: the folder replays once, from a
+        // fresh start, so the pose detector runs on frame 0 of each pass.
+        let report = bench_pipeline(Path::new(ASTRONAUT), models, Layout::PoseHands, 12).unwrap();
+        assert_eq!(report.frames(), 12);
+        for name in [
+            "decode",
+            "pose landmarks",
+            "hand recrop",
+            "hands",
+            "landmarks",
+            "total",
+        ] {
+            let stage = report.stage(name).unwrap_or_else(|| panic!("no {name}"));
+            assert_eq!(stage.count(), 12, "{name}");
+        }
+        let detections = report.stage("pose detect").unwrap().count();
+        assert!(
+            (2..12).contains(&detections),
+            "{detections} pose detections"
+        );
+        assert!(report.stage("face").is_none(), "no face path for 258");
+        let total = report.stage("total").unwrap().mean_ms();
+        let landmarks = report.stage("landmarks").unwrap().mean_ms();
+        assert!(total >= landmarks && landmarks > 0.0);
+        let text = report.to_string();
+        assert!(text.contains("layout 258, 12 frames"), "{text}");
+        assert!(text.contains("found: frames=12 pose=100%"), "{text}");
+    }
+
+    #[test]
+    fn pipeline_bench_runs_the_face_path_for_1662() {
+        let models = Path::new(DEFAULT_MODELS_DIR);
+        let report =
+            bench_pipeline(Path::new(ASTRONAUT), models, Layout::PoseFaceHands, 2).unwrap();
+        assert_eq!(report.stage("face").map(StageStats::count), Some(2));
+        assert!(report.to_string().contains("face=100%"));
     }
 
     #[test]

@@ -53,3 +53,43 @@ fn inspect_rejects_an_integer_array() {
         .failure()
         .stderr(predicate::str::contains("float32"));
 }
+
+#[test]
+fn bench_prints_every_stage_with_percentiles() {
+    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/frames/camera");
+    let out = signtop()
+        .args(["bench", "--input", input, "--frames", "3"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("p50") && text.contains("p95") && text.contains("p99"),
+        "{text}"
+    );
+    for stage in [
+        "decode",
+        "pose detect",
+        "pose landmarks",
+        "hand recrop",
+        "hands",
+        "total",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(stage)),
+            "no {stage} row in:\n{text}"
+        );
+    }
+    assert!(text.contains("found: frames=3"), "{text}");
+}
+
+#[test]
+fn bench_names_a_missing_input() {
+    signtop()
+        .args(["bench", "--input", "/nonexistent/clip.gif"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("/nonexistent/clip.gif"));
+}

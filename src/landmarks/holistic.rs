@@ -9,8 +9,8 @@ use image::RgbImage;
 
 use super::face::FaceTracker;
 use super::hands::{HandModels, HandRois, HandTracker, Side};
-use super::keypoints::{Keypoints, Layout};
-use super::model::{DEFAULT_MODELS_DIR, ModelError};
+use super::keypoints::{Keypoints, Landmark, Layout};
+use super::model::{DEFAULT_MODELS_DIR, Executor, ModelError, in_pool, thread_pool};
 use super::pose::PoseTracker;
 
 /// What to load and which parts to find.
@@ -38,9 +38,10 @@ pub struct StageTimings {
     pub pose_detection: Option<Duration>,
     /// Pose landmark model with its crop, projection and smoothing.
     pub pose_landmarks: Duration,
-    /// Hand re-crop model, both hands.
+    /// Hand re-crop model with its crop: the slower hand (the two run in
+    /// parallel).
     pub hand_recrop: Duration,
-    /// Hand landmark model, both hands.
+    /// Hand landmark model with its crop: the slower hand.
     pub hands: Duration,
     /// Face path; `None` when the layout has no face.
     pub face: Option<Duration>,
@@ -65,6 +66,18 @@ impl StageTimings {
     }
 }
 
+/// Cores this process may use.
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Left hand, right hand and face of one frame.
+type PartsFromPose = (
+    Option<Vec<Landmark>>,
+    Option<Vec<Landmark>>,
+    Option<Vec<Landmark>>,
+);
+
 /// MediaPipe Holistic (model complexity 1, detection and tracking confidence
 /// 0.5) on tract.
 pub struct Holistic {
@@ -74,6 +87,7 @@ pub struct Holistic {
     left: HandTracker,
     right: HandTracker,
     face: Option<FaceTracker>,
+    pose_pool: Executor,
     timings: StageTimings,
 }
 
@@ -92,6 +106,7 @@ impl Holistic {
             } else {
                 None
             },
+            pose_pool: thread_pool(available_cores()),
             timings: StageTimings::default(),
         })
     }
@@ -120,26 +135,19 @@ impl Holistic {
             return Ok(Keypoints::default());
         }
         let started = Instant::now();
-        let pose = self.pose.process(image)?;
+        // The pose models run alone, so they get every core; the two hands
+        // then run side by side, one thread each.
+        let pose = in_pool(&self.pose_pool, || self.pose.process(image))?;
         let pose_time = started.elapsed();
         let detection = self.pose.last_detection_time();
-        let left_hand = self
-            .left
-            .process(&self.hand_models, image, pose.as_deref())?;
-        let right_hand = self
-            .right
-            .process(&self.hand_models, image, pose.as_deref())?;
-        let face = match &mut self.face {
-            Some(tracker) => tracker.process(image, pose.as_deref())?,
-            None => None,
-        };
+        let (left_hand, right_hand, face) = self.hands_and_face(image, pose.as_deref())?;
         let face_time = self.face.as_ref().map(|f| f.last_timings().total());
         let (l, r) = (self.left.last_timings(), self.right.last_timings());
         self.timings = StageTimings {
             pose_detection: detection,
             pose_landmarks: pose_time.saturating_sub(detection.unwrap_or_default()),
-            hand_recrop: l.recrop + r.recrop,
-            hands: l.landmarks + r.landmarks,
+            hand_recrop: l.recrop.max(r.recrop),
+            hands: l.landmarks.max(r.landmarks),
             face: face_time,
             total: started.elapsed(),
         };
@@ -148,6 +156,30 @@ impl Holistic {
             face,
             left_hand,
             right_hand,
+        })
+    }
+
+    /// Both hands and the face, which depend only on the pose: the right hand
+    /// runs on a second thread while this one does the left hand, then the
+    /// face (the two hand paths are the bulk of a frame after the pose).
+    fn hands_and_face(
+        &mut self,
+        image: &RgbImage,
+        pose: Option<&[Landmark]>,
+    ) -> Result<PartsFromPose, ModelError> {
+        let models = &self.hand_models;
+        let (left, right, face) = (&mut self.left, &mut self.right, &mut self.face);
+        std::thread::scope(|scope| {
+            let right_thread = scope.spawn(|| right.process(models, image, pose));
+            let left_hand = left.process(models, image, pose);
+            let face = match face {
+                Some(tracker) => tracker.process(image, pose),
+                None => Ok(None),
+            };
+            let right_hand = right_thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            Ok((left_hand?, right_hand?, face?))
         })
     }
 

@@ -3,10 +3,33 @@
 
 use std::path::{Path, PathBuf};
 
+pub use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 
 /// Built-in models directory (overridable with `--models DIR`).
 pub const DEFAULT_MODELS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+
+/// A tract thread pool of `threads` threads for the models run through
+/// [`in_pool`] (1: no pool, the calling thread does the work). The
+/// `SIGNTOP_TRACT_THREADS` variable overrides `threads`.
+pub fn thread_pool(threads: usize) -> Executor {
+    let threads = std::env::var("SIGNTOP_TRACT_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(threads)
+        .max(1);
+    if threads == 1 {
+        Executor::SingleThread
+    } else {
+        Executor::multithread_with_name(threads, "tract")
+    }
+}
+
+/// Runs `f` with tract's matrix products and large element-wise ops spread
+/// over `pool`.
+pub fn in_pool<R>(pool: &Executor, f: impl FnOnce() -> R) -> R {
+    tract_linalg::multithread::multithread_tract_scope(pool.clone(), f)
+}
 
 /// A model file that could not be used.
 #[derive(Debug, thiserror::Error)]

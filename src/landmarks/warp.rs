@@ -76,6 +76,8 @@ pub fn warp_roi(
     };
     let (sin, cos) = roi.rotation.sin_cos();
     let (rw, rh) = (roi.w * w, roi.h * h);
+    // Every output value is one of 256 (an 8-bit sample, scaled).
+    let scaled: [f32; 256] = std::array::from_fn(|v| lo + gain * v as f32);
     // MediaPipe's CPU ImageToTensor maps the ROI's corners onto the tensor's
     // corners with OpenCV's warpPerspective, whose pixel centres sit on
     // integer coordinates: tensor pixel i samples the ROI at i / size (not
@@ -85,48 +87,54 @@ pub fn warp_roi(
     // scaled to floats. The models were trained on crops made this way, and
     // near a decision threshold (is there a hand?) these details show, so we
     // sample alike.
-    for oy in 0..size {
+    for (i, dst) in out.chunks_exact_mut(3).take(size * size).enumerate() {
+        let (oy, ox) = (i / size, i % size);
         let v = oy as f32 / size as f32 - 0.5;
-        for ox in 0..size {
-            let u = ox as f32 / size as f32 - 0.5;
-            let (px, py) = (u * rw, v * rh);
-            let sx = roi.x * w + px * cos - py * sin;
-            let sy = roi.y * h + px * sin + py * cos;
-            let (x, fx) = subpixel(sx);
-            let (y, fy) = subpixel(sy);
-            let weights = [
-                (SUBPIXELS - fx) * (SUBPIXELS - fy),
-                fx * (SUBPIXELS - fy),
-                (SUBPIXELS - fx) * fy,
-                fx * fy,
-            ];
-            let base = (oy * size + ox) * 3;
-            let Some(dst) = out.get_mut(base..base + 3) else {
-                return;
+        let u = ox as f32 / size as f32 - 0.5;
+        let (px, py) = (u * rw, v * rh);
+        let sx = roi.x * w + px * cos - py * sin;
+        let sy = roi.y * h + px * sin + py * cos;
+        let (x, fx) = subpixel(sx);
+        let (y, fy) = subpixel(sy);
+        let weights = [
+            (SUBPIXELS - fx) * (SUBPIXELS - fy),
+            fx * (SUBPIXELS - fy),
+            (SUBPIXELS - fx) * fy,
+            fx * fy,
+        ];
+        let inside = x >= 0 && y >= 0 && x + 1 < iw && y + 1 < ih;
+        if inside {
+            // Fast path: all four neighbours are in the image.
+            let top = ((y * iw + x) * 3) as usize;
+            let (Some(upper), Some(lower)) = (
+                raw.get(top..top + 6),
+                raw.get(top + stride..top + stride + 6),
+            ) else {
+                continue;
             };
-            let inside = x >= 0 && y >= 0 && x + 1 < iw && y + 1 < ih;
             for (c, o) in dst.iter_mut().enumerate() {
-                let sum = if inside {
-                    // Fast path: all four neighbours are in the image.
-                    let top = ((y * iw + x) * 3) as usize + c;
-                    let bottom = top + stride;
-                    i64::from(raw[top]) * weights[0]
-                        + i64::from(raw[top + 3]) * weights[1]
-                        + i64::from(raw[bottom]) * weights[2]
-                        + i64::from(raw[bottom + 3]) * weights[3]
-                } else {
-                    pixel(x, y, c) * weights[0]
-                        + pixel(x + 1, y, c) * weights[1]
-                        + pixel(x, y + 1, c) * weights[2]
-                        + pixel(x + 1, y + 1, c) * weights[3]
-                };
-                // Weights sum to 32 * 32; OpenCV's fixed point carries them
-                // as 2^15 and rounds half up.
-                let value = ((sum * WEIGHT_SCALE + (1 << 14)) >> 15).clamp(0, 255);
-                *o = lo + gain * value as f32;
+                let sum = i64::from(upper[c]) * weights[0]
+                    + i64::from(upper[c + 3]) * weights[1]
+                    + i64::from(lower[c]) * weights[2]
+                    + i64::from(lower[c + 3]) * weights[3];
+                *o = scaled[fixed_point_to_u8(sum)];
+            }
+        } else {
+            for (c, o) in dst.iter_mut().enumerate() {
+                let sum = pixel(x, y, c) * weights[0]
+                    + pixel(x + 1, y, c) * weights[1]
+                    + pixel(x, y + 1, c) * weights[2]
+                    + pixel(x + 1, y + 1, c) * weights[3];
+                *o = scaled[fixed_point_to_u8(sum)];
             }
         }
     }
+}
+
+/// A bilinear sum (weights summing to 32 * 32) as OpenCV rounds it: its fixed
+/// point carries the weights as 2^15 and rounds half up.
+fn fixed_point_to_u8(sum: i64) -> usize {
+    ((sum * WEIGHT_SCALE + (1 << 14)) >> 15).clamp(0, 255) as usize
 }
 
 /// Sample positions are rounded to 1/32 pixel (OpenCV's `INTER_BITS`).
@@ -137,13 +145,61 @@ const WEIGHT_SCALE: i64 = 32;
 /// Splits a coordinate into its whole pixel and 1/32 fraction, rounded to the
 /// nearest 1/32 as OpenCV does (`cvRound`: ties to even).
 fn subpixel(v: f32) -> (i64, i64) {
-    let q = (f64::from(v) * SUBPIXELS as f64).round_ties_even() as i64;
+    // Adding and removing 1.5 * 2^52 leaves no fraction bits, so the FPU's
+    // default rounding (nearest, ties to even) does the rounding: exactly
+    // `round_ties_even`, without a libm call per sample.
+    const ROUNDER: f64 = 6_755_399_441_055_744.0;
+    let scaled = f64::from(v) * SUBPIXELS as f64;
+    let q = if scaled.abs() < 1e15 {
+        ((scaled + ROUNDER) - ROUNDER) as i64
+    } else {
+        scaled.round_ties_even() as i64
+    };
     (q.div_euclid(SUBPIXELS), q.rem_euclid(SUBPIXELS))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subpixel_rounds_ties_to_even_like_cv_round() {
+        for v in [
+            0.0f32,
+            1.0 / 64.0,
+            3.0 / 64.0,
+            -1.0 / 64.0,
+            -3.0 / 64.0,
+            12.515625,
+            -7.3,
+            1e9,
+            -1e9,
+            640.99,
+        ] {
+            let q = (f64::from(v) * 32.0).round_ties_even() as i64;
+            assert_eq!(subpixel(v), (q.div_euclid(32), q.rem_euclid(32)), "{v}");
+        }
+        assert_eq!(
+            subpixel(1.0 / 64.0),
+            (0, 0),
+            "half of 1/32 rounds to even (0)"
+        );
+        assert_eq!(
+            subpixel(3.0 / 64.0),
+            (0, 2),
+            "one and a half rounds to even (2)"
+        );
+        assert_eq!(subpixel(-1.0 / 64.0), (0, 0));
+        assert_eq!(subpixel(f32::NAN), (0, 0));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn subpixel_matches_round_ties_even(v in -1e7f32..1e7f32) {
+            let q = (f64::from(v) * 32.0).round_ties_even() as i64;
+            proptest::prop_assert_eq!(subpixel(v), (q.div_euclid(32), q.rem_euclid(32)));
+        }
+    }
 
     #[test]
     fn letterbox_pads_short_side_and_round_trips() {
