@@ -66,11 +66,6 @@ impl StageTimings {
     }
 }
 
-/// Cores this process may use.
-fn available_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 /// Left hand, right hand and face of one frame.
 type PartsFromPose = (
     Option<Vec<Landmark>>,
@@ -106,7 +101,12 @@ impl Holistic {
             } else {
                 None
             },
-            pose_pool: thread_pool(available_cores()),
+            // One thread unless SIGNTOP_TRACT_THREADS says otherwise: a pool
+            // won 2-3 ms at p50 in the back-to-back bench but lost 12 ms in
+            // the monitor, where frames arrive spaced out and each of the
+            // model's hundreds of small products wakes the pool, whose
+            // spinning threads then slow the hand threads.
+            pose_pool: thread_pool(1),
             timings: StageTimings::default(),
         })
     }
@@ -135,8 +135,7 @@ impl Holistic {
             return Ok(Keypoints::default());
         }
         let started = Instant::now();
-        // The pose models run alone, so they get every core; the two hands
-        // then run side by side, one thread each.
+        // The two hands then run side by side, one thread each.
         let pose = in_pool(&self.pose_pool, || self.pose.process(image))?;
         let pose_time = started.elapsed();
         let detection = self.pose.last_detection_time();
