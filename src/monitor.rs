@@ -166,9 +166,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The landmark stage. Until `landmarks::Holistic` lands this is the pose
-/// tracker alone (real models; hands and face come with Holistic):
-/// `Ok(Box::new(Holistic::new(&HolisticOptions { .. })?))` replaces it.
+/// The landmark stage: Holistic (pose, both hands, the face for 1662).
 fn open_landmarker(models: &Path, layout: Layout) -> anyhow::Result<Box<dyn Landmarker>> {
     let options = HolisticOptions {
         models_dir: models.to_path_buf(),

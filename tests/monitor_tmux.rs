@@ -1,6 +1,7 @@
 //! End to end in a real terminal: the monitor binary in a tmux pane on a
 //! replayed clip; keys (?, space, +, q) change the screen as they should, and
-//! after q the terminal is back to normal (alternate screen left, cursor shown).
+//! after q (and after SIGTERM) the terminal is back to normal (alternate screen
+//! left, cursor shown).
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -197,4 +198,42 @@ fn no_color_draws_without_colours() {
     assert!(!coloured, "colour escapes found:\n{escapes}");
     tmux.keys("q");
     tmux.wait_for("EXITED rc=0");
+}
+
+/// The pid of the monitor started by `command` with log folder `logs`.
+fn monitor_pid(logs: &tempfile::TempDir) -> String {
+    let pattern = format!("log-file {}", logs.path().join("log").display());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("pgrep")
+            .args(["-f", "-n", &pattern])
+            .output()
+            .unwrap();
+        let pids = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        // pgrep -f also matches the pane's shell, whose command line holds
+        // the same text; the monitor is the shell's child, started last (-n).
+        if !pids.is_empty() {
+            return pids;
+        }
+        assert!(Instant::now() < deadline, "no process matches {pattern}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sigterm_ends_the_dashboard_and_restores_the_terminal() {
+    let logs = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start("sigterm", &command("", &logs));
+    tmux.wait_for("performance");
+    assert_eq!(tmux.format("#{alternate_on}"), "1");
+    let pid = monitor_pid(&logs);
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let after = tmux.wait_for("EXITED rc=0");
+    assert!(
+        !after.contains("performance"),
+        "dashboard left on screen:\n{after}"
+    );
+    assert_eq!(tmux.format("#{alternate_on}"), "0", "alternate screen left");
+    assert_eq!(tmux.format("#{cursor_flag}"), "1", "cursor visible again");
 }

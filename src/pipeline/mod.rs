@@ -100,8 +100,13 @@ pub enum PipelineError {
         source: std::io::Error,
     },
     /// A stage thread panicked.
-    #[error("the {0} thread panicked")]
-    Panicked(&'static str),
+    #[error("the {stage} thread panicked: {message}")]
+    Panicked {
+        /// Which stage.
+        stage: &'static str,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 /// A frame after the classifier: what the dashboard shows.
@@ -164,6 +169,7 @@ pub struct Controls {
     threshold: AtomicU32,
     mirror: AtomicBool,
     stop: StopFlag,
+    failure: Mutex<Option<String>>,
 }
 
 impl Controls {
@@ -195,6 +201,42 @@ impl Controls {
     /// The stop flag every stage watches.
     pub fn stop_flag(&self) -> &StopFlag {
         &self.stop
+    }
+
+    /// Keeps the first stage failure, for the dashboard to show.
+    fn record_failure(&self, stage: &str, err: &PipelineError) {
+        lock(&self.failure).get_or_insert_with(|| format!("{stage}: {err}"));
+    }
+}
+
+/// Runs a stage, turning a panic into [`PipelineError::Panicked`] and keeping
+/// the first failure in `controls` (the stage's error is also returned).
+fn run_stage(
+    stage: &'static str,
+    controls: &Controls,
+    body: impl FnOnce() -> Result<(), PipelineError>,
+) -> Result<(), PipelineError> {
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+            Err(PipelineError::Panicked {
+                stage,
+                message: panic_message(payload.as_ref()),
+            })
+        });
+    if let Err(err) = &result {
+        controls.record_failure(stage, err);
+    }
+    result
+}
+
+/// The text a panic was raised with.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
     }
 }
 
@@ -288,6 +330,7 @@ impl Pipeline {
             threshold: AtomicU32::new(0),
             mirror: AtomicBool::new(config.mirror),
             stop,
+            failure: Mutex::new(None),
         });
         controls.set_threshold(config.smoothing.threshold);
         let metrics = Arc::new(Metrics {
@@ -312,9 +355,10 @@ impl Pipeline {
         let mut spawn = |name: &'static str,
                          f: Box<dyn FnOnce() -> Result<(), PipelineError> + Send>|
          -> Result<(), PipelineError> {
+            let stage_controls = Arc::clone(&controls);
             let handle = std::thread::Builder::new()
                 .name(name.to_string())
-                .spawn(f)
+                .spawn(move || run_stage(name, &stage_controls, f))
                 .map_err(|source| PipelineError::Spawn {
                     stage: name,
                     source,
@@ -390,6 +434,12 @@ impl Pipeline {
         self.signs.drain()
     }
 
+    /// The first stage error or panic, as "stage: what happened", once one
+    /// has happened (the stages downstream then run out of input and end).
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.controls.failure).clone()
+    }
+
     /// Whether every stage has finished and every output was taken.
     pub fn is_finished(&self) -> bool {
         self.outputs.is_finished() && self.signs.is_finished()
@@ -445,7 +495,10 @@ impl Pipeline {
         self.controls.stop.request();
         let mut first_error = None;
         for (name, handle) in self.threads.drain(..) {
-            let result = handle.join().unwrap_or(Err(PipelineError::Panicked(name)));
+            let result = handle.join().unwrap_or(Err(PipelineError::Panicked {
+                stage: name,
+                message: "(not caught)".to_string(),
+            }));
             if let Err(err) = result {
                 tracing::error!(stage = name, %err, "stage failed");
                 first_error.get_or_insert(err);
@@ -500,7 +553,35 @@ mod tests {
         }
     }
 
+    /// A classifier with a bug: it panics on the first full window.
+    struct PanicsOnPredict(Vec<String>);
+
+    impl Classifier for PanicsOnPredict {
+        fn labels(&self) -> &[String] {
+            &self.0
+        }
+        fn layout(&self) -> Layout {
+            Layout::PoseHands
+        }
+        fn predict(&mut self, _: &Window) -> Result<Vec<f32>, StageFailure> {
+            panic!("index out of bounds in the test classifier")
+        }
+    }
+
     fn start(
+        max_speed: bool,
+        capacity: usize,
+        max_frames: Option<u64>,
+        stop: StopFlag,
+    ) -> Pipeline {
+        let classifier = PosePresence {
+            labels: vec!["pose".into(), "nobody".into()],
+        };
+        start_with(Box::new(classifier), max_speed, capacity, max_frames, stop)
+    }
+
+    fn start_with(
+        classifier: Box<dyn Classifier>,
         max_speed: bool,
         capacity: usize,
         max_frames: Option<u64>,
@@ -512,9 +593,6 @@ mod tests {
         })
         .unwrap();
         let landmarker = Holistic::new(&HolisticOptions::default()).unwrap();
-        let classifier = PosePresence {
-            labels: vec!["pose".into(), "nobody".into()],
-        };
         let config = PipelineConfig {
             smoothing: SmoothingConfig {
                 threshold: 0.7,
@@ -530,11 +608,35 @@ mod tests {
         Pipeline::start(
             Box::new(source),
             Box::new(landmarker),
-            Box::new(classifier),
+            classifier,
             &config,
             stop,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_panicking_stage_is_reported_with_its_message() {
+        let classifier = PanicsOnPredict(vec!["a".into(), "b".into()]);
+        // Paced replay: every frame gets through, so the window fills.
+        let pipeline = start_with(Box::new(classifier), false, 4, None, StopFlag::new());
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while pipeline.failure().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let failure = pipeline.failure().expect("the panic is recorded");
+        assert_eq!(
+            failure,
+            "classify: the classify thread panicked: index out of bounds in the test classifier"
+        );
+        // finish() stops the other stages and returns the panic.
+        match pipeline.finish() {
+            Err(PipelineError::Panicked { stage, message }) => {
+                assert_eq!(stage, "classify");
+                assert!(message.contains("index out of bounds"), "{message}");
+            }
+            other => panic!("expected the panic, got {:?}", other.map(|_| ())),
+        }
     }
 
     #[test]

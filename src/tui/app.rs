@@ -95,6 +95,9 @@ pub struct App {
     pub kiosk: bool,
     /// The input ended (replay finished).
     pub ended: bool,
+    /// A stage failed ("stage: what happened"): the dashboard keeps what it
+    /// had and says why it stopped; the error is printed again on exit.
+    pub failure: Option<String>,
     /// Quit was asked for.
     pub quit: bool,
     /// When the monitor started (CLOCK_MONOTONIC), for transcript times.
@@ -120,6 +123,7 @@ impl App {
             show_help: false,
             kiosk: options.kiosk,
             ended: false,
+            failure: None,
             quit: false,
             started: Duration::ZERO,
         }

@@ -21,13 +21,21 @@ pub struct TerminalGuard {
 }
 
 impl TerminalGuard {
-    /// Enters raw mode and the alternate screen and installs a panic hook that restores both.
+    /// Enters raw mode and the alternate screen and installs a panic hook:
+    /// a panic on this (the drawing) thread restores the terminal before the
+    /// usual message is printed; a panic on another thread goes to the log
+    /// only (printing it would scribble over the dashboard), and the pipeline
+    /// reports it as that stage's failure, which the dashboard shows.
     pub fn enter() -> std::io::Result<TerminalGuard> {
         let terminal = ratatui::try_init().inspect_err(|_| restore())?;
+        let drawing_thread = std::thread::current().id();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            restore();
-            previous(info);
+            tracing::error!("{info}");
+            if std::thread::current().id() == drawing_thread {
+                restore();
+                previous(info);
+            }
         }));
         Ok(TerminalGuard { terminal })
     }

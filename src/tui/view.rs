@@ -40,6 +40,9 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
     }
     if app.kiosk {
         draw_kiosk(frame, area, app, theme);
+        if let Some(failure) = &app.failure {
+            draw_failure(frame, area, failure, theme);
+        }
         return;
     }
     let [header, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
@@ -59,6 +62,8 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
     }
     if app.show_help {
         draw_help(frame, area, theme);
+    } else if let Some(failure) = &app.failure {
+        draw_failure(frame, area, failure, theme);
     }
 }
 
@@ -120,7 +125,9 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     if app.frozen {
         spans.push(Span::styled("│ FROZEN ", theme.warn()));
     }
-    if app.ended {
+    if app.failure.is_some() {
+        spans.push(Span::styled("│ STOPPED ", theme.warn()));
+    } else if app.ended {
         spans.push(Span::styled("│ END OF INPUT ", theme.warn()));
     }
     spans.push(Span::styled("│ ? help", theme.dim()));
@@ -327,6 +334,37 @@ fn draw_kiosk(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     );
 }
 
+/// Why the pipeline stopped, over the panels as they were when it did.
+fn draw_failure(frame: &mut Frame, area: Rect, failure: &str, theme: Theme) {
+    let width = 64.min(area.width);
+    let text = vec![
+        Line::from(Span::styled(failure.to_string(), theme.warn())),
+        Line::raw(""),
+        Line::from(Span::styled(
+            "q quits; the error is printed again on exit",
+            theme.dim(),
+        )),
+    ];
+    // Wrapped text: a rough line count from the message length.
+    let inner_width = usize::from(width.saturating_sub(2).max(1));
+    let lines = failure.len().div_ceil(inner_width) as u16 + 3;
+    let height = (lines + 2).min(area.height);
+    // Over the bars, just under the header: the transcript stays in view.
+    let popup = Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + 2.min(area.height - height),
+        width,
+        height,
+    );
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: true })
+            .block(panel("stopped", theme)),
+        popup,
+    );
+}
+
 fn draw_help(frame: &mut Frame, area: Rect, theme: Theme) {
     let width = 52.min(area.width);
     let height = (KEYS.len() as u16 + 2).min(area.height);
@@ -498,6 +536,15 @@ mod tests {
         a.frozen = true;
         let backend = render(&a, 110, 32);
         insta::assert_snapshot!(backend);
+    }
+
+    #[test]
+    fn a_failed_stage_is_shown_over_the_panels() {
+        let mut a = app(false);
+        a.ended = true;
+        a.failure =
+            Some("capture: camera /dev/video0 is gone: No such device (os error 19)".to_string());
+        insta::assert_snapshot!(render(&a, 110, 32));
     }
 
     #[test]
