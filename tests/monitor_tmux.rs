@@ -148,6 +148,11 @@ fn keys_work_and_the_terminal_is_restored() {
     tmux.wait_for("performance");
 
     tmux.keys("q");
+    assert_exited_cleanly(&tmux);
+}
+
+/// The monitor exited with 0 and left the terminal as it found it.
+fn assert_exited_cleanly(tmux: &Tmux) {
     let after = tmux.wait_for("EXITED rc=0");
     assert!(
         !after.contains("performance"),
@@ -229,11 +234,5 @@ fn sigterm_ends_the_dashboard_and_restores_the_terminal() {
     let pid = monitor_pid(&logs);
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
-    let after = tmux.wait_for("EXITED rc=0");
-    assert!(
-        !after.contains("performance"),
-        "dashboard left on screen:\n{after}"
-    );
-    assert_eq!(tmux.format("#{alternate_on}"), "0", "alternate screen left");
-    assert_eq!(tmux.format("#{cursor_flag}"), "1", "cursor visible again");
+    assert_exited_cleanly(&tmux);
 }
