@@ -168,7 +168,11 @@ pub struct PipelineConfig {
 pub struct Controls {
     threshold: AtomicU32,
     mirror: AtomicBool,
+    /// The user's stop (q, SIGINT, SIGTERM): the stages and the consumer end.
     stop: StopFlag,
+    /// Raised when a stage fails: the stages end, the consumer stays (the
+    /// dashboard keeps its panels and shows the failure until q).
+    halt: StopFlag,
     failure: Mutex<Option<String>>,
 }
 
@@ -203,9 +207,16 @@ impl Controls {
         &self.stop
     }
 
-    /// Keeps the first stage failure, for the dashboard to show.
+    /// Keeps the first stage failure, for the dashboard to show, and stops
+    /// the other stages.
     fn record_failure(&self, stage: &str, err: &PipelineError) {
         lock(&self.failure).get_or_insert_with(|| format!("{stage}: {err}"));
+        self.halt.request();
+    }
+
+    /// Whether the stages should end: the user stopped or a stage failed.
+    fn stages_should_stop(&self) -> bool {
+        self.stop.is_requested() || self.halt.is_requested()
     }
 }
 
@@ -330,6 +341,7 @@ impl Pipeline {
             threshold: AtomicU32::new(0),
             mirror: AtomicBool::new(config.mirror),
             stop,
+            halt: StopFlag::new(),
             failure: Mutex::new(None),
         });
         controls.set_threshold(config.smoothing.threshold);
@@ -619,11 +631,18 @@ mod tests {
     fn a_panicking_stage_is_reported_with_its_message() {
         let classifier = PanicsOnPredict(vec!["a".into(), "b".into()]);
         // Paced replay: every frame gets through, so the window fills.
-        let pipeline = start_with(Box::new(classifier), false, 4, None, StopFlag::new());
+        let stop = StopFlag::new();
+        let pipeline = start_with(Box::new(classifier), false, 4, None, stop.clone());
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        while pipeline.failure().is_none() && std::time::Instant::now() < deadline {
+        while !pipeline.is_finished() && std::time::Instant::now() < deadline {
+            let _ = (pipeline.take_newest(), pipeline.drain_signs());
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Every stage ended (capture too, though the clip had frames left),
+        // while the user's stop flag stayed down: the dashboard stays up to
+        // show the failure.
+        assert!(pipeline.is_finished(), "the stages end after a failure");
+        assert!(!stop.is_requested());
         let failure = pipeline.failure().expect("the panic is recorded");
         assert_eq!(
             failure,

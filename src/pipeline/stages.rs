@@ -27,7 +27,7 @@ pub(super) struct Context {
 
 impl Context {
     fn stopping(&self) -> bool {
-        self.controls.stop.is_requested()
+        self.controls.stages_should_stop()
     }
 
     /// Hands `item` on: newest-wins normally, waiting for room when every
@@ -66,11 +66,9 @@ pub(super) fn capture(
 ) -> Result<(), PipelineError> {
     let mut read = 0u64;
     while !ctx.stopping() && max_frames.is_none_or(|max| read < max) {
-        // A failed source stops every stage (and the dashboard), so the error is shown.
-        let next = source
-            .next_frame()
-            .inspect_err(|_| ctx.controls.stop.request());
-        let Some(frame) = next? else {
+        // A failed source ends every stage (run_stage records it); the
+        // dashboard shows the error.
+        let Some(frame) = source.next_frame()? else {
             break;
         };
         read += 1;
@@ -102,8 +100,7 @@ pub(super) fn landmarks(
         let start = Instant::now();
         let keypoints = landmarker
             .process(&frame.image)
-            .map_err(PipelineError::Landmarks)
-            .inspect_err(|_| ctx.controls.stop.request())?;
+            .map_err(PipelineError::Landmarks)?;
         let keypoints = if ctx.controls.mirror() {
             keypoints.mirrored()
         } else {
@@ -224,8 +221,7 @@ pub(super) fn classify(
             Some(
                 classifier
                     .predict(&state.window)
-                    .map_err(PipelineError::Classifier)
-                    .inspect_err(|_| ctx.controls.stop.request())?,
+                    .map_err(PipelineError::Classifier)?,
             )
         } else {
             None
