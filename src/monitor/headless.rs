@@ -26,7 +26,16 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 fn print(pipeline: Pipeline, interval: Duration, stop: &StopFlag) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    write_lines(pipeline, interval, stop, &mut stdout.lock())
+}
+
+/// The JSON Lines of a run, to `out`.
+fn write_lines(
+    pipeline: Pipeline,
+    interval: Duration,
+    stop: &StopFlag,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let started = pipeline.started();
     let mut next_stats = Instant::now() + interval;
     loop {
@@ -49,9 +58,19 @@ fn print(pipeline: Pipeline, interval: Duration, stop: &StopFlag) -> anyhow::Res
     for sign in pipeline.drain_signs() {
         writeln!(out, "{}", decision_line(&sign, pipeline.labels(), started))?;
     }
-    let summary = pipeline.finish()?;
-    writeln!(out, "{}", stats_line("summary", &summary))?;
+    // A failed stage still gets its summary line (the counts so far, and
+    // the error), then the error goes on to stderr and the exit status.
+    let controls = pipeline.shared_controls();
+    let last = pipeline.snapshot();
+    let finished = pipeline.finish();
+    let mut summary = stats_line("summary", finished.as_ref().unwrap_or(&last));
+    if let Err(err) = &finished {
+        // Every stage has ended, so the failure is recorded by now.
+        summary["error"] = json!(controls.failure().unwrap_or_else(|| err.to_string()));
+    }
+    writeln!(out, "{summary}")?;
     out.flush()?;
+    finished?;
     Ok(())
 }
 
@@ -131,6 +150,76 @@ mod tests {
             json!({"type": "decision", "time": 0.45, "frame": 42, "sign": "thanks", "probability": 0.875,
                    "probabilities": {"hello": 0.125, "thanks": 0.875}, "latency_ms": 50.0})
         );
+    }
+
+    /// A classifier with a bug: it panics on the first full window.
+    struct PanicsOnPredict(Vec<String>);
+
+    impl crate::pipeline::Classifier for PanicsOnPredict {
+        fn labels(&self) -> &[String] {
+            &self.0
+        }
+        fn layout(&self) -> crate::landmarks::Layout {
+            crate::landmarks::Layout::PoseHands
+        }
+        fn predict(
+            &mut self,
+            _: &crate::classify::Window,
+        ) -> Result<Vec<f32>, crate::pipeline::StageFailure> {
+            panic!("the test classifier's bug")
+        }
+    }
+
+    #[test]
+    fn a_failed_stage_still_ends_with_a_summary_line_naming_the_error() {
+        use crate::capture::{Replay, ReplayConfig};
+        use crate::landmarks::{Holistic, HolisticOptions};
+        let clip = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/media/cow_correct.gif"
+        );
+        let source = Replay::open(&ReplayConfig {
+            max_speed: true,
+            ..ReplayConfig::new(clip)
+        })
+        .unwrap();
+        let config = crate::pipeline::PipelineConfig {
+            smoothing: crate::classify::SmoothingConfig::default(),
+            transcript_length: 10,
+            mirror: false,
+            max_frames: None,
+            handoff_capacity: 4,
+            // Every frame through: the window fills and the classifier panics.
+            every_frame: true,
+        };
+        let pipeline = Pipeline::start(
+            Box::new(source),
+            Box::new(Holistic::new(&HolisticOptions::default()).unwrap()),
+            Box::new(PanicsOnPredict(vec!["a".into(), "b".into()])),
+            &config,
+            StopFlag::new(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let err = write_lines(
+            pipeline,
+            Duration::from_secs(60),
+            &StopFlag::new(),
+            &mut out,
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err}").contains("the test classifier's bug"),
+            "{err}"
+        );
+        let text = String::from_utf8(out).unwrap();
+        let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last["type"], "summary");
+        assert_eq!(
+            last["error"],
+            "classify: the classify thread panicked: the test classifier's bug"
+        );
+        assert!(last["processed"].as_u64().unwrap() < 47);
     }
 
     #[test]

@@ -214,6 +214,12 @@ impl Controls {
         self.halt.request();
     }
 
+    /// The first stage error or panic, as "stage: what happened", once one
+    /// has happened.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.failure).clone()
+    }
+
     /// Whether the stages should end: the user stopped or a stage failed.
     fn stages_should_stop(&self) -> bool {
         self.stop.is_requested() || self.halt.is_requested()
@@ -449,12 +455,22 @@ impl Pipeline {
     /// The first stage error or panic, as "stage: what happened", once one
     /// has happened (the stages downstream then run out of input and end).
     pub fn failure(&self) -> Option<String> {
-        lock(&self.controls.failure).clone()
+        self.controls.failure()
+    }
+
+    /// The controls, to outlive [`Pipeline::finish`] (e.g. to read the
+    /// failure once every stage has ended).
+    pub fn shared_controls(&self) -> Arc<Controls> {
+        Arc::clone(&self.controls)
     }
 
     /// Whether every stage has finished and every output was taken.
     pub fn is_finished(&self) -> bool {
-        self.outputs.is_finished() && self.signs.is_finished()
+        // The threads too: a failing stage closes its outputs while it
+        // unwinds, before its failure is recorded.
+        self.outputs.is_finished()
+            && self.signs.is_finished()
+            && self.threads.iter().all(|(_, thread)| thread.is_finished())
     }
 
     /// Records the display of a classified frame that took `service` to draw.
@@ -589,12 +605,21 @@ mod tests {
         let classifier = PosePresence {
             labels: vec!["pose".into(), "nobody".into()],
         };
-        start_with(Box::new(classifier), max_speed, capacity, max_frames, stop)
+        let every_frame = false;
+        start_with(
+            Box::new(classifier),
+            max_speed,
+            every_frame,
+            capacity,
+            max_frames,
+            stop,
+        )
     }
 
     fn start_with(
         classifier: Box<dyn Classifier>,
         max_speed: bool,
+        every_frame: bool,
         capacity: usize,
         max_frames: Option<u64>,
         stop: StopFlag,
@@ -615,7 +640,7 @@ mod tests {
             mirror: false,
             max_frames,
             handoff_capacity: capacity,
-            every_frame: false,
+            every_frame,
         };
         Pipeline::start(
             Box::new(source),
@@ -630,9 +655,9 @@ mod tests {
     #[test]
     fn a_panicking_stage_is_reported_with_its_message() {
         let classifier = PanicsOnPredict(vec!["a".into(), "b".into()]);
-        // Paced replay: every frame gets through, so the window fills.
+        // Every frame through, so the window fills however loaded the machine.
         let stop = StopFlag::new();
-        let pipeline = start_with(Box::new(classifier), false, 4, None, stop.clone());
+        let pipeline = start_with(Box::new(classifier), true, true, 4, None, stop.clone());
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while !pipeline.is_finished() && std::time::Instant::now() < deadline {
             let _ = (pipeline.take_newest(), pipeline.drain_signs());
