@@ -129,6 +129,7 @@ pub struct PipelineReport {
     threads: usize,
     stages: Vec<StageStats>,
     rates: PartRates,
+    peak_rss_mib: Option<f64>,
 }
 
 impl PipelineReport {
@@ -159,8 +160,26 @@ impl std::fmt::Display for PipelineReport {
         for stage in self.stages.iter().filter(|s| s.count() > 0) {
             writeln!(f, "{} {:>6}", stage.row(), stage.count())?;
         }
-        writeln!(f, "found: {}", self.rates.summary(self.layout))
+        writeln!(f, "found: {}", self.rates.summary(self.layout))?;
+        if let Some(mib) = self.peak_rss_mib {
+            writeln!(f, "peak memory: {mib:.0} MiB (resident, whole process)")?;
+        }
+        Ok(())
     }
+}
+
+/// The process's peak resident set size so far, in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is valid.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: getrusage returned 0, so the struct is initialised.
+    let usage = unsafe { usage.assume_init() };
+    // Linux reports ru_maxrss in KiB.
+    Some(usage.ru_maxrss as f64 / 1024.0)
 }
 
 /// Stage names in pipeline order; `landmarks` is Holistic's whole frame and
@@ -213,6 +232,7 @@ pub fn bench_pipeline(
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         stages,
         rates,
+        peak_rss_mib: peak_rss_mib(),
     })
 }
 
@@ -360,6 +380,10 @@ mod tests {
         let text = report.to_string();
         assert!(text.contains("layout 258, 12 frames"), "{text}");
         assert!(text.contains("found: frames=12 pose=100%"), "{text}");
+        // The models alone are tens of MiB; a sane process stays under 2 GiB.
+        let mib = report.peak_rss_mib.unwrap();
+        assert!((10.0..2048.0).contains(&mib), "{mib} MiB");
+        assert!(text.contains("peak memory: "), "{text}");
     }
 
     #[test]
