@@ -128,7 +128,8 @@ fn assert_targets(name: &str, result: &[PartParity]) {
 /// fraction of a pixel of difference upstream flips some of those decisions.
 /// Pose meets the targets here too; for hands the coordinates do
 /// (where both find the hand) and agreement is guarded at this floor.
-const CLIP_HAND_MIN_AGREEMENT: f64 = 0.75;
+/// Measured 2026-11-30: Cow 100% and 97.9%, Butterfly 90% for both hands.
+const CLIP_HAND_MIN_AGREEMENT: f64 = 0.85;
 
 #[test]
 fn holistic_258_on_the_shared_clips_stays_close_to_mediapipe() {
