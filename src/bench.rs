@@ -111,7 +111,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
 /// Times each model on its own (`--models`).
 fn run_models(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
-    let frames = read_frames(&args.input)?;
+    let frames: Vec<RgbImage> = decode_timed(&args.input)?
+        .into_iter()
+        .map(|(frame, _)| frame)
+        .collect();
     println!("{}", header());
     for (file, side) in MODELS {
         let stats = time_model(dir, file, *side, &frames, args.frames.max(1))?;
@@ -281,18 +284,6 @@ const MODELS: &[(&str, u32)] = &[
     ("face_detection_short_range.onnx", 128),
     ("face_landmark.onnx", 192),
 ];
-
-/// Decodes every frame of `path` (at least one).
-fn read_frames(path: &Path) -> anyhow::Result<Vec<RgbImage>> {
-    let reader = MediaReader::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let frames = reader
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("decoding {}", path.display()))?;
-    if frames.is_empty() {
-        anyhow::bail!("{}: no frames", path.display());
-    }
-    Ok(frames)
-}
 
 /// Resizes `image` to `side`x`side` and scales it to [0, 1] NHWC floats.
 fn to_input(image: &RgbImage, side: u32) -> Vec<f32> {

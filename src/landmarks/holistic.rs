@@ -135,7 +135,6 @@ impl Holistic {
             return Ok(Keypoints::default());
         }
         let started = Instant::now();
-        // The two hands then run side by side, one thread each.
         let pose = in_pool(&self.pose_pool, || self.pose.process(image))?;
         let pose_time = started.elapsed();
         let detection = self.pose.last_detection_time();

@@ -152,24 +152,6 @@ mod tests {
         );
     }
 
-    /// A classifier with a bug: it panics on the first full window.
-    struct PanicsOnPredict(Vec<String>);
-
-    impl crate::pipeline::Classifier for PanicsOnPredict {
-        fn labels(&self) -> &[String] {
-            &self.0
-        }
-        fn layout(&self) -> crate::landmarks::Layout {
-            crate::landmarks::Layout::PoseHands
-        }
-        fn predict(
-            &mut self,
-            _: &crate::classify::Window,
-        ) -> Result<Vec<f32>, crate::pipeline::StageFailure> {
-            panic!("the test classifier's bug")
-        }
-    }
-
     #[test]
     fn a_failed_stage_still_ends_with_a_summary_line_naming_the_error() {
         use crate::capture::{Replay, ReplayConfig};
@@ -195,7 +177,9 @@ mod tests {
         let pipeline = Pipeline::start(
             Box::new(source),
             Box::new(Holistic::new(&HolisticOptions::default()).unwrap()),
-            Box::new(PanicsOnPredict(vec!["a".into(), "b".into()])),
+            Box::new(crate::pipeline::test_support::PanicsOnPredict::new(
+                "the test classifier's bug",
+            )),
             &config,
             StopFlag::new(),
         )

@@ -453,7 +453,7 @@ impl Pipeline {
     }
 
     /// The first stage error or panic, as "stage: what happened", once one
-    /// has happened (the stages downstream then run out of input and end).
+    /// has happened (every stage then ends).
     pub fn failure(&self) -> Option<String> {
         self.controls.failure()
     }
@@ -548,8 +548,43 @@ impl Drop for Pipeline {
     }
 }
 
+/// A stage with a bug, for the tests of how failures are handled (no real
+/// model can be made to panic on demand).
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Classifier, Layout, StageFailure, Window};
+
+    /// A classifier that panics with `message` on the first full window.
+    pub(crate) struct PanicsOnPredict {
+        labels: Vec<String>,
+        message: &'static str,
+    }
+
+    impl PanicsOnPredict {
+        pub(crate) fn new(message: &'static str) -> PanicsOnPredict {
+            PanicsOnPredict {
+                labels: vec!["a".into(), "b".into()],
+                message,
+            }
+        }
+    }
+
+    impl Classifier for PanicsOnPredict {
+        fn labels(&self) -> &[String] {
+            &self.labels
+        }
+        fn layout(&self) -> Layout {
+            Layout::PoseHands
+        }
+        fn predict(&mut self, _: &Window) -> Result<Vec<f32>, StageFailure> {
+            panic!("{}", self.message)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_support::PanicsOnPredict;
     use super::*;
     use crate::capture::{Replay, ReplayConfig};
     use crate::landmarks::{Holistic, HolisticOptions};
@@ -578,21 +613,6 @@ mod tests {
             let last = &flat[flat.len() - Layout::PoseHands.features()..];
             let pose = last[Layout::PoseHands.pose()].iter().any(|v| *v != 0.0);
             Ok(if pose { vec![1.0, 0.0] } else { vec![0.0, 1.0] })
-        }
-    }
-
-    /// A classifier with a bug: it panics on the first full window.
-    struct PanicsOnPredict(Vec<String>);
-
-    impl Classifier for PanicsOnPredict {
-        fn labels(&self) -> &[String] {
-            &self.0
-        }
-        fn layout(&self) -> Layout {
-            Layout::PoseHands
-        }
-        fn predict(&mut self, _: &Window) -> Result<Vec<f32>, StageFailure> {
-            panic!("index out of bounds in the test classifier")
         }
     }
 
@@ -654,7 +674,7 @@ mod tests {
 
     #[test]
     fn a_panicking_stage_is_reported_with_its_message() {
-        let classifier = PanicsOnPredict(vec!["a".into(), "b".into()]);
+        let classifier = PanicsOnPredict::new("index out of bounds in the test classifier");
         // Every frame through, so the window fills however loaded the machine.
         let stop = StopFlag::new();
         let pipeline = start_with(Box::new(classifier), true, true, 4, None, stop.clone());

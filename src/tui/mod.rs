@@ -39,9 +39,8 @@ pub fn run(
             app.on_classified(c);
         }
         app.ended = pipeline.is_finished();
-        if app.failure.is_none() {
-            app.failure = pipeline.failure();
-        }
+        // The pipeline keeps the first failure, so this never changes once set.
+        app.failure = pipeline.failure();
         app.on_metrics(pipeline.snapshot());
         let draw_start = Instant::now();
         term.terminal().draw(|f| view::draw(f, app, theme))?;
