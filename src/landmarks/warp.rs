@@ -87,45 +87,58 @@ pub fn warp_roi(
     // scaled to floats. The models were trained on crops made this way, and
     // near a decision threshold (is there a hand?) these details show, so we
     // sample alike.
-    for (i, dst) in out.chunks_exact_mut(3).take(size * size).enumerate() {
-        let (oy, ox) = (i / size, i % size);
-        let v = oy as f32 / size as f32 - 0.5;
-        let u = ox as f32 / size as f32 - 0.5;
-        let (px, py) = (u * rw, v * rh);
-        let sx = roi.x * w + px * cos - py * sin;
-        let sy = roi.y * h + px * sin + py * cos;
-        let (x, fx) = subpixel(sx);
-        let (y, fy) = subpixel(sy);
-        let weights = [
-            (SUBPIXELS - fx) * (SUBPIXELS - fy),
-            fx * (SUBPIXELS - fy),
-            (SUBPIXELS - fx) * fy,
-            fx * fy,
-        ];
-        let inside = x >= 0 && y >= 0 && x + 1 < iw && y + 1 < ih;
-        if inside {
-            // Fast path: all four neighbours are in the image.
-            let top = ((y * iw + x) * 3) as usize;
-            let (Some(upper), Some(lower)) = (
-                raw.get(top..top + 6),
-                raw.get(top + stride..top + stride + 6),
-            ) else {
-                continue;
-            };
-            for (c, o) in dst.iter_mut().enumerate() {
-                let sum = i64::from(upper[c]) * weights[0]
-                    + i64::from(upper[c + 3]) * weights[1]
-                    + i64::from(lower[c]) * weights[2]
-                    + i64::from(lower[c + 3]) * weights[3];
-                *o = scaled[fixed_point_to_u8(sum)];
-            }
-        } else {
-            for (c, o) in dst.iter_mut().enumerate() {
-                let sum = pixel(x, y, c) * weights[0]
-                    + pixel(x + 1, y, c) * weights[1]
-                    + pixel(x, y + 1, c) * weights[2]
-                    + pixel(x + 1, y + 1, c) * weights[3];
-                *o = scaled[fixed_point_to_u8(sum)];
+    //
+    // A sample's position is (x0 + px cos - py sin, y0 + px sin + py cos);
+    // the column terms are computed once per column and the row terms once
+    // per row, in the same order of operations, so every position is the
+    // same float as when computed whole.
+    if size == 0 {
+        return;
+    }
+    let offset = |i: usize| i as f32 / size as f32 - 0.5;
+    let columns: Vec<(f32, f32)> = (0..size)
+        .map(|ox| {
+            let px = offset(ox) * rw;
+            (roi.x * w + px * cos, roi.y * h + px * sin)
+        })
+        .collect();
+    for (oy, row) in out.chunks_exact_mut(size * 3).take(size).enumerate() {
+        let py = offset(oy) * rh;
+        let (row_sin, row_cos) = (py * sin, py * cos);
+        for (dst, &(col_x, col_y)) in row.chunks_exact_mut(3).zip(&columns) {
+            let (x, fx) = subpixel(col_x - row_sin);
+            let (y, fy) = subpixel(col_y + row_cos);
+            let weights = [
+                (SUBPIXELS - fx) * (SUBPIXELS - fy),
+                fx * (SUBPIXELS - fy),
+                (SUBPIXELS - fx) * fy,
+                fx * fy,
+            ];
+            let inside = x >= 0 && y >= 0 && x + 1 < iw && y + 1 < ih;
+            if inside {
+                // Fast path: all four neighbours are in the image.
+                let top = ((y * iw + x) * 3) as usize;
+                let (Some(upper), Some(lower)) = (
+                    raw.get(top..top + 6),
+                    raw.get(top + stride..top + stride + 6),
+                ) else {
+                    continue;
+                };
+                for (c, o) in dst.iter_mut().enumerate() {
+                    let sum = i64::from(upper[c]) * weights[0]
+                        + i64::from(upper[c + 3]) * weights[1]
+                        + i64::from(lower[c]) * weights[2]
+                        + i64::from(lower[c + 3]) * weights[3];
+                    *o = scaled[fixed_point_to_u8(sum)];
+                }
+            } else {
+                for (c, o) in dst.iter_mut().enumerate() {
+                    let sum = pixel(x, y, c) * weights[0]
+                        + pixel(x + 1, y, c) * weights[1]
+                        + pixel(x, y + 1, c) * weights[2]
+                        + pixel(x + 1, y + 1, c) * weights[3];
+                    *o = scaled[fixed_point_to_u8(sum)];
+                }
             }
         }
     }
@@ -198,6 +211,63 @@ mod tests {
         fn subpixel_matches_round_ties_even(v in -1e7f32..1e7f32) {
             let q = (f64::from(v) * 32.0).round_ties_even() as i64;
             proptest::prop_assert_eq!(subpixel(v), (q.div_euclid(32), q.rem_euclid(32)));
+        }
+    }
+
+    /// The sampler written out per pixel, every position computed whole: the
+    /// row/column split in `warp_roi` must give exactly these values.
+    fn warp_roi_per_pixel(image: &RgbImage, roi: &Roi, size: usize, border: Border) -> Vec<f32> {
+        let (w, h) = (image.width() as f32, image.height() as f32);
+        let (iw, ih) = (i64::from(image.width()), i64::from(image.height()));
+        let pixel = |x: i64, y: i64, c: usize| -> i64 {
+            let (x, y) = match border {
+                Border::Replicate => (x.clamp(0, iw - 1), y.clamp(0, ih - 1)),
+                Border::Zero if x < 0 || y < 0 || x >= iw || y >= ih => return 0,
+                Border::Zero => (x, y),
+            };
+            i64::from(image.get_pixel(x as u32, y as u32)[c])
+        };
+        let (sin, cos) = roi.rotation.sin_cos();
+        let mut out = Vec::with_capacity(size * size * 3);
+        for i in 0..size * size {
+            let (oy, ox) = (i / size, i % size);
+            let v = oy as f32 / size as f32 - 0.5;
+            let u = ox as f32 / size as f32 - 0.5;
+            let (rw, rh) = (roi.w * w, roi.h * h);
+            let (px, py) = (u * rw, v * rh);
+            let sx = roi.x * w + px * cos - py * sin;
+            let sy = roi.y * h + px * sin + py * cos;
+            let (x, fx) = subpixel(sx);
+            let (y, fy) = subpixel(sy);
+            for c in 0..3 {
+                let sum = pixel(x, y, c) * (32 - fx) * (32 - fy)
+                    + pixel(x + 1, y, c) * fx * (32 - fy)
+                    + pixel(x, y + 1, c) * (32 - fx) * fy
+                    + pixel(x + 1, y + 1, c) * fx * fy;
+                out.push(fixed_point_to_u8(sum) as f32);
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn warp_matches_the_per_pixel_sampler(
+            (iw, ih) in (1u32..40, 1u32..40),
+            (x, y) in (-0.3f32..1.3, -0.3f32..1.3),
+            (rw, rh) in (0.05f32..1.5, 0.05f32..1.5),
+            rotation in -3.2f32..3.2,
+            size in 1usize..24,
+            replicate: bool,
+        ) {
+            let img = RgbImage::from_fn(iw, ih, |x, y| {
+                image::Rgb([(x * 37 + y * 11) as u8, (x * y) as u8, (255 - x * 5) as u8])
+            });
+            let roi = Roi { x, y, w: rw, h: rh, rotation };
+            let border = if replicate { Border::Replicate } else { Border::Zero };
+            let mut out = vec![f32::NAN; size * size * 3];
+            warp_roi(&img, &roi, size, border, 0.0, 255.0, &mut out);
+            proptest::prop_assert_eq!(out, warp_roi_per_pixel(&img, &roi, size, border));
         }
     }
 
