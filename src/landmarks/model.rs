@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 pub use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::{AxisOp, TypedModelPatch};
+use tract_onnx::tract_core::internal::{AxisOp, SpecialOps, TypedModelPatch};
 use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
-use tract_onnx::tract_core::ops::nn::DataFormat;
+use tract_onnx::tract_core::ops::nn::{DataFormat, Resize};
 
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
 
@@ -59,32 +59,32 @@ pub enum ModelError {
     },
 }
 
-/// Where a model's depthwise convolutions keep their channels.
+/// Where a model's depthwise convolutions and resizes keep their channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DepthwiseLayout {
+pub enum ChannelOrder {
     /// As tract's optimiser leaves them: channels first for these models.
     AsLoaded,
-    /// Channels last: tract's vectorised depthwise kernel runs across the
-    /// channels, 2x faster than its channels-first walk on the pose and hand
-    /// landmark models and the pose detector. Only for models whose other ops
-    /// follow the layout change: where they don't (MaxPool, PReLU in the face
-    /// models and hand re-crop), tract adds a transpose around every
-    /// convolution and the model runs slower.
+    /// Channels last: depthwise convolutions on signtop's own op
+    /// ([`super::depthwise`]) and resizes on whole channel vectors. Only for
+    /// models whose other ops follow the layout change: where they don't
+    /// (MaxPool, PReLU in the face models and hand re-crop), tract adds a
+    /// transpose around every convolution and the model runs slower.
     ChannelsLast,
 }
 
-impl DepthwiseLayout {
-    /// The faster layout for one of `models/`' files, as measured per model
-    /// (tract 0.23.9, one thread, ms per run as loaded -> channels last):
-    /// pose_landmark_full 32.2 -> 24.8, hand_landmark_full 21.2 -> 16.4,
-    /// pose_detection 33.1 -> 23.0; slower: hand_recrop 3.0 -> 3.6,
+impl ChannelOrder {
+    /// The faster order for one of `models/`' files, as measured per model
+    /// (tract 0.23.9, one thread, ms per run, as loaded -> channels last):
+    /// pose_landmark_full 32 -> 21, hand_landmark_full 21 -> 14.5,
+    /// pose_detection 33 -> 19; slower channels last (with tract's own
+    /// depthwise op, before signtop had one): hand_recrop 3.0 -> 3.6,
     /// face_landmark 6.1 -> 8.2, face_detection_short_range 3.4 -> 5.6.
-    pub fn for_model(file: &str) -> DepthwiseLayout {
+    pub fn for_model(file: &str) -> ChannelOrder {
         match file {
             "pose_detection.onnx" | "pose_landmark_full.onnx" | "hand_landmark_full.onnx" => {
-                DepthwiseLayout::ChannelsLast
+                ChannelOrder::ChannelsLast
             }
-            _ => DepthwiseLayout::AsLoaded,
+            _ => ChannelOrder::AsLoaded,
         }
     }
 }
@@ -98,17 +98,17 @@ pub struct Model {
 
 impl Model {
     /// Loads `dir/file`, fixing its first input to f32 `shape`, in the
-    /// faster depthwise layout for that model ([`DepthwiseLayout::for_model`]).
+    /// faster channel order for that model ([`ChannelOrder::for_model`]).
     pub fn load(dir: &Path, file: &str, shape: &[usize]) -> Result<Model, ModelError> {
-        Model::load_with(dir, file, shape, DepthwiseLayout::for_model(file))
+        Model::load_with(dir, file, shape, ChannelOrder::for_model(file))
     }
 
-    /// [`Model::load`] with the depthwise convolutions laid out as `layout`.
+    /// [`Model::load`] with the depthwise convolutions and resizes in `layout`.
     pub fn load_with(
         dir: &Path,
         file: &str,
         shape: &[usize],
-        layout: DepthwiseLayout,
+        layout: ChannelOrder,
     ) -> Result<Model, ModelError> {
         let path = dir.join(file);
         let err = |source: anyhow::Error| ModelError::Load {
@@ -158,12 +158,12 @@ impl Model {
 }
 
 /// tract's declutter and optimise passes, with the depthwise convolutions
-/// moved to `layout` in between (before lowering, so each becomes tract's
-/// channels-last depthwise op).
-fn optimise(mut model: TypedModel, layout: DepthwiseLayout) -> TractResult<TypedModel> {
+/// and resizes moved to `layout` in between.
+fn optimise(mut model: TypedModel, layout: ChannelOrder) -> TractResult<TypedModel> {
     model.declutter()?;
-    if layout == DepthwiseLayout::ChannelsLast {
+    if layout == ChannelOrder::ChannelsLast {
         depthwise_channels_last(&mut model)?;
+        resize_channels_last(&mut model)?;
         // Folds each transpose pair the rewrite left between two convolutions.
         model.declutter()?;
     }
@@ -198,6 +198,57 @@ fn depthwise_channels_last(model: &mut TypedModel) -> TractResult<usize> {
                 None => continue,
             },
         };
+        patch.apply(model)?;
+        rewritten += 1;
+    }
+    model.compact()?;
+    Ok(rewritten)
+}
+
+/// Rewrites every resize of the two axes after the channels of a rank-4
+/// tensor (channels first) as: channels moved last, the resize, channels
+/// moved back. tract resizes one axis at a time, looping over the axes after
+/// it: channels first, the width pass moves one float at a time (2.4 of the
+/// pose landmark model's 25 ms); channels last, whole channel vectors.
+/// Returns how many were rewritten.
+fn resize_channels_last(model: &mut TypedModel) -> TractResult<usize> {
+    let mut rewritten = 0;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some(resize) = node.op_as::<Resize>() else {
+            continue;
+        };
+        let (Some(scales_input), None) =
+            (resize.optional_scales_input, resize.optional_sizes_input)
+        else {
+            continue;
+        };
+        let Some(scales) = model.outlet_fact(node.inputs[scales_input])?.konst.clone() else {
+            continue;
+        };
+        let scales = scales.cast_to::<f32>()?;
+        let scales = scales.try_as_plain_ram()?;
+        let &[n, c, h, w] = scales.as_slice::<f32>()? else {
+            continue;
+        };
+        if n != 1.0 || c != 1.0 || model.outlet_fact(node.inputs[0])?.rank() != 4 {
+            continue;
+        }
+        let mut patch = TypedModelPatch::default();
+        let mut inputs = patch.taps(model, &node.inputs)?;
+        let to_last = AxisOp::Move(1, 3);
+        inputs[0] = patch.wire_node(
+            format!("{}.to_channels_last", node.name),
+            to_last,
+            &[inputs[0]],
+        )?[0];
+        let scales = tensor1(&[n, h, w, c]);
+        inputs[scales_input] =
+            patch.add_const(format!("{}.scales_channels_last", node.name), scales)?;
+        let y = patch.wire_node(&node.name, resize.clone(), &inputs)?;
+        let to_first = AxisOp::Move(3, 1);
+        let y = patch.wire_node(format!("{}.to_channels_first", node.name), to_first, &y)?;
+        patch.shunt_outside(model, id.into(), y[0])?;
         patch.apply(model)?;
         rewritten += 1;
     }
@@ -344,15 +395,16 @@ mod tests {
     }
 
     #[test]
-    fn channels_last_depthwise_computes_what_the_loaded_layout_does() {
+    fn channels_last_computes_what_the_loaded_order_does() {
         let dir = Path::new(DEFAULT_MODELS_DIR);
         for (file, side) in [
+            ("pose_detection.onnx", 224),
             ("pose_landmark_full.onnx", 256),
             ("hand_landmark_full.onnx", 224),
         ] {
             let shape = [1, side, side, 3];
-            let loaded = Model::load_with(dir, file, &shape, DepthwiseLayout::AsLoaded).unwrap();
-            let last = Model::load_with(dir, file, &shape, DepthwiseLayout::ChannelsLast).unwrap();
+            let loaded = Model::load_with(dir, file, &shape, ChannelOrder::AsLoaded).unwrap();
+            let last = Model::load_with(dir, file, &shape, ChannelOrder::ChannelsLast).unwrap();
             let input = test_input(side);
             let (a, b) = (loaded.run(&input).unwrap(), last.run(&input).unwrap());
             assert_eq!(a.len(), b.len());
@@ -400,6 +452,27 @@ mod tests {
         );
         let again = depthwise_channels_last(&mut model).unwrap();
         assert_eq!(again, 0, "nothing left to rewrite");
+    }
+
+    #[test]
+    fn channels_last_rewrites_the_pose_models_resizes() {
+        let path = Path::new(DEFAULT_MODELS_DIR).join("pose_landmark_full.onnx");
+        let mut model = tract_onnx::onnx()
+            .model_for_path(&path)
+            .and_then(|m| m.with_input_fact(0, f32::fact([1, 256, 256, 3]).into()))
+            .and_then(|m| m.into_typed())
+            .unwrap();
+        model.declutter().unwrap();
+        assert_eq!(
+            resize_channels_last(&mut model).unwrap(),
+            3,
+            "its 3 upsamplings"
+        );
+        assert_eq!(
+            resize_channels_last(&mut model).unwrap(),
+            0,
+            "all channels last now"
+        );
     }
 
     #[test]
