@@ -58,6 +58,9 @@ pub struct ChannelsLastDepthwise {
     bias: Arc<Vec<f32>>,
     /// The output shape (the input's rank).
     output_shape: TVec<usize>,
+    /// Outputs are clamped to `[lo, hi]` (a fused ReLU or ReLU6; a NaN sum
+    /// comes out as `lo`).
+    clamp: [f32; 2],
 }
 
 /// Equal when they compute the same thing: same geometry, same weights bit
@@ -69,6 +72,7 @@ impl PartialEq for ChannelsLastDepthwise {
             && self.output_shape == other.output_shape
             && bits(&self.taps) == bits(&other.taps)
             && bits(&self.bias) == bits(&other.bias)
+            && bits(&self.clamp) == bits(&other.clamp)
     }
 }
 
@@ -108,7 +112,20 @@ impl ChannelsLastDepthwise {
             taps: Arc::new(taps),
             bias: Arc::new(bias),
             output_shape,
+            clamp: [f32::NEG_INFINITY, f32::INFINITY],
         })
+    }
+
+    /// This convolution followed by `max(x, lo)`: a ReLU folded in.
+    pub fn with_floor(mut self, lo: f32) -> Self {
+        self.clamp[0] = self.clamp[0].max(lo);
+        self
+    }
+
+    /// This convolution followed by `min(x, hi)`: ReLU6's upper bound.
+    pub fn with_ceiling(mut self, hi: f32) -> Self {
+        self.clamp[1] = self.clamp[1].min(hi);
+        self
     }
 
     fn input_shape(&self) -> TVec<usize> {
@@ -122,20 +139,13 @@ impl ChannelsLastDepthwise {
 
     /// Convolves `input` (channels last) into `output`.
     pub fn convolve(&self, input: &[f32], output: &mut [f32]) {
-        let args = (
-            &self.geometry,
-            &self.taps[..],
-            &self.bias[..],
-            input,
-            output,
-        );
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has the feature the function is compiled for.
-            unsafe { convolve_avx2(args.0, args.1, args.2, args.3, args.4) };
+            unsafe { convolve_avx2(self, input, output) };
             return;
         }
-        convolve_with::<false>(args.0, args.1, args.2, args.3, args.4);
+        convolve_with::<false>(self, input, output);
     }
 }
 
@@ -168,7 +178,9 @@ impl EvalOp for ChannelsLastDepthwise {
             input.shape()
         );
         let input = input.try_as_plain_ram()?;
-        let mut output = Tensor::zero::<f32>(&self.output_shape)?;
+        // SAFETY: `convolve` writes every output value (the proptest below
+        // hands it a buffer of NaNs and compares every value).
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
         let mut view = output.try_as_plain_ram_mut()?;
         self.convolve(input.as_slice::<f32>()?, view.as_slice_mut::<f32>()?);
         Ok(tvec!(output.into_tvalue()))
@@ -204,26 +216,15 @@ impl TypedOp for ChannelsLastDepthwise {
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn convolve_avx2(
-    geometry: &Geometry,
-    taps: &[f32],
-    bias: &[f32],
-    input: &[f32],
-    output: &mut [f32],
-) {
-    convolve_with::<true>(geometry, taps, bias, input, output)
+unsafe fn convolve_avx2(op: &ChannelsLastDepthwise, input: &[f32], output: &mut [f32]) {
+    convolve_with::<true>(op, input, output)
 }
 
 /// The convolution; `AVX2`: with AVX2 instructions for blocks of 8 channels
 /// (only inside [`convolve_avx2`]).
 #[inline(always)]
-fn convolve_with<const AVX2: bool>(
-    geometry: &Geometry,
-    taps: &[f32],
-    bias: &[f32],
-    input: &[f32],
-    output: &mut [f32],
-) {
+fn convolve_with<const AVX2: bool>(op: &ChannelsLastDepthwise, input: &[f32], output: &mut [f32]) {
+    let geometry = &op.geometry;
     let c = geometry.channels;
     let [out_h, out_w] = geometry.output;
     for oy in 0..out_h {
@@ -232,7 +233,9 @@ fn convolve_with<const AVX2: bool>(
         while ox < out_w {
             let row = Row {
                 geometry,
-                taps,
+                taps: &op.taps,
+                bias: &op.bias,
+                clamp: op.clamp,
                 input,
                 y0,
                 rows: rows.clone(),
@@ -246,22 +249,20 @@ fn convolve_with<const AVX2: bool>(
                 if AVX2 {
                     while c0 + 16 <= c {
                         // SAFETY: AVX2 is true only inside `convolve_avx2`.
-                        unsafe {
-                            row.pixels_avx2::<PIXELS, 2>(ox, 0..geometry.kernel[1], c0, bias, out)
-                        };
+                        unsafe { row.pixels_avx2::<PIXELS, 2>(ox, 0..geometry.kernel[1], c0, out) };
                         c0 += 16;
                     }
                 }
                 while c0 + 16 <= c {
-                    row.pixels::<PIXELS, 16>(ox, c0, bias, out);
+                    row.pixels::<PIXELS, 16>(ox, c0, out);
                     c0 += 16;
                 }
                 while c0 + 8 <= c {
-                    row.pixels::<PIXELS, 8>(ox, c0, bias, out);
+                    row.pixels::<PIXELS, 8>(ox, c0, out);
                     c0 += 8;
                 }
                 for p in 0..PIXELS {
-                    row.pixel_tail(ox + p, c0, bias, &mut out[p * c..]);
+                    row.pixel_tail(ox + p, c0, &mut out[p * c..]);
                 }
                 ox += PIXELS;
             } else {
@@ -271,15 +272,15 @@ fn convolve_with<const AVX2: bool>(
                     let cols = geometry.taps_inside(1, ox).1;
                     while c0 + 8 <= c {
                         // SAFETY: AVX2 is true only inside `convolve_avx2`.
-                        unsafe { row.pixels_avx2::<1, 1>(ox, cols.clone(), c0, bias, out) };
+                        unsafe { row.pixels_avx2::<1, 1>(ox, cols.clone(), c0, out) };
                         c0 += 8;
                     }
                 }
                 while c0 + 16 <= c {
-                    row.pixels::<1, 16>(ox, c0, bias, out);
+                    row.pixels::<1, 16>(ox, c0, out);
                     c0 += 16;
                 }
-                row.pixel_tail(ox, c0, bias, out);
+                row.pixel_tail(ox, c0, out);
                 ox += 1;
             }
         }
@@ -293,6 +294,8 @@ const PIXELS: usize = 4;
 struct Row<'a> {
     geometry: &'a Geometry,
     taps: &'a [f32],
+    bias: &'a [f32],
+    clamp: [f32; 2],
     input: &'a [f32],
     y0: isize,
     rows: std::ops::Range<usize>,
@@ -319,14 +322,8 @@ impl Row<'_> {
     /// Channels `c0..c0 + B` of output columns `ox..ox + P` (windows inside
     /// horizontally when `P > 1`) into `out` (which starts at column `ox`).
     #[inline(always)]
-    fn pixels<const P: usize, const B: usize>(
-        &self,
-        ox: usize,
-        c0: usize,
-        bias: &[f32],
-        out: &mut [f32],
-    ) {
-        let g = self.geometry;
+    fn pixels<const P: usize, const B: usize>(&self, ox: usize, c0: usize, out: &mut [f32]) {
+        let (g, bias) = (self.geometry, self.bias);
         let c = g.channels;
         let kw = g.kernel[1];
         let cols = if P == 1 {
@@ -349,8 +346,12 @@ impl Row<'_> {
                 }
             }
         }
+        let [lo, hi] = self.clamp;
         for (p, a) in acc.iter().enumerate() {
-            out[p * c + c0..p * c + c0 + B].copy_from_slice(a);
+            let dst = &mut out[p * c + c0..p * c + c0 + B];
+            for (d, &a) in dst.iter_mut().zip(a) {
+                *d = a.max(lo).min(hi);
+            }
         }
     }
 
@@ -368,11 +369,10 @@ impl Row<'_> {
         ox: usize,
         cols: std::ops::Range<usize>,
         c0: usize,
-        bias: &[f32],
         out: &mut [f32],
     ) {
         use std::arch::x86_64::*;
-        let g = self.geometry;
+        let (g, bias) = (self.geometry, self.bias);
         let (c, kw) = (g.channels, g.kernel[1]);
         let (Some(first_row), Some(last_row), Some(first_col), Some(last_col)) = (
             self.rows.clone().next(),
@@ -381,8 +381,12 @@ impl Row<'_> {
             cols.clone().last(),
         ) else {
             // No kernel position inside the image: the sums are the bias.
+            let [lo, hi] = self.clamp;
             for p in 0..P {
-                out[p * c + c0..p * c + c0 + 8 * V].copy_from_slice(&bias[c0..c0 + 8 * V]);
+                let dst = &mut out[p * c + c0..p * c + c0 + 8 * V];
+                for (d, &b) in dst.iter_mut().zip(&bias[c0..]) {
+                    *d = b.max(lo).min(hi);
+                }
             }
             return;
         };
@@ -420,9 +424,12 @@ impl Row<'_> {
                     }
                 }
             }
+            let (lo, hi) = (_mm256_set1_ps(self.clamp[0]), _mm256_set1_ps(self.clamp[1]));
             for (p, a) in acc.iter().enumerate() {
                 for (v, a) in a.iter().enumerate() {
-                    _mm256_storeu_ps(out.as_mut_ptr().add(p * c + c0 + 8 * v), *a);
+                    // max(a, lo) gives lo for a NaN sum, as f32::max does.
+                    let a = _mm256_min_ps(_mm256_max_ps(*a, lo), hi);
+                    _mm256_storeu_ps(out.as_mut_ptr().add(p * c + c0 + 8 * v), a);
                 }
             }
         }
@@ -430,7 +437,7 @@ impl Row<'_> {
 
     /// Channels `c0..` of output column `ox` into `out` (which starts there).
     #[inline(always)]
-    fn pixel_tail(&self, ox: usize, c0: usize, bias: &[f32], out: &mut [f32]) {
+    fn pixel_tail(&self, ox: usize, c0: usize, out: &mut [f32]) {
         let g = self.geometry;
         let c = g.channels;
         if c0 >= c {
@@ -438,7 +445,7 @@ impl Row<'_> {
         }
         let kw = g.kernel[1];
         let tail = &mut out[c0..c];
-        tail.copy_from_slice(&bias[c0..]);
+        tail.copy_from_slice(&self.bias[c0..]);
         for ky in self.rows.clone() {
             for kx in g.taps_inside(1, ox).1 {
                 let x = &self.input[self.at(ky, ox, kx) + c0..][..tail.len()];
@@ -447,6 +454,10 @@ impl Row<'_> {
                     *o = madd(k, x, *o);
                 }
             }
+        }
+        let [lo, hi] = self.clamp;
+        for o in tail {
+            *o = o.max(lo).min(hi);
         }
     }
 }
@@ -507,6 +518,7 @@ mod tests {
             stride in 1usize..3,
             pad in 0usize..3,
             channels in 1usize..80,
+            clamped: bool,
         ) {
             let pad = pad.min(k - 1);
             let out = |n: usize| (n + 2 * pad).saturating_sub(k) / stride + 1;
@@ -522,15 +534,20 @@ mod tests {
             let taps = values(k * k * channels, 1);
             let bias = values(channels, 2);
             let input = values(h * w * channels, 3);
-            let op = ChannelsLastDepthwise::new(g, taps.clone(), bias.clone(), 4).unwrap();
+            let mut op = ChannelsLastDepthwise::new(g, taps.clone(), bias.clone(), 4).unwrap();
+            let mut want = reference(&g, &taps, &bias, &input);
+            if clamped {
+                // Bounds that cut both ends of these sums.
+                op = op.with_floor(-0.5).with_ceiling(0.5);
+                want.iter_mut().for_each(|v| *v = v.clamp(-0.5, 0.5));
+            }
             let mut got = vec![f32::NAN; g.output[0] * g.output[1] * channels];
             op.convolve(&input, &mut got);
-            let want = reference(&g, &taps, &bias, &input);
             for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                 proptest::prop_assert!((a - b).abs() <= 1e-5 * (k * k) as f32, "{i}: {a} vs {b}");
             }
             let mut portable = vec![f32::NAN; got.len()];
-            convolve_with::<false>(&g, &taps, &bias, &input, &mut portable);
+            convolve_with::<false>(&op, &input, &mut portable);
             proptest::prop_assert_eq!(portable, got, "the same sums in the same order");
         }
     }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 pub use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{AxisOp, SpecialOps, TypedModelPatch};
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::{DataFormat, Resize};
 
@@ -166,6 +167,7 @@ fn optimise(mut model: TypedModel, layout: ChannelOrder) -> TractResult<TypedMod
         resize_channels_last(&mut model)?;
         // Folds each transpose pair the rewrite left between two convolutions.
         model.declutter()?;
+        fuse_activations(&mut model)?;
     }
     model.optimize()?;
     Ok(model)
@@ -203,6 +205,83 @@ fn depthwise_channels_last(model: &mut TypedModel) -> TractResult<usize> {
     }
     model.compact()?;
     Ok(rewritten)
+}
+
+/// Folds the ReLU or ReLU6 after each of signtop's depthwise convolutions
+/// into it (`max(x, 0)`, then `min(x, 6)`: both exact, so the values are
+/// the same), saving a pass over its output. Returns how many were folded.
+fn fuse_activations(model: &mut TypedModel) -> TractResult<usize> {
+    let mut fused = 0;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some(conv) = node.op_as::<ChannelsLastDepthwise>() else {
+            continue;
+        };
+        let mut op = conv.clone();
+        let mut last = id;
+        while let Some((next, bound)) = clamp_after(model, last)? {
+            op = match bound {
+                Bound::Floor(lo) => op.with_floor(lo),
+                Bound::Ceiling(hi) => op.with_ceiling(hi),
+            };
+            last = next;
+        }
+        if last == id {
+            continue;
+        }
+        let mut patch = TypedModelPatch::default();
+        let inputs = patch.taps(model, &node.inputs)?;
+        let y = patch.wire_node(&node.name, op, &inputs)?;
+        patch.shunt_outside(model, last.into(), y[0])?;
+        patch.apply(model)?;
+        fused += 1;
+    }
+    model.compact()?;
+    Ok(fused)
+}
+
+/// One side of a clamp.
+enum Bound {
+    /// `max(x, lo)`.
+    Floor(f32),
+    /// `min(x, hi)`.
+    Ceiling(f32),
+}
+
+/// The node after `id`, if it is `id`'s only reader and takes the max or
+/// min of `id`'s output and one constant (of one value, not widening the
+/// shape), with that bound.
+fn clamp_after(model: &TypedModel, id: usize) -> TractResult<Option<(usize, Bound)>> {
+    let node = model.node(id);
+    let outlet = OutletId::new(id, 0);
+    if node.outputs.len() != 1
+        || model.output_outlets()?.contains(&outlet)
+        || node.outputs[0].successors.len() != 1
+    {
+        return Ok(None);
+    }
+    let next = model.node(node.outputs[0].successors[0].node);
+    let Some(bin) = next.op_as::<TypedBinOp>() else {
+        return Ok(None);
+    };
+    let [a, b] = next.inputs[..] else {
+        return Ok(None);
+    };
+    let other = if a == outlet { b } else { a };
+    let Some(bound) = model.outlet_fact(other)?.konst.clone() else {
+        return Ok(None);
+    };
+    let same_shape = model.outlet_fact(next.id.into())?.shape == node.outputs[0].fact.shape;
+    if !same_shape || bound.len() != 1 || bound.datum_type() != f32::datum_type() {
+        return Ok(None);
+    }
+    let value = bound.cast_to_scalar::<f32>()?;
+    let bound = match bin.0.name() {
+        "Max" => Bound::Floor(value),
+        "Min" => Bound::Ceiling(value),
+        _ => return Ok(None),
+    };
+    Ok(Some((next.id, bound)))
 }
 
 /// Rewrites every resize of the two axes after the channels of a rank-4
