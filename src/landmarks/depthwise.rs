@@ -140,12 +140,20 @@ impl ChannelsLastDepthwise {
     /// Convolves `input` (channels last) into `output`.
     pub fn convolve(&self, input: &[f32], output: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has the feature the function is compiled for.
-            unsafe { convolve_avx2(self, input, output) };
-            return;
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx2") {
+                // SAFETY: the CPU has the features the function is compiled for.
+                unsafe { convolve_avx512(self, input, output) };
+                return;
+            }
+            if has!("avx2") {
+                // SAFETY: as above.
+                unsafe { convolve_avx2(self, input, output) };
+                return;
+            }
         }
-        convolve_with::<false>(self, input, output);
+        convolve_with::<PORTABLE>(self, input, output);
     }
 }
 
@@ -210,6 +218,13 @@ impl TypedOp for ChannelsLastDepthwise {
     as_op!();
 }
 
+/// Instruction sets for [`convolve_with`]: none beyond x86-64's baseline.
+const PORTABLE: u8 = 0;
+/// AVX2: blocks of 8 channels.
+const AVX2: u8 = 1;
+/// AVX-512: blocks of 16 channels (and AVX2 for a last 8).
+const AVX512: u8 = 2;
+
 /// [`convolve_with`] compiled for AVX2.
 ///
 /// # Safety
@@ -217,13 +232,24 @@ impl TypedOp for ChannelsLastDepthwise {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn convolve_avx2(op: &ChannelsLastDepthwise, input: &[f32], output: &mut [f32]) {
-    convolve_with::<true>(op, input, output)
+    convolve_with::<AVX2>(op, input, output)
 }
 
-/// The convolution; `AVX2`: with AVX2 instructions for blocks of 8 channels
-/// (only inside [`convolve_avx2`]).
+/// [`convolve_with`] compiled for AVX-512 (and AVX2).
+///
+/// # Safety
+/// The CPU must have AVX-512F and AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn convolve_avx512(op: &ChannelsLastDepthwise, input: &[f32], output: &mut [f32]) {
+    convolve_with::<AVX512>(op, input, output)
+}
+
+/// The convolution, with the instruction set `SIMD` (one of [`PORTABLE`],
+/// [`AVX2`] inside [`convolve_avx2`], [`AVX512`] inside [`convolve_avx512`]).
+/// Every set sums in the same order with the same roundings.
 #[inline(always)]
-fn convolve_with<const AVX2: bool>(op: &ChannelsLastDepthwise, input: &[f32], output: &mut [f32]) {
+fn convolve_with<const SIMD: u8>(op: &ChannelsLastDepthwise, input: &[f32], output: &mut [f32]) {
     let geometry = &op.geometry;
     let c = geometry.channels;
     let [out_h, out_w] = geometry.output;
@@ -243,16 +269,51 @@ fn convolve_with<const AVX2: bool>(op: &ChannelsLastDepthwise, input: &[f32], ou
             let out = &mut output[(oy * out_w + ox) * c..];
             // Four neighbours whose windows lie wholly inside the image share
             // each weight load; the rest go one at a time.
-            if ox + PIXELS <= out_w && row.inside(ox, PIXELS) {
-                let mut c0 = 0;
-                #[cfg(target_arch = "x86_64")]
-                if AVX2 {
+            let (pixels, cols) = if ox + PIXELS <= out_w && row.inside(ox, PIXELS) {
+                (PIXELS, 0..geometry.kernel[1])
+            } else {
+                (1, geometry.taps_inside(1, ox).1)
+            };
+            let mut c0 = 0;
+            // SAFETY (each call below): SIMD is AVX512 only inside
+            // `convolve_avx512`, AVX2 or more only inside a function compiled
+            // for AVX2.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                if SIMD >= AVX512 && pixels == PIXELS {
+                    while c0 + 32 <= c {
+                        row.pixels_avx512::<PIXELS, 2>(ox, cols.clone(), c0, out);
+                        c0 += 32;
+                    }
+                }
+                if SIMD >= AVX512 {
                     while c0 + 16 <= c {
-                        // SAFETY: AVX2 is true only inside `convolve_avx2`.
-                        unsafe { row.pixels_avx2::<PIXELS, 2>(ox, 0..geometry.kernel[1], c0, out) };
+                        if pixels == PIXELS {
+                            row.pixels_avx512::<PIXELS, 1>(ox, cols.clone(), c0, out);
+                        } else {
+                            row.pixels_avx512::<1, 1>(ox, cols.clone(), c0, out);
+                        }
                         c0 += 16;
                     }
                 }
+                if SIMD >= AVX2 && pixels == PIXELS {
+                    while c0 + 16 <= c {
+                        row.pixels_avx2::<PIXELS, 2>(ox, cols.clone(), c0, out);
+                        c0 += 16;
+                    }
+                }
+                if SIMD >= AVX2 {
+                    while c0 + 8 <= c {
+                        if pixels == PIXELS {
+                            row.pixels_avx2::<PIXELS, 1>(ox, cols.clone(), c0, out);
+                        } else {
+                            row.pixels_avx2::<1, 1>(ox, cols.clone(), c0, out);
+                        }
+                        c0 += 8;
+                    }
+                }
+            }
+            if pixels == PIXELS {
                 while c0 + 16 <= c {
                     row.pixels::<PIXELS, 16>(ox, c0, out);
                     c0 += 16;
@@ -261,28 +322,16 @@ fn convolve_with<const AVX2: bool>(op: &ChannelsLastDepthwise, input: &[f32], ou
                     row.pixels::<PIXELS, 8>(ox, c0, out);
                     c0 += 8;
                 }
-                for p in 0..PIXELS {
-                    row.pixel_tail(ox + p, c0, &mut out[p * c..]);
-                }
-                ox += PIXELS;
             } else {
-                let mut c0 = 0;
-                #[cfg(target_arch = "x86_64")]
-                if AVX2 {
-                    let cols = geometry.taps_inside(1, ox).1;
-                    while c0 + 8 <= c {
-                        // SAFETY: AVX2 is true only inside `convolve_avx2`.
-                        unsafe { row.pixels_avx2::<1, 1>(ox, cols.clone(), c0, out) };
-                        c0 += 8;
-                    }
-                }
                 while c0 + 16 <= c {
                     row.pixels::<1, 16>(ox, c0, out);
                     c0 += 16;
                 }
-                row.pixel_tail(ox, c0, out);
-                ox += 1;
             }
+            for p in 0..pixels {
+                row.pixel_tail(ox + p, c0, &mut out[p * c..]);
+            }
+            ox += pixels;
         }
     }
 }
@@ -299,6 +348,94 @@ struct Row<'a> {
     input: &'a [f32],
     y0: isize,
     rows: std::ops::Range<usize>,
+}
+
+/// The SIMD body of [`Row::pixels`], for one instruction set: sums of `V`
+/// vectors of channels for `P` output columns held in registers over the
+/// whole window (AVX2: 8 lanes; AVX-512: 16).
+macro_rules! simd_pixels {
+    ($name:ident, $feature:literal, $lanes:literal, $setzero:ident, $load:ident,
+     $store:ident, $add:ident, $mul:ident, $min:ident, $max:ident, $set1:ident) => {
+        /// [`Row::pixels`] with $feature: `V` vectors of $lanes channels for `P`
+        /// columns whose windows are inside horizontally, the sums held in
+        /// registers over the whole window.
+        ///
+        /// # Safety
+        /// The CPU must have $feature.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        #[inline]
+        unsafe fn $name<const P: usize, const V: usize>(
+            &self,
+            ox: usize,
+            cols: std::ops::Range<usize>,
+            c0: usize,
+            out: &mut [f32],
+        ) {
+            use std::arch::x86_64::*;
+            let (g, bias) = (self.geometry, self.bias);
+            let (c, kw) = (g.channels, g.kernel[1]);
+            let (Some(first_row), Some(last_row), Some(first_col), Some(last_col)) = (
+                self.rows.clone().next(),
+                self.rows.clone().last(),
+                cols.clone().next(),
+                cols.clone().last(),
+            ) else {
+                // No kernel position inside the image: the sums are the bias.
+                let [lo, hi] = self.clamp;
+                for p in 0..P {
+                    let dst = &mut out[p * c + c0..p * c + c0 + $lanes * V];
+                    for (d, &b) in dst.iter_mut().zip(&bias[c0..]) {
+                        *d = b.max(lo).min(hi);
+                    }
+                }
+                return;
+            };
+            // Everything read and written is checked here once; the loop below
+            // stays inside these bounds.
+            let base = self.at(first_row, ox, first_col) + c0;
+            let last_read = self.at(last_row, ox + P - 1, last_col) + c0 + $lanes * V;
+            let last_tap = (last_row * kw + last_col) * c + c0 + $lanes * V;
+            assert!(last_read <= self.input.len() && last_tap <= self.taps.len());
+            assert!((P - 1) * c + c0 + $lanes * V <= out.len() && c0 + $lanes * V <= bias.len());
+            let row_step = g.input[1] * c;
+            let pixel_step = g.stride[1] * c;
+            // SAFETY: every offset below is within the bounds asserted above.
+            unsafe {
+                let mut acc = [[$setzero(); V]; P];
+                for a in &mut acc {
+                    for (v, a) in a.iter_mut().enumerate() {
+                        *a = $load(bias.as_ptr().add(c0 + $lanes * v));
+                    }
+                }
+                for (r, ky) in self.rows.clone().enumerate() {
+                    let x_row = self.input.as_ptr().add(base + r * row_step);
+                    let k_row = self.taps.as_ptr().add((ky * kw + first_col) * c + c0);
+                    for i in 0..cols.len() {
+                        let mut k = [$setzero(); V];
+                        for (v, k) in k.iter_mut().enumerate() {
+                            *k = $load(k_row.add(i * c + $lanes * v));
+                        }
+                        for (p, a) in acc.iter_mut().enumerate() {
+                            let x = x_row.add(p * pixel_step + i * c);
+                            for v in 0..V {
+                                let x = $load(x.add($lanes * v));
+                                a[v] = $add(a[v], $mul(k[v], x));
+                            }
+                        }
+                    }
+                }
+                let (lo, hi) = ($set1(self.clamp[0]), $set1(self.clamp[1]));
+                for (p, a) in acc.iter().enumerate() {
+                    for (v, a) in a.iter().enumerate() {
+                        // max(a, lo) gives lo for a NaN sum, as f32::max does.
+                        let a = $min($max(*a, lo), hi);
+                        $store(out.as_mut_ptr().add(p * c + c0 + $lanes * v), a);
+                    }
+                }
+            }
+        }
+    };
 }
 
 impl Row<'_> {
@@ -355,85 +492,32 @@ impl Row<'_> {
         }
     }
 
-    /// [`Row::pixels`] with AVX2: `V` vectors of 8 channels for `P`
-    /// columns whose windows are inside horizontally, the sums held in
-    /// registers over the whole window.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    unsafe fn pixels_avx2<const P: usize, const V: usize>(
-        &self,
-        ox: usize,
-        cols: std::ops::Range<usize>,
-        c0: usize,
-        out: &mut [f32],
-    ) {
-        use std::arch::x86_64::*;
-        let (g, bias) = (self.geometry, self.bias);
-        let (c, kw) = (g.channels, g.kernel[1]);
-        let (Some(first_row), Some(last_row), Some(first_col), Some(last_col)) = (
-            self.rows.clone().next(),
-            self.rows.clone().last(),
-            cols.clone().next(),
-            cols.clone().last(),
-        ) else {
-            // No kernel position inside the image: the sums are the bias.
-            let [lo, hi] = self.clamp;
-            for p in 0..P {
-                let dst = &mut out[p * c + c0..p * c + c0 + 8 * V];
-                for (d, &b) in dst.iter_mut().zip(&bias[c0..]) {
-                    *d = b.max(lo).min(hi);
-                }
-            }
-            return;
-        };
-        // Everything read and written is checked here once; the loop below
-        // stays inside these bounds.
-        let base = self.at(first_row, ox, first_col) + c0;
-        let last_read = self.at(last_row, ox + P - 1, last_col) + c0 + 8 * V;
-        let last_tap = (last_row * kw + last_col) * c + c0 + 8 * V;
-        assert!(last_read <= self.input.len() && last_tap <= self.taps.len());
-        assert!((P - 1) * c + c0 + 8 * V <= out.len() && c0 + 8 * V <= bias.len());
-        let row_step = g.input[1] * c;
-        let pixel_step = g.stride[1] * c;
-        // SAFETY: every offset below is within the bounds asserted above.
-        unsafe {
-            let mut acc = [[_mm256_setzero_ps(); V]; P];
-            for a in &mut acc {
-                for (v, a) in a.iter_mut().enumerate() {
-                    *a = _mm256_loadu_ps(bias.as_ptr().add(c0 + 8 * v));
-                }
-            }
-            for (r, ky) in self.rows.clone().enumerate() {
-                let x_row = self.input.as_ptr().add(base + r * row_step);
-                let k_row = self.taps.as_ptr().add((ky * kw + first_col) * c + c0);
-                for i in 0..cols.len() {
-                    let mut k = [_mm256_setzero_ps(); V];
-                    for (v, k) in k.iter_mut().enumerate() {
-                        *k = _mm256_loadu_ps(k_row.add(i * c + 8 * v));
-                    }
-                    for (p, a) in acc.iter_mut().enumerate() {
-                        let x = x_row.add(p * pixel_step + i * c);
-                        for v in 0..V {
-                            let x = _mm256_loadu_ps(x.add(8 * v));
-                            a[v] = _mm256_add_ps(a[v], _mm256_mul_ps(k[v], x));
-                        }
-                    }
-                }
-            }
-            let (lo, hi) = (_mm256_set1_ps(self.clamp[0]), _mm256_set1_ps(self.clamp[1]));
-            for (p, a) in acc.iter().enumerate() {
-                for (v, a) in a.iter().enumerate() {
-                    // max(a, lo) gives lo for a NaN sum, as f32::max does.
-                    let a = _mm256_min_ps(_mm256_max_ps(*a, lo), hi);
-                    _mm256_storeu_ps(out.as_mut_ptr().add(p * c + c0 + 8 * v), a);
-                }
-            }
-        }
-    }
+    simd_pixels!(
+        pixels_avx2,
+        "avx2",
+        8,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_add_ps,
+        _mm256_mul_ps,
+        _mm256_min_ps,
+        _mm256_max_ps,
+        _mm256_set1_ps
+    );
+    simd_pixels!(
+        pixels_avx512,
+        "avx512f",
+        16,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_add_ps,
+        _mm512_mul_ps,
+        _mm512_min_ps,
+        _mm512_max_ps,
+        _mm512_set1_ps
+    );
 
     /// Channels `c0..` of output column `ox` into `out` (which starts there).
     #[inline(always)]
@@ -547,8 +631,16 @@ mod tests {
                 proptest::prop_assert!((a - b).abs() <= 1e-5 * (k * k) as f32, "{i}: {a} vs {b}");
             }
             let mut portable = vec![f32::NAN; got.len()];
-            convolve_with::<false>(&op, &input, &mut portable);
-            proptest::prop_assert_eq!(portable, got, "the same sums in the same order");
+            convolve_with::<PORTABLE>(&op, &input, &mut portable);
+            proptest::prop_assert_eq!(&portable, &got, "the same sums in the same order");
+            // `convolve` takes the widest set the CPU has; AVX2 on its own too.
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let mut avx2 = vec![f32::NAN; got.len()];
+                // SAFETY: the CPU has AVX2.
+                unsafe { convolve_avx2(&op, &input, &mut avx2) };
+                proptest::prop_assert_eq!(&avx2, &got);
+            }
         }
     }
 
