@@ -178,47 +178,60 @@ fn optimise(mut model: TypedModel, layout: ChannelOrder) -> TractResult<TypedMod
 /// with a transpose on either side of a channels-first one. Returns how many
 /// were rewritten.
 fn depthwise_channels_last(model: &mut TypedModel) -> TractResult<usize> {
-    let mut rewritten = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(conv) = node.op_as::<Conv>() else {
-            continue;
-        };
+    rewrite_each(model, |model, node, conv: &Conv| {
         let depthwise = conv.q_params.is_none()
             && node.inputs.len() == 3
             && conv.group > 1
             && conv.group == conv.input_channels()
             && conv.group == conv.output_channels();
         if !depthwise {
-            continue;
+            return Ok(None);
         }
-        let patch = match conv.pool_spec.data_format {
-            DataFormat::NCHW => transposed_to_channels_last(model, node, conv, 1, 3)?,
-            DataFormat::CHW => transposed_to_channels_last(model, node, conv, 0, 2)?,
+        Ok(match conv.pool_spec.data_format {
+            DataFormat::NCHW => Some(transposed_to_channels_last(model, node, conv, 1, 3)?),
+            DataFormat::CHW => Some(transposed_to_channels_last(model, node, conv, 0, 2)?),
             DataFormat::NHWC | DataFormat::HWC => match our_depthwise(model, node, conv)? {
-                Some(op) => TypedModelPatch::replace_single_op(model, node, &node.inputs[..1], op)?,
-                None => continue,
+                Some(op) => Some(TypedModelPatch::replace_single_op(
+                    model,
+                    node,
+                    &node.inputs[..1],
+                    op,
+                )?),
+                None => None,
             },
+        })
+    })
+}
+
+/// Applies `rewrite` to every node whose op is an `O`, in evaluation order
+/// (a node a patch replaces is left unreachable, then compacted away).
+/// Returns how many patches were applied.
+fn rewrite_each<O: tract_onnx::tract_core::ops::Op>(
+    model: &mut TypedModel,
+    rewrite: impl Fn(&TypedModel, &TypedNode, &O) -> TractResult<Option<TypedModelPatch>>,
+) -> TractResult<usize> {
+    let mut applied = 0;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some(op) = node.op_as::<O>() else {
+            continue;
         };
-        patch.apply(model)?;
-        rewritten += 1;
+        if let Some(patch) = rewrite(model, node, op)? {
+            patch.apply(model)?;
+            applied += 1;
+        }
     }
     model.compact()?;
-    Ok(rewritten)
+    Ok(applied)
 }
 
 /// Folds the ReLU or ReLU6 after each of signtop's depthwise convolutions
 /// into it (`max(x, 0)`, then `min(x, 6)`: both exact, so the values are
 /// the same), saving a pass over its output. Returns how many were folded.
 fn fuse_activations(model: &mut TypedModel) -> TractResult<usize> {
-    let mut fused = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(conv) = node.op_as::<ChannelsLastDepthwise>() else {
-            continue;
-        };
+    rewrite_each(model, |model, node, conv: &ChannelsLastDepthwise| {
         let mut op = conv.clone();
-        let mut last = id;
+        let mut last = node.id;
         while let Some((next, bound)) = clamp_after(model, last)? {
             op = match bound {
                 Bound::Floor(lo) => op.with_floor(lo),
@@ -226,18 +239,15 @@ fn fuse_activations(model: &mut TypedModel) -> TractResult<usize> {
             };
             last = next;
         }
-        if last == id {
-            continue;
+        if last == node.id {
+            return Ok(None);
         }
         let mut patch = TypedModelPatch::default();
         let inputs = patch.taps(model, &node.inputs)?;
         let y = patch.wire_node(&node.name, op, &inputs)?;
         patch.shunt_outside(model, last.into(), y[0])?;
-        patch.apply(model)?;
-        fused += 1;
-    }
-    model.compact()?;
-    Ok(fused)
+        Ok(Some(patch))
+    })
 }
 
 /// One side of a clamp.
@@ -291,48 +301,36 @@ fn clamp_after(model: &TypedModel, id: usize) -> TractResult<Option<(usize, Boun
 /// pose landmark model's 25 ms); channels last, whole channel vectors.
 /// Returns how many were rewritten.
 fn resize_channels_last(model: &mut TypedModel) -> TractResult<usize> {
-    let mut rewritten = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(resize) = node.op_as::<Resize>() else {
-            continue;
-        };
+    rewrite_each(model, |model, node, resize: &Resize| {
         let (Some(scales_input), None) =
             (resize.optional_scales_input, resize.optional_sizes_input)
         else {
-            continue;
+            return Ok(None);
         };
         let Some(scales) = model.outlet_fact(node.inputs[scales_input])?.konst.clone() else {
-            continue;
+            return Ok(None);
         };
         let scales = scales.cast_to::<f32>()?;
         let scales = scales.try_as_plain_ram()?;
         let &[n, c, h, w] = scales.as_slice::<f32>()? else {
-            continue;
+            return Ok(None);
         };
         if n != 1.0 || c != 1.0 || model.outlet_fact(node.inputs[0])?.rank() != 4 {
-            continue;
+            return Ok(None);
         }
         let mut patch = TypedModelPatch::default();
         let mut inputs = patch.taps(model, &node.inputs)?;
         let to_last = AxisOp::Move(1, 3);
-        inputs[0] = patch.wire_node(
-            format!("{}.to_channels_last", node.name),
-            to_last,
-            &[inputs[0]],
-        )?[0];
+        let name = |what: &str| format!("{}.{what}", node.name);
+        inputs[0] = patch.wire_node(name("to_channels_last"), to_last, &[inputs[0]])?[0];
         let scales = tensor1(&[n, h, w, c]);
-        inputs[scales_input] =
-            patch.add_const(format!("{}.scales_channels_last", node.name), scales)?;
+        inputs[scales_input] = patch.add_const(name("scales_channels_last"), scales)?;
         let y = patch.wire_node(&node.name, resize.clone(), &inputs)?;
         let to_first = AxisOp::Move(3, 1);
-        let y = patch.wire_node(format!("{}.to_channels_first", node.name), to_first, &y)?;
-        patch.shunt_outside(model, id.into(), y[0])?;
-        patch.apply(model)?;
-        rewritten += 1;
-    }
-    model.compact()?;
-    Ok(rewritten)
+        let y = patch.wire_node(name("to_channels_first"), to_first, &y)?;
+        patch.shunt_outside(model, node.id.into(), y[0])?;
+        Ok(Some(patch))
+    })
 }
 
 /// A channels-first depthwise `conv` as: channels moved from `c_axis` to
@@ -531,6 +529,35 @@ mod tests {
         );
         let again = depthwise_channels_last(&mut model).unwrap();
         assert_eq!(again, 0, "nothing left to rewrite");
+    }
+
+    #[test]
+    fn the_relu6_after_each_depthwise_convolution_is_folded_into_it() {
+        let path = Path::new(DEFAULT_MODELS_DIR).join("hand_landmark_full.onnx");
+        let mut model = tract_onnx::onnx()
+            .model_for_path(&path)
+            .and_then(|m| m.with_input_fact(0, f32::fact([1, 224, 224, 3]).into()))
+            .and_then(|m| m.into_typed())
+            .unwrap();
+        model.declutter().unwrap();
+        depthwise_channels_last(&mut model).unwrap();
+        model.declutter().unwrap();
+        let clamps = |m: &TypedModel| {
+            let bins = m.nodes().iter().filter_map(|n| n.op_as::<TypedBinOp>());
+            bins.filter(|b| matches!(b.0.name(), "Max" | "Min")).count()
+        };
+        let before = clamps(&model);
+        let folded = fuse_activations(&mut model).unwrap();
+        assert_eq!(
+            folded, 16,
+            "every depthwise convolution is followed by a ReLU6"
+        );
+        assert_eq!(clamps(&model), before - 2 * folded, "a max and a min each");
+        assert_eq!(
+            fuse_activations(&mut model).unwrap(),
+            0,
+            "nothing left to fold"
+        );
     }
 
     #[test]
