@@ -275,6 +275,9 @@ fn convolve_with<const SIMD: u8>(op: &ChannelsLastDepthwise, input: &[f32], outp
                 (1, geometry.taps_inside(1, ox).1)
             };
             let mut c0 = 0;
+            // Only the SIMD paths take the column range.
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = &cols;
             // SAFETY (each call below): SIMD is AVX512 only inside
             // `convolve_avx512`, AVX2 or more only inside a function compiled
             // for AVX2.
