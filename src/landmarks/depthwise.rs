@@ -255,17 +255,17 @@ fn convolve_with<const SIMD: u8>(op: &ChannelsLastDepthwise, input: &[f32], outp
     let [out_h, out_w] = geometry.output;
     for oy in 0..out_h {
         let (y0, rows) = geometry.taps_inside(0, oy);
+        let row = Row {
+            geometry,
+            taps: &op.taps,
+            bias: &op.bias,
+            clamp: op.clamp,
+            input,
+            y0,
+            rows,
+        };
         let mut ox = 0;
         while ox < out_w {
-            let row = Row {
-                geometry,
-                taps: &op.taps,
-                bias: &op.bias,
-                clamp: op.clamp,
-                input,
-                y0,
-                rows: rows.clone(),
-            };
             let out = &mut output[(oy * out_w + ox) * c..];
             // Four neighbours whose windows lie wholly inside the image share
             // each weight load; the rest go one at a time.

@@ -75,10 +75,10 @@ pub enum ChannelOrder {
 
 impl ChannelOrder {
     /// The faster order for one of `models/`' files, as measured per model
-    /// (tract 0.23.9, one thread, ms per run, as loaded -> channels last):
-    /// pose_landmark_full 32 -> 21, hand_landmark_full 21 -> 14.5,
-    /// pose_detection 33 -> 19; slower channels last (with tract's own
-    /// depthwise op, before signtop had one): hand_recrop 3.0 -> 3.6,
+    /// (`signtop bench --models`, one thread, ms p50, as loaded -> channels
+    /// last): pose_landmark_full ~30 -> ~17, hand_landmark_full ~21 -> ~13,
+    /// pose_detection ~31 -> ~17. Slower channels last (measured with tract's
+    /// own depthwise op, before signtop had one): hand_recrop 3.0 -> 3.6,
     /// face_landmark 6.1 -> 8.2, face_detection_short_range 3.4 -> 5.6.
     pub fn for_model(file: &str) -> ChannelOrder {
         match file {
@@ -120,10 +120,7 @@ impl Model {
         if !path.is_file() {
             return Err(err(anyhow::anyhow!("file not found")));
         }
-        let plan = tract_onnx::onnx()
-            .model_for_path(&path)
-            .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
-            .and_then(|m| m.into_typed())
+        let plan = typed_model(&path, shape)
             .and_then(|m| optimise(m, layout))
             .and_then(|m| m.into_runnable())
             .map_err(err)?;
@@ -156,6 +153,15 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// The ONNX model at `path` as tract's typed graph, its first input fixed to
+/// f32 `shape`.
+fn typed_model(path: &Path, shape: &[usize]) -> TractResult<TypedModel> {
+    tract_onnx::onnx()
+        .model_for_path(path)?
+        .with_input_fact(0, f32::fact(shape).into())?
+        .into_typed()
 }
 
 /// tract's declutter and optimise passes, with the depthwise convolutions
@@ -318,17 +324,12 @@ fn resize_channels_last(model: &mut TypedModel) -> TractResult<usize> {
         if n != 1.0 || c != 1.0 || model.outlet_fact(node.inputs[0])?.rank() != 4 {
             return Ok(None);
         }
-        let mut patch = TypedModelPatch::default();
-        let mut inputs = patch.taps(model, &node.inputs)?;
-        let to_last = AxisOp::Move(1, 3);
-        let name = |what: &str| format!("{}.{what}", node.name);
-        inputs[0] = patch.wire_node(name("to_channels_last"), to_last, &[inputs[0]])?[0];
-        let scales = tensor1(&[n, h, w, c]);
-        inputs[scales_input] = patch.add_const(name("scales_channels_last"), scales)?;
-        let y = patch.wire_node(&node.name, resize.clone(), &inputs)?;
-        let to_first = AxisOp::Move(3, 1);
-        let y = patch.wire_node(name("to_channels_first"), to_first, &y)?;
-        patch.shunt_outside(model, node.id.into(), y[0])?;
+        let patch = with_channels_last(model, node, 1, 3, |patch, mut inputs| {
+            let scales = tensor1(&[n, h, w, c]);
+            let name = format!("{}.scales_channels_last", node.name);
+            inputs[scales_input] = patch.add_const(name, scales)?;
+            Ok(patch.wire_node(&node.name, resize.clone(), &inputs)?[0])
+        })?;
         Ok(Some(patch))
     })
 }
@@ -342,27 +343,39 @@ fn transposed_to_channels_last(
     c_axis: usize,
     last_axis: usize,
 ) -> TractResult<TypedModelPatch> {
+    with_channels_last(model, node, c_axis, last_axis, |patch, inputs| {
+        Ok(match our_depthwise(model, node, conv)? {
+            Some(op) => patch.wire_node(&node.name, op, &inputs[..1])?[0],
+            None => {
+                let mut op = conv.clone();
+                op.pool_spec.data_format = match conv.pool_spec.data_format {
+                    DataFormat::CHW => DataFormat::HWC,
+                    _ => DataFormat::NHWC,
+                };
+                op.wire_as_depth_wise(patch, &node.name, &inputs)?
+            }
+        })
+    })
+}
+
+/// A patch replacing `node` by: its first input's channels moved from
+/// `c_axis` to `last_axis`, what `channels_last` wires on the node's inputs
+/// (the first one moved), and its output's channels moved back.
+fn with_channels_last(
+    model: &TypedModel,
+    node: &TypedNode,
+    c_axis: usize,
+    last_axis: usize,
+    channels_last: impl FnOnce(&mut TypedModelPatch, TVec<OutletId>) -> TractResult<OutletId>,
+) -> TractResult<TypedModelPatch> {
     let mut patch = TypedModelPatch::default();
-    let inputs = patch.taps(model, &node.inputs)?;
+    let mut inputs = patch.taps(model, &node.inputs)?;
+    let name = |what: &str| format!("{}.{what}", node.name);
     let to_last = AxisOp::Move(c_axis, last_axis);
-    let x = patch.wire_node(
-        format!("{}.to_channels_last", node.name),
-        to_last,
-        &[inputs[0]],
-    )?;
-    let y = match our_depthwise(model, node, conv)? {
-        Some(op) => patch.wire_node(&node.name, op, &x)?[0],
-        None => {
-            let mut op = conv.clone();
-            op.pool_spec.data_format = match conv.pool_spec.data_format {
-                DataFormat::CHW => DataFormat::HWC,
-                _ => DataFormat::NHWC,
-            };
-            op.wire_as_depth_wise(&mut patch, &node.name, &[x[0], inputs[1], inputs[2]])?
-        }
-    };
+    inputs[0] = patch.wire_node(name("to_channels_last"), to_last, &[inputs[0]])?[0];
+    let y = channels_last(&mut patch, inputs)?;
     let to_first = AxisOp::Move(last_axis, c_axis);
-    let y = patch.wire_node(format!("{}.to_channels_first", node.name), to_first, &[y])?;
+    let y = patch.wire_node(name("to_channels_first"), to_first, &[y])?;
     patch.shunt_outside(model, node.id.into(), y[0])?;
     Ok(patch)
 }
@@ -499,47 +512,37 @@ mod tests {
         }
     }
 
+    /// One of `models/` as tract's decluttered graph, before any rewrite.
+    fn decluttered(file: &str, side: usize) -> TypedModel {
+        let path = Path::new(DEFAULT_MODELS_DIR).join(file);
+        let mut model = typed_model(&path, &[1, side, side, 3]).unwrap();
+        model.declutter().unwrap();
+        model
+    }
+
     #[test]
     fn channels_last_rewrites_every_depthwise_convolution() {
-        let path = Path::new(DEFAULT_MODELS_DIR).join("hand_landmark_full.onnx");
-        let mut model = tract_onnx::onnx()
-            .model_for_path(&path)
-            .and_then(|m| m.with_input_fact(0, f32::fact([1, 224, 224, 3]).into()))
-            .and_then(|m| m.into_typed())
-            .unwrap();
-        model.declutter().unwrap();
-        let count = |m: &TypedModel, name: &str| {
+        let mut model = decluttered("hand_landmark_full.onnx", 224);
+        let tracts = |m: &TypedModel| {
             let depthwise = |n: &&TypedNode| n.op_as::<Conv>().is_some_and(|c| c.group > 1);
-            let ours = |n: &&TypedNode| n.op_as::<ChannelsLastDepthwise>().is_some();
-            let nodes = m.nodes().iter();
-            if name == "conv" {
-                nodes.filter(depthwise).count()
-            } else {
-                nodes.filter(ours).count()
-            }
+            m.nodes().iter().filter(depthwise).count()
         };
-        let before = count(&model, "conv");
+        let ours = |m: &TypedModel| {
+            let ours = |n: &&TypedNode| n.op_as::<ChannelsLastDepthwise>().is_some();
+            m.nodes().iter().filter(ours).count()
+        };
+        let before = tracts(&model);
         assert_eq!(before, 16, "the hand model's depthwise convolutions");
         assert_eq!(depthwise_channels_last(&mut model).unwrap(), before);
-        assert_eq!(count(&model, "conv"), 0);
-        assert_eq!(
-            count(&model, "ours"),
-            before,
-            "all of them run by signtop's op"
-        );
+        assert_eq!(tracts(&model), 0);
+        assert_eq!(ours(&model), before, "all of them run by signtop's op");
         let again = depthwise_channels_last(&mut model).unwrap();
         assert_eq!(again, 0, "nothing left to rewrite");
     }
 
     #[test]
     fn the_relu6_after_each_depthwise_convolution_is_folded_into_it() {
-        let path = Path::new(DEFAULT_MODELS_DIR).join("hand_landmark_full.onnx");
-        let mut model = tract_onnx::onnx()
-            .model_for_path(&path)
-            .and_then(|m| m.with_input_fact(0, f32::fact([1, 224, 224, 3]).into()))
-            .and_then(|m| m.into_typed())
-            .unwrap();
-        model.declutter().unwrap();
+        let mut model = decluttered("hand_landmark_full.onnx", 224);
         depthwise_channels_last(&mut model).unwrap();
         model.declutter().unwrap();
         let clamps = |m: &TypedModel| {
@@ -562,13 +565,7 @@ mod tests {
 
     #[test]
     fn channels_last_rewrites_the_pose_models_resizes() {
-        let path = Path::new(DEFAULT_MODELS_DIR).join("pose_landmark_full.onnx");
-        let mut model = tract_onnx::onnx()
-            .model_for_path(&path)
-            .and_then(|m| m.with_input_fact(0, f32::fact([1, 256, 256, 3]).into()))
-            .and_then(|m| m.into_typed())
-            .unwrap();
-        model.declutter().unwrap();
+        let mut model = decluttered("pose_landmark_full.onnx", 256);
         assert_eq!(
             resize_channels_last(&mut model).unwrap(),
             3,
