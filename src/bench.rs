@@ -132,7 +132,16 @@ pub struct PipelineReport {
     threads: usize,
     stages: Vec<StageStats>,
     rates: PartRates,
+    hands: HandsRunAhead,
     peak_rss_mib: Option<f64>,
+}
+
+/// How many found hands took their landmarks from the run made ahead on the
+/// tracked rect, overlapping the pose (the rest waited for it).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct HandsRunAhead {
+    pub found: usize,
+    pub ahead: usize,
 }
 
 impl PipelineReport {
@@ -144,6 +153,11 @@ impl PipelineReport {
     /// Frames timed.
     pub fn frames(&self) -> usize {
         self.rates.frames
+    }
+
+    /// Hands found, and how many of them were run ahead.
+    pub fn hands_run_ahead(&self) -> HandsRunAhead {
+        self.hands
     }
 }
 
@@ -164,6 +178,12 @@ impl std::fmt::Display for PipelineReport {
             writeln!(f, "{} {:>6}", stage.row(), stage.count())?;
         }
         writeln!(f, "found: {}", self.rates.summary(self.layout))?;
+        let HandsRunAhead { found, ahead } = self.hands;
+        writeln!(
+            f,
+            "hands run ahead of the pose: {ahead} of {found} found ({:.0}%)",
+            100.0 * ahead as f64 / found.max(1) as f64
+        )?;
         if let Some(mib) = self.peak_rss_mib {
             writeln!(f, "peak memory: {mib:.0} MiB (resident, whole process)")?;
         }
@@ -217,6 +237,7 @@ pub fn bench_pipeline(
     holistic.process(&decoded[0].0)?;
     let mut stages: Vec<StageStats> = PIPELINE_STAGES.iter().map(|n| StageStats::new(n)).collect();
     let mut rates = PartRates::default();
+    let mut hands = HandsRunAhead::default();
     for i in 0..frames {
         let (image, decode) = &decoded[i % decoded.len()];
         if i % decoded.len() == 0 {
@@ -225,6 +246,9 @@ pub fn bench_pipeline(
         let keypoints = holistic.process(image)?;
         rates.add(keypoints.parts());
         let timings = holistic.last_timings();
+        hands.found += usize::from(keypoints.left_hand.is_some())
+            + usize::from(keypoints.right_hand.is_some());
+        hands.ahead += usize::from(timings.hands_ahead);
         record_frame(&mut stages, *decode, timings);
     }
     Ok(PipelineReport {
@@ -235,6 +259,7 @@ pub fn bench_pipeline(
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         stages,
         rates,
+        hands,
         peak_rss_mib: peak_rss_mib(),
     })
 }
@@ -371,6 +396,9 @@ mod tests {
         let text = report.to_string();
         assert!(text.contains("layout 258, 12 frames"), "{text}");
         assert!(text.contains("found: frames=12 pose=100%"), "{text}");
+        // The astronaut's hands are out of the photo.
+        assert_eq!(report.hands_run_ahead(), HandsRunAhead::default());
+        assert!(text.contains("hands run ahead of the pose: 0 of 0"), "{text}");
         // The models alone are tens of MiB; a sane process stays under 2 GiB.
         let mib = report.peak_rss_mib.unwrap();
         assert!((10.0..2048.0).contains(&mib), "{mib} MiB");

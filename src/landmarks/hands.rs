@@ -63,6 +63,8 @@ pub struct HandTimings {
     pub recrop: Duration,
     /// Hand landmark model.
     pub landmarks: Duration,
+    /// The landmarks came from the run made ahead on the tracked rect.
+    pub ran_ahead: bool,
 }
 
 /// The rects one hand went through in the last frame (for drawing and
@@ -140,6 +142,16 @@ impl HandTracker {
         self.rois
     }
 
+    /// The rect this side's hand is tracked in from the previous frame's
+    /// landmarks, if it had a hand: the rect [`HandTracker::locate`] will
+    /// choose whenever the re-crop model agrees with it, so the landmark model
+    /// can run on it ahead of this frame's pose ([`HandsAhead`]).
+    pub fn tracked_roi(&self, width: f32, height: f32) -> Option<Roi> {
+        self.previous
+            .as_deref()
+            .map(|prev| roi_from_landmarks(prev, width, height))
+    }
+
     /// This side's hand landmarks for a frame whose (smoothed) pose landmarks
     /// are `pose`; `None` when the wrist is not visible or no hand is found.
     pub fn process(
@@ -148,19 +160,21 @@ impl HandTracker {
         image: &RgbImage,
         pose: Option<&[Landmark]>,
     ) -> Result<Option<Vec<Landmark>>, ModelError> {
-        self.timings = HandTimings::default();
-        self.rois = HandRois::default();
-        let found = self.find(models, image, pose)?;
-        self.previous.clone_from(&found);
-        Ok(found)
+        let roi = self.locate(models, image, pose)?;
+        self.finish(models, image, roi, None)
     }
 
-    fn find(
+    /// First half of [`HandTracker::process`]: the rect to look for the hand
+    /// in (the re-crop model's, or the tracked one when they agree); `None`
+    /// when the wrist is not visible or the re-crop model gives nothing.
+    pub fn locate(
         &mut self,
         models: &HandModels,
         image: &RgbImage,
         pose: Option<&[Landmark]>,
-    ) -> Result<Option<Vec<Landmark>>, ModelError> {
+    ) -> Result<Option<Roi>, ModelError> {
+        self.timings = HandTimings::default();
+        self.rois = HandRois::default();
         let [wrist, pinky, index] = self.side.pose_points();
         let Some((wrist, pinky, index)) =
             pose.and_then(|p| Some((*p.get(wrist)?, *p.get(pinky)?, *p.get(index)?)))
@@ -193,10 +207,42 @@ impl HandTracker {
             None => recrop,
         };
         self.rois.tracking = Some(roi);
-        let started = Instant::now();
-        let found = self.landmarks_in(models, image, &roi);
-        self.timings.landmarks = started.elapsed();
-        found
+        Ok(Some(roi))
+    }
+
+    /// Second half of [`HandTracker::process`]: the hand landmarks in `roi`
+    /// (from [`HandTracker::locate`]), taken from `ahead` when that run was
+    /// made on the very same rect (same crop, same model: the same result),
+    /// else run now. Remembers them for the next frame's tracking.
+    pub fn finish(
+        &mut self,
+        models: &HandModels,
+        image: &RgbImage,
+        roi: Option<Roi>,
+        ahead: Option<HandAhead>,
+    ) -> Result<Option<Vec<Landmark>>, ModelError> {
+        let found = match roi {
+            None => None,
+            Some(roi) => {
+                let run = match ahead.filter(|a| a.ran_on(&roi)) {
+                    Some(ahead) => {
+                        self.timings.landmarks = ahead.took;
+                        self.timings.ran_ahead = true;
+                        ahead.run?
+                    }
+                    None => {
+                        let started = Instant::now();
+                        let run = hand_landmarks(models, image, &roi, &mut self.landmark_input);
+                        self.timings.landmarks = started.elapsed();
+                        run?
+                    }
+                };
+                self.rois.presence = run.presence;
+                run.landmarks
+            }
+        };
+        self.previous.clone_from(&found);
+        Ok(found)
     }
 
     /// The re-crop model's hand ROI inside the ROI from pose.
@@ -232,42 +278,113 @@ impl HandTracker {
             h,
         )))
     }
+}
 
-    /// Runs the hand landmark model on `roi`; landmarks in image coordinates.
-    fn landmarks_in(
+/// What the hand landmark model found in one rect.
+pub struct HandRun {
+    /// The 21 landmarks in image coordinates, when a hand is present.
+    landmarks: Option<Vec<Landmark>>,
+    /// The model's hand presence score.
+    presence: Option<f32>,
+}
+
+/// Runs the hand landmark model on `roi`, cropping into `input`.
+fn hand_landmarks(
+    models: &HandModels,
+    image: &RgbImage,
+    roi: &Roi,
+    input: &mut [f32],
+) -> Result<HandRun, ModelError> {
+    warp_roi(
+        image,
+        roi,
+        LANDMARK_INPUT,
+        Border::Replicate,
+        0.0,
+        1.0,
+        input,
+    );
+    let out = models.landmarker.run(input)?;
+    let (Some(raw), Some(&presence)) = (out.first(), out.get(1).and_then(|f| f.first())) else {
+        return Ok(HandRun {
+            landmarks: None,
+            presence: None,
+        });
+    };
+    if presence <= MIN_PRESENCE || raw.len() < HAND_LANDMARKS * 3 {
+        return Ok(HandRun {
+            landmarks: None,
+            presence: Some(presence),
+        });
+    }
+    let (w, h) = (image.width() as f32, image.height() as f32);
+    let side = LANDMARK_INPUT as f32;
+    let landmarks = raw
+        .chunks_exact(3)
+        .take(HAND_LANDMARKS)
+        .map(|v| {
+            let p = roi.project([v[0] / side, v[1] / side], w, h);
+            Landmark::xyz(p[0], p[1], v[2] / side / Z_NORMALISATION * roi.w)
+        })
+        .collect();
+    Ok(HandRun {
+        landmarks: Some(landmarks),
+        presence: Some(presence),
+    })
+}
+
+/// A hand landmark run made ahead of time on one side's tracked rect.
+pub struct HandAhead {
+    roi: Roi,
+    run: Result<HandRun, ModelError>,
+    took: Duration,
+}
+
+impl HandAhead {
+    /// True when this run was made on `roi` (and so holds its landmarks).
+    pub fn ran_on(&self, roi: &Roi) -> bool {
+        self.roi == *roi
+    }
+}
+
+/// Runs the hand landmark model on both sides' tracked rects while the pose
+/// of the frame is still being found. A tracked hand keeps its rect in most
+/// frames (MediaPipe's `hand_tracking` keeps it while the re-crop model
+/// agrees), and that rect depends only on the previous frame, so the model's
+/// work can overlap the pose landmark model's instead of waiting for it.
+pub struct HandsAhead {
+    inputs: [Vec<f32>; 2],
+}
+
+impl Default for HandsAhead {
+    fn default() -> HandsAhead {
+        HandsAhead {
+            inputs: std::array::from_fn(|_| vec![0.0; LANDMARK_INPUT * LANDMARK_INPUT * 3]),
+        }
+    }
+}
+
+impl HandsAhead {
+    /// Hand landmarks in each given rect (left, right), one after the other.
+    pub fn run(
         &mut self,
         models: &HandModels,
         image: &RgbImage,
-        roi: &Roi,
-    ) -> Result<Option<Vec<Landmark>>, ModelError> {
-        warp_roi(
-            image,
-            roi,
-            LANDMARK_INPUT,
-            Border::Replicate,
-            0.0,
-            1.0,
-            &mut self.landmark_input,
-        );
-        let out = models.landmarker.run(&self.landmark_input)?;
-        let (Some(raw), Some(presence)) = (out.first(), out.get(1).and_then(|f| f.first())) else {
-            return Ok(None);
-        };
-        self.rois.presence = Some(*presence);
-        if *presence <= MIN_PRESENCE || raw.len() < HAND_LANDMARKS * 3 {
-            return Ok(None);
+        rois: [Option<Roi>; 2],
+    ) -> [Option<HandAhead>; 2] {
+        let mut out = [None, None];
+        for ((slot, input), roi) in out.iter_mut().zip(&mut self.inputs).zip(rois) {
+            *slot = roi.map(|roi| {
+                let started = Instant::now();
+                let run = hand_landmarks(models, image, &roi, input);
+                HandAhead {
+                    roi,
+                    run,
+                    took: started.elapsed(),
+                }
+            });
         }
-        let (w, h) = (image.width() as f32, image.height() as f32);
-        let side = LANDMARK_INPUT as f32;
-        let landmarks = raw
-            .chunks_exact(3)
-            .take(HAND_LANDMARKS)
-            .map(|v| {
-                let p = roi.project([v[0] / side, v[1] / side], w, h);
-                Landmark::xyz(p[0], p[1], v[2] / side / Z_NORMALISATION * roi.w)
-            })
-            .collect();
-        Ok(Some(landmarks))
+        out
     }
 }
 

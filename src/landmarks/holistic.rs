@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 
 use super::face::FaceTracker;
-use super::hands::{HandModels, HandRois, HandTracker, Side};
+use super::hands::{HandAhead, HandModels, HandRois, HandTracker, HandsAhead, Side};
 use super::keypoints::{Keypoints, Landmark, Layout};
 use super::model::{DEFAULT_MODELS_DIR, Executor, ModelError, in_pool, thread_pool};
 use super::pose::PoseTracker;
@@ -41,8 +41,13 @@ pub struct StageTimings {
     /// Hand re-crop model with its crop: the slower hand (the two run in
     /// parallel).
     pub hand_recrop: Duration,
-    /// Hand landmark model with its crop: the slower hand.
+    /// Hand landmark model with its crop: the slower hand. When a hand's
+    /// landmarks were run ahead ([`StageTimings::hands_ahead`]) this time
+    /// overlapped the pose landmarks' instead of following it.
     pub hands: Duration,
+    /// How many of the frame's hands (0-2) took their landmarks from the run
+    /// made ahead on the tracked rect, while the pose was being found.
+    pub hands_ahead: u8,
     /// Face path; `None` when the layout has no face.
     pub face: Option<Duration>,
     /// The whole frame.
@@ -81,6 +86,10 @@ pub struct Holistic {
     hand_models: HandModels,
     left: HandTracker,
     right: HandTracker,
+    ahead: HandsAhead,
+    /// Run the tracked hands' landmarks while the pose runs (off only in
+    /// the test that holds the results unchanged by it).
+    run_ahead: bool,
     face: Option<FaceTracker>,
     pose_pool: Executor,
     timings: StageTimings,
@@ -96,6 +105,8 @@ impl Holistic {
             hand_models: HandModels::load(dir)?,
             left: HandTracker::new(Side::Left),
             right: HandTracker::new(Side::Right),
+            ahead: HandsAhead::default(),
+            run_ahead: true,
             face: if options.layout.has_face() {
                 Some(FaceTracker::new(dir)?)
             } else {
@@ -135,10 +146,44 @@ impl Holistic {
             return Ok(Keypoints::default());
         }
         let started = Instant::now();
-        let pose = in_pool(&self.pose_pool, || self.pose.process(image))?;
-        let pose_time = started.elapsed();
+        let (w, h) = (image.width() as f32, image.height() as f32);
+        let tracked = if self.run_ahead {
+            [self.left.tracked_roi(w, h), self.right.tracked_roi(w, h)]
+        } else {
+            [None, None]
+        };
+        let Holistic {
+            pose: pose_tracker,
+            hand_models: models,
+            left,
+            right,
+            ahead,
+            face: face_tracker,
+            pose_pool,
+            ..
+        } = self;
+        let (pose, pose_time, (left_hand, right_hand, face)) = std::thread::scope(|scope| {
+            // The second core would idle while the pose runs; give it the
+            // hand landmarks of the tracked rects meanwhile.
+            let ran_ahead = tracked
+                .iter()
+                .any(Option::is_some)
+                .then(|| scope.spawn(|| ahead.run(models, image, tracked)));
+            let pose = in_pool(pose_pool, || pose_tracker.process(image))?;
+            let pose_time = started.elapsed();
+            let hands = Hands {
+                models,
+                image,
+                left,
+                right,
+            };
+            let parts = match ran_ahead {
+                Some(thread) => hands.after_running_ahead(pose.as_deref(), face_tracker, thread)?,
+                None => hands.side_by_side(pose.as_deref(), face_tracker)?,
+            };
+            Ok::<_, ModelError>((pose, pose_time, parts))
+        })?;
         let detection = self.pose.last_detection_time();
-        let (left_hand, right_hand, face) = self.hands_and_face(image, pose.as_deref())?;
         let face_time = self.face.as_ref().map(|f| f.last_timings().total());
         let (l, r) = (self.left.last_timings(), self.right.last_timings());
         self.timings = StageTimings {
@@ -146,6 +191,7 @@ impl Holistic {
             pose_landmarks: pose_time.saturating_sub(detection.unwrap_or_default()),
             hand_recrop: l.recrop.max(r.recrop),
             hands: l.landmarks.max(r.landmarks),
+            hands_ahead: u8::from(l.ran_ahead) + u8::from(r.ran_ahead),
             face: face_time,
             total: started.elapsed(),
         };
@@ -154,30 +200,6 @@ impl Holistic {
             face,
             left_hand,
             right_hand,
-        })
-    }
-
-    /// Both hands and the face, which depend only on the pose: the right hand
-    /// runs on a second thread while this one does the left hand, then the
-    /// face (the two hand paths are the bulk of a frame after the pose).
-    fn hands_and_face(
-        &mut self,
-        image: &RgbImage,
-        pose: Option<&[Landmark]>,
-    ) -> Result<PartsFromPose, ModelError> {
-        let models = &self.hand_models;
-        let (left, right, face) = (&mut self.left, &mut self.right, &mut self.face);
-        std::thread::scope(|scope| {
-            let right_thread = scope.spawn(|| right.process(models, image, pose));
-            let left_hand = left.process(models, image, pose);
-            let face = match face {
-                Some(tracker) => tracker.process(image, pose),
-                None => Ok(None),
-            };
-            let right_hand = right_thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            Ok((left_hand?, right_hand?, face?))
         })
     }
 
@@ -190,6 +212,97 @@ impl Holistic {
     pub fn last_timings(&self) -> &StageTimings {
         &self.timings
     }
+}
+
+/// Both hand trackers of a frame with what they share.
+struct Hands<'a> {
+    models: &'a HandModels,
+    image: &'a RgbImage,
+    left: &'a mut HandTracker,
+    right: &'a mut HandTracker,
+}
+
+impl Hands<'_> {
+    /// Both hands and the face when nothing ran ahead: the right hand on a
+    /// second thread while this one does the left hand, then the face.
+    fn side_by_side(
+        self,
+        pose: Option<&[Landmark]>,
+        face: &mut Option<FaceTracker>,
+    ) -> Result<PartsFromPose, ModelError> {
+        let Hands {
+            models,
+            image,
+            left,
+            right,
+        } = self;
+        std::thread::scope(|scope| {
+            let right_thread = scope.spawn(|| right.process(models, image, pose));
+            let left_hand = left.process(models, image, pose);
+            let face = face_of(face, image, pose);
+            let right_hand = joined(right_thread);
+            Ok((left_hand?, right_hand?, face?))
+        })
+    }
+
+    /// Both hands and the face while `ahead` is still running the hand
+    /// landmark model on the tracked rects: the re-crop models and the face
+    /// here meanwhile, then the landmark model again only for a hand whose
+    /// rect turned out different (both at once when both did).
+    fn after_running_ahead(
+        self,
+        pose: Option<&[Landmark]>,
+        face: &mut Option<FaceTracker>,
+        ahead: std::thread::ScopedJoinHandle<'_, [Option<HandAhead>; 2]>,
+    ) -> Result<PartsFromPose, ModelError> {
+        let Hands {
+            models,
+            image,
+            left,
+            right,
+        } = self;
+        let left_roi = left.locate(models, image, pose)?;
+        let right_roi = right.locate(models, image, pose)?;
+        let face = face_of(face, image, pose)?;
+        let [left_ahead, right_ahead] = joined(ahead);
+        let reruns = |roi: Option<_>, ahead: &Option<HandAhead>| {
+            roi.is_some_and(|roi| ahead.as_ref().is_none_or(|a| !a.ran_on(&roi)))
+        };
+        let (left_hand, right_hand) =
+            if reruns(left_roi, &left_ahead) && reruns(right_roi, &right_ahead) {
+                std::thread::scope(|scope| {
+                    let right_thread =
+                        scope.spawn(|| right.finish(models, image, right_roi, right_ahead));
+                    let left_hand = left.finish(models, image, left_roi, left_ahead);
+                    (left_hand, joined(right_thread))
+                })
+            } else {
+                (
+                    left.finish(models, image, left_roi, left_ahead),
+                    right.finish(models, image, right_roi, right_ahead),
+                )
+            };
+        Ok((left_hand?, right_hand?, face))
+    }
+}
+
+/// The face landmarks when the layout has a face.
+fn face_of(
+    face: &mut Option<FaceTracker>,
+    image: &RgbImage,
+    pose: Option<&[Landmark]>,
+) -> Result<Option<Vec<Landmark>>, ModelError> {
+    match face {
+        Some(tracker) => tracker.process(image, pose),
+        None => Ok(None),
+    }
+}
+
+/// A scoped thread's result, its panic carried on to this thread.
+fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 #[cfg(test)]
@@ -241,5 +354,29 @@ mod tests {
             err.to_string().contains("face_detection_short_range.onnx"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn running_the_hands_ahead_changes_no_keypoint() {
+        let clip = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/media/butterfly_inference.gif"
+        );
+        let frames = crate::capture::decode::MediaReader::open(std::path::Path::new(clip))
+            .unwrap()
+            .take(20)
+            .map(Result::unwrap);
+        let mut ahead = Holistic::new(&HolisticOptions::default()).unwrap();
+        let mut waiting = Holistic::new(&HolisticOptions::default()).unwrap();
+        waiting.run_ahead = false;
+        let mut hands_ahead = 0;
+        for (i, frame) in frames.enumerate() {
+            let expected = waiting.process(&frame).unwrap();
+            assert_eq!(ahead.process(&frame).unwrap(), expected, "frame {i}");
+            assert_eq!(waiting.last_timings().hands_ahead, 0);
+            hands_ahead += ahead.last_timings().hands_ahead;
+        }
+        // The clip's hands are tracked from frame to frame for most of it.
+        assert!(hands_ahead >= 10, "{hands_ahead} hands run ahead");
     }
 }
