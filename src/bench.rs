@@ -134,6 +134,7 @@ pub struct PipelineReport {
     rates: PartRates,
     hands: HandsRunAhead,
     peak_rss_mib: Option<f64>,
+    page_faults_per_frame: Option<f64>,
 }
 
 /// How many found hands took their landmarks from the run made ahead on the
@@ -153,6 +154,12 @@ impl PipelineReport {
     /// Frames timed.
     pub fn frames(&self) -> usize {
         self.rates.frames
+    }
+
+    /// Page faults per timed frame (memory the allocator had to ask the
+    /// kernel for again), when the platform reports them.
+    pub fn page_faults_per_frame(&self) -> Option<f64> {
+        self.page_faults_per_frame
     }
 
     /// Hands found, and how many of them were run ahead.
@@ -187,22 +194,25 @@ impl std::fmt::Display for PipelineReport {
         if let Some(mib) = self.peak_rss_mib {
             writeln!(f, "peak memory: {mib:.0} MiB (resident, whole process)")?;
         }
+        if let Some(faults) = self.page_faults_per_frame {
+            writeln!(f, "page faults: {faults:.0} per frame (whole process)")?;
+        }
         Ok(())
     }
 }
 
-/// The process's peak resident set size so far, in MiB.
-fn peak_rss_mib() -> Option<f64> {
+/// The whole process's resource usage so far.
+fn resource_usage() -> Option<libc::rusage> {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is valid.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: getrusage returned 0, so the struct is initialised.
-    let usage = unsafe { usage.assume_init() };
-    // Linux reports ru_maxrss in KiB.
-    Some(usage.ru_maxrss as f64 / 1024.0)
+    // SAFETY: when getrusage returns 0 the struct is initialised.
+    (rc == 0).then(|| unsafe { usage.assume_init() })
+}
+
+/// Peak resident set size in MiB (Linux reports ru_maxrss in KiB).
+fn max_rss_mib(usage: &libc::rusage) -> f64 {
+    usage.ru_maxrss as f64 / 1024.0
 }
 
 /// Stage names in pipeline order; `landmarks` is Holistic's whole frame and
@@ -238,6 +248,7 @@ pub fn bench_pipeline(
     let mut stages: Vec<StageStats> = PIPELINE_STAGES.iter().map(|n| StageStats::new(n)).collect();
     let mut rates = PartRates::default();
     let mut hands = HandsRunAhead::default();
+    let faults_before = resource_usage().map(|u| u.ru_minflt + u.ru_majflt);
     for i in 0..frames {
         let (image, decode) = &decoded[i % decoded.len()];
         if i % decoded.len() == 0 {
@@ -260,7 +271,10 @@ pub fn bench_pipeline(
         stages,
         rates,
         hands,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: resource_usage().map(|u| max_rss_mib(&u)),
+        page_faults_per_frame: faults_before
+            .zip(resource_usage())
+            .map(|(before, now)| (now.ru_minflt + now.ru_majflt - before) as f64 / frames as f64),
     })
 }
 
@@ -398,7 +412,10 @@ mod tests {
         assert!(text.contains("found: frames=12 pose=100%"), "{text}");
         // The astronaut's hands are out of the photo.
         assert_eq!(report.hands_run_ahead(), HandsRunAhead::default());
-        assert!(text.contains("hands run ahead of the pose: 0 of 0"), "{text}");
+        assert!(
+            text.contains("hands run ahead of the pose: 0 of 0"),
+            "{text}"
+        );
         // The models alone are tens of MiB; a sane process stays under 2 GiB.
         let mib = report.peak_rss_mib.unwrap();
         assert!((10.0..2048.0).contains(&mib), "{mib} MiB");

@@ -86,6 +86,28 @@ fn bench_prints_every_stage_with_percentiles() {
 }
 
 #[test]
+fn model_runs_reuse_their_memory_instead_of_faulting_it_in_again() {
+    // glibc's default malloc unmapped every large tensor tract freed: ~3000
+    // page faults a frame on these frames; reused, a few dozen.
+    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/frames/camera");
+    let out = signtop()
+        .args(["bench", "--input", input, "--frames", "10"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let faults: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("page faults: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no page fault line in:\n{text}"));
+    assert!(faults < 500.0, "{faults} page faults a frame");
+}
+
+#[test]
 fn bench_names_a_missing_input() {
     signtop()
         .args(["bench", "--input", "/nonexistent/clip.gif"])
