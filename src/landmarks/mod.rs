@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod keypoints;
 pub mod model;
 pub mod parity;
+pub mod pointwise;
 pub mod pose;
 pub mod roi;
 pub mod smoothing;

@@ -11,6 +11,8 @@ use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::{DataFormat, Resize};
 
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
+use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
+use tract_onnx::tract_core::ops::einsum::EinSum;
 
 /// Built-in models directory (overridable with `--models DIR`).
 pub const DEFAULT_MODELS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
@@ -165,14 +167,27 @@ fn typed_model(path: &Path, shape: &[usize]) -> TractResult<TypedModel> {
 }
 
 /// tract's declutter and optimise passes, with the depthwise convolutions
-/// and resizes moved to `layout` in between.
-fn optimise(mut model: TypedModel, layout: ChannelOrder) -> TractResult<TypedModel> {
+/// and resizes moved to `layout` in between, and the 1x1 convolutions on
+/// signtop's op where it is faster.
+fn optimise(model: TypedModel, layout: ChannelOrder) -> TractResult<TypedModel> {
+    optimise_with(model, layout, PointwiseConv::is_fast_here())
+}
+
+/// [`optimise`], with signtop's pointwise op or not.
+fn optimise_with(
+    mut model: TypedModel,
+    layout: ChannelOrder,
+    our_pointwise: bool,
+) -> TractResult<TypedModel> {
     model.declutter()?;
     if layout == ChannelOrder::ChannelsLast {
         depthwise_channels_last(&mut model)?;
         resize_channels_last(&mut model)?;
         // Folds each transpose pair the rewrite left between two convolutions.
         model.declutter()?;
+        if our_pointwise {
+            pointwise_on_our_op(&mut model)?;
+        }
         fuse_activations(&mut model)?;
     }
     model.optimize()?;
@@ -231,11 +246,176 @@ fn rewrite_each<O: tract_onnx::tract_core::ops::Op>(
     Ok(applied)
 }
 
-/// Folds the ReLU or ReLU6 after each of signtop's depthwise convolutions
-/// into it (`max(x, 0)`, then `min(x, 6)`: both exact, so the values are
-/// the same), saving a pass over its output. Returns how many were folded.
+/// Rewrites every 1x1 convolution (tract's declutter has made them matrix
+/// products, `EinSum`s) as signtop's own op ([`our_pointwise`]), with the
+/// bias added after it folded in. Returns how many were rewritten.
+fn pointwise_on_our_op(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each(model, |model, node, einsum: &EinSum| {
+        let Some((op, channel_axis)) = our_pointwise(model, node, einsum)? else {
+            return Ok(None);
+        };
+        let channels = op.output_channels();
+        let (op, last) = match bias_after(model, node.id, channels, channel_axis)? {
+            Some((add, bias)) => (op.with_bias(bias)?, add),
+            None => (op, node.id),
+        };
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, node.inputs[0])?;
+        let y = patch.wire_node(&node.name, op, &[x])?;
+        patch.shunt_outside(model, last.into(), y[0])?;
+        Ok(Some(patch))
+    })
+}
+
+/// signtop's pointwise op for a matrix product `einsum` that is a 1x1
+/// convolution: f32 pixels x channels (either order, batch of one) times a
+/// constant weight matrix, into pixels x channels (either order), with the
+/// output's channel axis; `None` otherwise.
+fn our_pointwise(
+    model: &TypedModel,
+    node: &TypedNode,
+    einsum: &EinSum,
+) -> TractResult<Option<(PointwiseConv, usize)>> {
+    if einsum.q_params.is_some() || node.inputs.len() != 2 {
+        return Ok(None);
+    }
+    let x = model.outlet_fact(node.inputs[0])?;
+    let w = model.outlet_fact(node.inputs[1])?;
+    let y = model.outlet_fact(node.id.into())?;
+    let (Some(x_shape), Some(weights), Some(y_shape)) = (
+        x.shape.as_concrete(),
+        w.konst.clone(),
+        y.shape.as_concrete(),
+    ) else {
+        return Ok(None);
+    };
+    if x.datum_type != f32::datum_type() || weights.rank() != 2 {
+        return Ok(None);
+    }
+    // tract names the axes after the convolution's: N(batch), H, W, I(nput
+    // channels), O(utput channels).
+    let axes = einsum.axes.to_string();
+    let Some((operands, output)) = axes.split_once("->") else {
+        return Ok(None);
+    };
+    let Some((x_axes, w_axes)) = operands.split_once(',') else {
+        return Ok(None);
+    };
+    let batch_of_one = |axes: &str, shape: &[usize]| {
+        axes.len() == shape.len() && axes.chars().zip(shape).all(|(a, &d)| a != 'N' || d == 1)
+    };
+    if !batch_of_one(x_axes, x_shape) || !batch_of_one(output, y_shape) {
+        return Ok(None);
+    }
+    let input_order = match x_axes.trim_start_matches('N') {
+        "HWI" => InputOrder::PixelMajor,
+        "IHW" => InputOrder::ChannelMajor,
+        _ => return Ok(None),
+    };
+    let output_order = match output.trim_start_matches('N') {
+        "HWO" => OutputOrder::PixelMajor,
+        "OHW" => OutputOrder::ChannelMajor,
+        _ => return Ok(None),
+    };
+    let weights = weights.cast_to::<f32>()?;
+    let weights = weights.to_plain_array_view::<f32>()?;
+    let weights = match w_axes {
+        "OI" => weights.t().to_owned(),
+        "IO" => weights.to_owned(),
+        _ => return Ok(None),
+    };
+    let channels = [weights.shape()[0], weights.shape()[1]];
+    let weights: Vec<f32> = weights.iter().copied().collect();
+    let no_bias = vec![-0.0; channels[1]];
+    let order = (input_order, output_order);
+    let op = PointwiseConv::new(x_shape, y_shape, channels, order, &weights, no_bias).ok();
+    Ok(op.zip(output.find('O')))
+}
+
+/// The node after `id` when it is `id`'s only reader and adds a constant
+/// per channel (`channels` values along the output's `channel_axis`, 1s on
+/// the other axes) to it: the convolution's bias.
+fn bias_after(
+    model: &TypedModel,
+    id: usize,
+    channels: usize,
+    channel_axis: usize,
+) -> TractResult<Option<(usize, Vec<f32>)>> {
+    let node = model.node(id);
+    let outlet = OutletId::new(id, 0);
+    if node.outputs.len() != 1
+        || model.output_outlets()?.contains(&outlet)
+        || node.outputs[0].successors.len() != 1
+    {
+        return Ok(None);
+    }
+    let next = model.node(node.outputs[0].successors[0].node);
+    let Some(bin) = next.op_as::<TypedBinOp>() else {
+        return Ok(None);
+    };
+    let [a, b] = next.inputs[..] else {
+        return Ok(None);
+    };
+    let other = if a == outlet { b } else { a };
+    let Some(bias) = model.outlet_fact(other)?.konst.clone() else {
+        return Ok(None);
+    };
+    let same_shape = model.outlet_fact(next.id.into())?.shape == node.outputs[0].fact.shape;
+    // One value per channel, along the channel axis of the output.
+    let output = node.outputs[0].fact.shape.as_concrete().unwrap_or(&[]);
+    let skip = output.len().saturating_sub(bias.rank());
+    let per_channel = bias.len() == channels
+        && bias.rank() <= output.len()
+        && bias
+            .shape()
+            .iter()
+            .enumerate()
+            .all(|(axis, &d)| d == 1 || (skip + axis == channel_axis && d == channels));
+    if bin.0.name() != "Add"
+        || !per_channel
+        || !same_shape
+        || bias.datum_type() != f32::datum_type()
+    {
+        return Ok(None);
+    }
+    let bias = bias.try_as_plain_ram()?;
+    Ok(Some((next.id, bias.as_slice::<f32>()?.to_vec())))
+}
+
+/// signtop's ops that can take a following ReLU or ReLU6 in.
+trait TakesClamp: TypedOp + Clone {
+    fn with_floor(self, lo: f32) -> Self;
+    fn with_ceiling(self, hi: f32) -> Self;
+}
+
+impl TakesClamp for ChannelsLastDepthwise {
+    fn with_floor(self, lo: f32) -> Self {
+        ChannelsLastDepthwise::with_floor(self, lo)
+    }
+    fn with_ceiling(self, hi: f32) -> Self {
+        ChannelsLastDepthwise::with_ceiling(self, hi)
+    }
+}
+
+impl TakesClamp for PointwiseConv {
+    fn with_floor(self, lo: f32) -> Self {
+        PointwiseConv::with_floor(self, lo)
+    }
+    fn with_ceiling(self, hi: f32) -> Self {
+        PointwiseConv::with_ceiling(self, hi)
+    }
+}
+
+/// Folds the ReLU or ReLU6 after each of signtop's convolutions into it
+/// (`max(x, 0)`, then `min(x, 6)`: both exact, so the values are the same),
+/// saving a pass over its output. Returns how many were folded.
 fn fuse_activations(model: &mut TypedModel) -> TractResult<usize> {
-    rewrite_each(model, |model, node, conv: &ChannelsLastDepthwise| {
+    Ok(fuse_clamps::<ChannelsLastDepthwise>(model)? + fuse_clamps::<PointwiseConv>(model)?)
+}
+
+/// [`fuse_activations`] for one of signtop's ops.
+fn fuse_clamps<O: TakesClamp>(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each(model, |model, node, conv: &O| {
         let mut op = conv.clone();
         let mut last = node.id;
         while let Some((next, bound)) = clamp_after(model, last)? {
@@ -509,6 +689,45 @@ mod tests {
                 // another layout, so the last bits may differ, no more.
                 assert!(worst <= 1e-4 * scale, "{file}: {worst} (scale {scale})");
             }
+        }
+    }
+
+    #[test]
+    fn signtops_pointwise_op_changes_no_output_bit() {
+        if !PointwiseConv::is_fast_here() {
+            eprintln!("no AVX-512 here: signtop's pointwise op is not used");
+            return;
+        }
+        let dir = Path::new(DEFAULT_MODELS_DIR);
+        for (file, side, convs) in [
+            ("pose_detection.onnx", 224, 44),
+            ("pose_landmark_full.onnx", 256, 47),
+            ("hand_landmark_full.onnx", 224, 30),
+        ] {
+            let shape = [1, side, side, 3];
+            let plan = |ours: bool| {
+                let model = typed_model(&dir.join(file), &shape).unwrap();
+                let model = optimise_with(model, ChannelOrder::ChannelsLast, ours).unwrap();
+                let count = |n: &&TypedNode| n.op_as::<PointwiseConv>().is_some();
+                let rewritten = model.nodes().iter().filter(count).count();
+                (model.into_runnable().unwrap(), rewritten)
+            };
+            let ((theirs, none), (ours, rewritten)) = (plan(false), plan(true));
+            assert_eq!((none, rewritten), (0, convs), "{file}: 1x1 convolutions");
+            let input = Tensor::from_shape(&shape, &test_input(side)).unwrap();
+            let run = |plan: &Arc<TypedRunnableModel>| {
+                let out = plan.run(tvec!(input.clone().into())).unwrap();
+                out.iter()
+                    .map(|t| {
+                        t.to_plain_array_view::<f32>()
+                            .unwrap()
+                            .iter()
+                            .map(|v| v.to_bits())
+                            .collect()
+                    })
+                    .collect::<Vec<Vec<u32>>>()
+            };
+            assert!(run(&ours) == run(&theirs), "{file}: outputs differ");
         }
     }
 

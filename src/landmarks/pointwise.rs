@@ -1,0 +1,626 @@
+//! 1x1 ("pointwise") convolution as a tract op.
+//!
+//! These are most of the landmark models' multiply-adds. tract 0.23.9 runs
+//! them as matrix products: it first copies one operand into its packed panel
+//! layout (up to 13% of a model's time), and its AVX-512 kernels store each
+//! result tile one float at a time (192 scalar stores for a 16x12 tile),
+//! which dominates when a layer has few input channels. This op reads the
+//! input in place, channels first or last: a block of pixels times up to 64
+//! output channels is held in AVX-512 registers, each input value broadcast
+//! against 16 weights at a time. Channels-last results are stored 16
+//! channels at once; channels-first ones go through a 16 x 16 scratch tile
+//! and are stored 16 pixels at once.
+//!
+//! It rounds exactly as tract's kernels do: one fused multiply-add per input
+//! channel in order, starting from zero, then the bias added, then the
+//! clamp; its outputs are tract's to the bit (tested, on single convolutions
+//! and on whole models). It is used only where the CPU has AVX-512
+//! ([`PointwiseConv::is_fast_here`]); elsewhere the models keep tract's op.
+
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+
+/// Output channels per AVX-512 register.
+const LANES: usize = 16;
+/// Pixels per register tile.
+const PIXELS: usize = 6;
+/// 16-channel slabs per register tile (PIXELS x SLABS accumulators).
+const SLABS: usize = 4;
+
+/// How the input holds its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputOrder {
+    /// Channels last: `x[pixel * K + k]`.
+    PixelMajor,
+    /// Channels first: `x[k * pixels + pixel]`.
+    ChannelMajor,
+}
+
+/// How the output holds its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputOrder {
+    /// Channels last: `y[pixel * N + n]`.
+    PixelMajor,
+    /// Channels first: `y[n * pixels + pixel]`.
+    ChannelMajor,
+}
+
+/// A 1x1 convolution of an f32 tensor of H x W pixels and `K` channels into
+/// `N` channels (each in either order), with constant weights and bias.
+#[derive(Debug, Clone)]
+pub struct PointwiseConv {
+    /// Pixels (H x W).
+    pixels: usize,
+    /// The order of the input's values.
+    order: InputOrder,
+    /// The order of the output's values.
+    output_order: OutputOrder,
+    /// Input channels (K).
+    inputs: usize,
+    /// Output channels (N).
+    outputs: usize,
+    /// Weights slab-major: `packed[(slab * K + k) * 16 + lane]` is the weight
+    /// of input channel `k` for output channel `slab * 16 + lane` (zero past
+    /// the last channel).
+    packed: Arc<Vec<f32>>,
+    /// One per output channel.
+    bias: Arc<Vec<f32>>,
+    /// The input and output shapes.
+    input_shape: TVec<usize>,
+    output_shape: TVec<usize>,
+    /// Outputs are clamped to `[lo, hi]` (a fused ReLU or ReLU6).
+    clamp: [f32; 2],
+}
+
+/// Equal when they compute the same thing (tract compares ops, e.g. to merge
+/// duplicates).
+impl PartialEq for PointwiseConv {
+    fn eq(&self, other: &Self) -> bool {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        self.input_shape == other.input_shape
+            && self.order == other.order
+            && self.output_order == other.output_order
+            && self.output_shape == other.output_shape
+            && bits(&self.packed) == bits(&other.packed)
+            && bits(&self.bias) == bits(&other.bias)
+            && bits(&self.clamp) == bits(&other.clamp)
+    }
+}
+
+impl Eq for PointwiseConv {}
+
+impl PointwiseConv {
+    /// True when this op beats tract's matrix products on this CPU (it has
+    /// no fast path without AVX-512).
+    pub fn is_fast_here() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// A convolution of `input_shape` into `output_shape`, the same pixels,
+    /// with `channels` = [K, N] input and output channels held in `order` =
+    /// [input's, output's], weights `weights[k * N + n]` (input-major) and
+    /// `bias` (`-0.0`s for none: adding `-0.0` leaves every value as it is,
+    /// `-0.0` included).
+    pub fn new(
+        input_shape: &[usize],
+        output_shape: &[usize],
+        channels: [usize; 2],
+        order: (InputOrder, OutputOrder),
+        weights: &[f32],
+        bias: Vec<f32>,
+    ) -> TractResult<Self> {
+        let [inputs, outputs] = channels;
+        ensure!(inputs > 0 && outputs > 0, "no channels");
+        let pixels = input_shape.iter().product::<usize>() / inputs;
+        ensure!(
+            pixels * inputs == input_shape.iter().product::<usize>()
+                && pixels * outputs == output_shape.iter().product::<usize>(),
+            "{input_shape:?} and {output_shape:?} are not {channels:?} channels of the same pixels"
+        );
+        ensure!(weights.len() == inputs * outputs, "weights size");
+        ensure!(bias.len() == outputs, "bias size");
+        let slabs = outputs.div_ceil(LANES);
+        let mut packed = vec![0.0; slabs * inputs * LANES];
+        for k in 0..inputs {
+            for n in 0..outputs {
+                let (slab, lane) = (n / LANES, n % LANES);
+                packed[(slab * inputs + k) * LANES + lane] = weights[k * outputs + n];
+            }
+        }
+        Ok(PointwiseConv {
+            pixels,
+            order: order.0,
+            output_order: order.1,
+            inputs,
+            outputs,
+            packed: Arc::new(packed),
+            bias: Arc::new(bias),
+            input_shape: input_shape.into(),
+            output_shape: output_shape.into(),
+            clamp: [f32::NEG_INFINITY, f32::INFINITY],
+        })
+    }
+
+    /// Output channels (N).
+    pub fn output_channels(&self) -> usize {
+        self.outputs
+    }
+
+    /// Input channels (K).
+    pub fn input_channels(&self) -> usize {
+        self.inputs
+    }
+
+    /// This convolution with `bias` added (one per output channel), as a
+    /// bias add after it would: only to a convolution without one yet.
+    pub fn with_bias(mut self, bias: Vec<f32>) -> TractResult<Self> {
+        ensure!(bias.len() == self.outputs, "bias size");
+        ensure!(
+            self.bias.iter().all(|b| b.to_bits() == (-0.0f32).to_bits()),
+            "a second bias"
+        );
+        self.bias = Arc::new(bias);
+        Ok(self)
+    }
+
+    /// Where input value (pixel, channel) is: (pixel stride, channel stride).
+    fn input_strides(&self) -> (usize, usize) {
+        match self.order {
+            InputOrder::PixelMajor => (self.inputs, 1),
+            InputOrder::ChannelMajor => (1, self.pixels),
+        }
+    }
+
+    /// This convolution followed by `max(x, lo)`: a ReLU folded in.
+    pub fn with_floor(mut self, lo: f32) -> Self {
+        self.clamp[0] = self.clamp[0].max(lo);
+        self
+    }
+
+    /// This convolution followed by `min(x, hi)`: ReLU6's upper bound.
+    pub fn with_ceiling(mut self, hi: f32) -> Self {
+        self.clamp[1] = self.clamp[1].min(hi);
+        self
+    }
+
+    /// Convolves `input` into `output`, each in its order.
+    pub fn convolve(&self, input: &[f32], output: &mut [f32]) {
+        assert!(input.len() >= self.pixels * self.inputs);
+        assert!(output.len() >= self.pixels * self.outputs);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F; the lengths were checked above.
+            unsafe { convolve_avx512(self, input, output) };
+            return;
+        }
+        self.convolve_portable(input, output);
+    }
+
+    /// The same sums one value at a time (`mul_add` rounds once, as the
+    /// fused multiply-add does).
+    fn convolve_portable(&self, input: &[f32], output: &mut [f32]) {
+        let (k_len, n_len) = (self.inputs, self.outputs);
+        let (p_stride, k_stride) = self.input_strides();
+        for p in 0..self.pixels {
+            for n in 0..n_len {
+                let (slab, lane) = (n / LANES, n % LANES);
+                let w = &self.packed[slab * k_len * LANES..];
+                let sum = (0..k_len).fold(0.0f32, |acc, k| {
+                    input[p * p_stride + k * k_stride].mul_add(w[k * LANES + lane], acc)
+                });
+                let v = sum + self.bias[n];
+                let at = match self.output_order {
+                    OutputOrder::PixelMajor => p * n_len + n,
+                    OutputOrder::ChannelMajor => n * self.pixels + p,
+                };
+                output[at] = v.max(self.clamp[0]).min(self.clamp[1]);
+            }
+        }
+    }
+}
+
+/// The AVX-512 path, by output order.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `input` and `output` must hold the op's
+/// pixels x channels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn convolve_avx512(op: &PointwiseConv, input: &[f32], output: &mut [f32]) {
+    // SAFETY: as this function's.
+    unsafe {
+        match op.output_order {
+            OutputOrder::PixelMajor => pixel_major_avx512(op, input, output),
+            OutputOrder::ChannelMajor => channel_major_avx512(op, input, output),
+        }
+    }
+}
+
+/// Channels-last output: tiles of [`PIXELS`] pixels x up to [`SLABS`] slabs
+/// stored straight into place.
+///
+/// # Safety
+/// As [`convolve_avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pixel_major_avx512(op: &PointwiseConv, input: &[f32], output: &mut [f32]) {
+    let slabs = op.outputs.div_ceil(LANES);
+    let n_len = op.outputs;
+    let base = output.as_mut_ptr();
+    let mut p0 = 0;
+    while p0 < op.pixels {
+        let pixels = (op.pixels - p0).min(PIXELS);
+        let mut s0 = 0;
+        while s0 < slabs {
+            let group = (slabs - s0).min(SLABS);
+            let at = |p: usize| base.wrapping_add(p * n_len + s0 * LANES);
+            // SAFETY: the tile lies inside the op's pixels and slabs, and
+            // `at` inside `output`.
+            unsafe {
+                match (pixels == PIXELS, group) {
+                    (true, 4) => tile::<PIXELS, 4>(op, input, p0, s0, at(p0), n_len),
+                    (true, 3) => tile::<PIXELS, 3>(op, input, p0, s0, at(p0), n_len),
+                    (true, 2) => tile::<PIXELS, 2>(op, input, p0, s0, at(p0), n_len),
+                    (true, _) => tile::<PIXELS, 1>(op, input, p0, s0, at(p0), n_len),
+                    (false, 4) => {
+                        (p0..p0 + pixels).for_each(|p| tile::<1, 4>(op, input, p, s0, at(p), n_len))
+                    }
+                    (false, 3) => {
+                        (p0..p0 + pixels).for_each(|p| tile::<1, 3>(op, input, p, s0, at(p), n_len))
+                    }
+                    (false, 2) => {
+                        (p0..p0 + pixels).for_each(|p| tile::<1, 2>(op, input, p, s0, at(p), n_len))
+                    }
+                    (false, _) => {
+                        (p0..p0 + pixels).for_each(|p| tile::<1, 1>(op, input, p, s0, at(p), n_len))
+                    }
+                }
+            }
+            s0 += group;
+        }
+        p0 += pixels;
+    }
+}
+
+/// Channels-first output: tiles of 16 pixels x 16 channels computed as for
+/// channels last into a scratch tile, then moved into place a channel (16
+/// pixels) at a time.
+///
+/// # Safety
+/// As [`convolve_avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn channel_major_avx512(op: &PointwiseConv, input: &[f32], output: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (pixels, n_len) = (op.pixels, op.outputs);
+    let mut scratch = [0.0f32; LANES * LANES];
+    // Where each of 16 pixels' values of one channel sit in the scratch tile.
+    let rows = _mm512_setr_epi32(
+        0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240,
+    );
+    for s0 in 0..n_len.div_ceil(LANES) {
+        let lanes = (n_len - s0 * LANES).min(LANES);
+        let mut p0 = 0;
+        while p0 < pixels {
+            let count = (pixels - p0).min(LANES);
+            // SAFETY: the tile's pixels and slab exist; the scratch tile
+            // holds 16 pixels x 16 channels; the gathers read inside it and
+            // each store writes 16 pixels of one channel inside `output`.
+            unsafe {
+                if count == LANES {
+                    tile::<LANES, 1>(op, input, p0, s0, scratch.as_mut_ptr(), LANES);
+                    for lane in 0..lanes {
+                        let channel = _mm512_i32gather_ps::<4>(rows, scratch.as_ptr().add(lane));
+                        let to = output[(s0 * LANES + lane) * pixels + p0..].as_mut_ptr();
+                        _mm512_storeu_ps(to, channel);
+                    }
+                } else {
+                    for i in 0..count {
+                        let from = scratch[i * LANES..].as_mut_ptr();
+                        tile::<1, 1>(op, input, p0 + i, s0, from, LANES);
+                    }
+                    for lane in 0..lanes {
+                        for i in 0..count {
+                            output[(s0 * LANES + lane) * pixels + p0 + i] =
+                                scratch[i * LANES + lane];
+                        }
+                    }
+                }
+            }
+            p0 += count;
+        }
+    }
+}
+
+/// Outputs of pixels `p0..p0 + P`, channels of slabs `s0..s0 + S`, stored
+/// channels last from `dst` (pixel `p0`, channel `s0 * 16`), `dst_row`
+/// floats from one pixel to the next.
+///
+/// # Safety
+/// AVX-512F; the pixels and slabs must exist in `op` and `input`, and `dst`
+/// must hold `P` rows of the tile's valid channels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn tile<const P: usize, const S: usize>(
+    op: &PointwiseConv,
+    input: &[f32],
+    p0: usize,
+    s0: usize,
+    dst: *mut f32,
+    dst_row: usize,
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: AVX-512F is enabled; every pointer stays inside its buffer
+    // (the caller passes pixels and slabs that exist; masked lanes past the
+    // last channel are neither loaded nor stored).
+    unsafe {
+        let (k_len, n_len) = (op.inputs, op.outputs);
+        let (p_stride, k_stride) = op.input_strides();
+        let x = input.as_ptr().add(p0 * p_stride);
+        let w = op.packed.as_ptr().add(s0 * k_len * LANES);
+        let mut acc = [[_mm512_setzero_ps(); S]; P];
+        for k in 0..k_len {
+            let mut weights = [_mm512_setzero_ps(); S];
+            for (s, slot) in weights.iter_mut().enumerate() {
+                *slot = _mm512_loadu_ps(w.add((s * k_len + k) * LANES));
+            }
+            for (p, row) in acc.iter_mut().enumerate() {
+                let v = _mm512_set1_ps(*x.add(p * p_stride + k * k_stride));
+                for (a, wv) in row.iter_mut().zip(&weights) {
+                    *a = _mm512_fmadd_ps(v, *wv, *a);
+                }
+            }
+        }
+        let (lo, hi) = (_mm512_set1_ps(op.clamp[0]), _mm512_set1_ps(op.clamp[1]));
+        for s in 0..S {
+            let n0 = (s0 + s) * LANES;
+            let lanes = (n_len - n0).min(LANES);
+            let mask: __mmask16 = if lanes == LANES {
+                !0
+            } else {
+                (1u16 << lanes) - 1
+            };
+            let bias = _mm512_maskz_loadu_ps(mask, op.bias.as_ptr().add(n0));
+            for (p, row) in acc.iter().enumerate() {
+                let v = _mm512_add_ps(row[s], bias);
+                let v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+                _mm512_mask_storeu_ps(dst.add(p * dst_row + s * LANES), mask, v);
+            }
+        }
+    }
+}
+
+impl Op for PointwiseConv {
+    fn name(&self) -> StaticName {
+        "PointwiseConv".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "{} pixels, {} -> {} channels",
+            self.pixels, self.inputs, self.outputs
+        )])
+    }
+
+    fn validation(&self) -> Validation {
+        Validation::Rounding
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for PointwiseConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        ensure!(
+            input.shape() == &*self.input_shape,
+            "{} expects input {:?}, got {:?}",
+            self.name(),
+            self.input_shape,
+            input.shape()
+        );
+        let input = input.try_as_plain_ram()?;
+        // SAFETY: `convolve` writes every output value (the test below hands
+        // it a buffer of NaNs and compares every value).
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
+        let mut view = output.try_as_plain_ram_mut()?;
+        self.convolve(input.as_slice::<f32>()?, view.as_slice_mut::<f32>()?);
+        Ok(tvec!(output.into_tvalue()))
+    }
+}
+
+impl TypedOp for PointwiseConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let [input] = inputs else {
+            bail!("{} takes one input", self.name());
+        };
+        ensure!(input.datum_type == f32::datum_type(), "f32 only");
+        ensure!(
+            input.shape.as_concrete() == Some(&*self.input_shape),
+            "input shape"
+        );
+        Ok(tvec!(f32::fact(&*self.output_shape)))
+    }
+
+    fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let fma = self.pixels * self.inputs * self.outputs;
+        Ok(tvec!((Cost::FMA(f32::datum_type()), fma.into())))
+    }
+
+    as_op!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
+    use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+    use tract_onnx::tract_core::ops::nn::DataFormat;
+
+    /// Deterministic values in [-1, 1).
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
+            .collect()
+    }
+
+    /// tract's own optimised NHWC 1x1 convolution of the same weights.
+    fn tracts(
+        shape: [usize; 3],
+        outputs: usize,
+        weights: &[f32],
+        bias: &[f32],
+        x: &[f32],
+    ) -> Vec<f32> {
+        let [h, w, k] = shape;
+        let oihw = tract_ndarray::Array4::from_shape_fn((outputs, k, 1, 1), |(n, k, _, _)| {
+            weights[k * outputs + n]
+        });
+        let conv = Conv {
+            pool_spec: PoolSpec {
+                data_format: DataFormat::NHWC,
+                kernel_shape: tvec![1, 1],
+                padding: PaddingSpec::Valid,
+                dilations: None,
+                strides: None,
+                input_channels: k,
+                output_channels: outputs,
+            },
+            kernel_fmt: KernelFormat::OIHW,
+            group: 1,
+            q_params: None,
+        };
+        let mut model = TypedModel::default();
+        let source = model.add_source("x", f32::fact([1, h, w, k])).unwrap();
+        let wk = model.add_const("w", oihw.into_tensor()).unwrap();
+        let b = model.add_const("b", tensor1(bias)).unwrap();
+        let y = model.wire_node("conv", conv, &[source, wk, b]).unwrap();
+        model.select_output_outlets(&y).unwrap();
+        let plan = model.into_optimized().unwrap().into_runnable().unwrap();
+        let x = Tensor::from_shape(&[1, h, w, k], x).unwrap();
+        let out = plan.run(tvec!(x.into())).unwrap();
+        out[0]
+            .to_plain_array_view::<f32>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    #[test]
+    fn gives_tracts_own_results_to_the_bit() {
+        // Pixel counts with and without a partial tile; channel counts with
+        // partial slabs and more than one slab group.
+        for (h, w, k, n) in [
+            (8, 8, 24, 64),
+            (5, 7, 144, 24),
+            (3, 3, 40, 240),
+            (16, 16, 16, 88),
+            (1, 1, 1152, 39),
+        ] {
+            let weights = values(k * n, 1);
+            let bias = values(n, 2);
+            let x = values(h * w * k, 3);
+            let theirs = tracts([h, w, k], n, &weights, &bias, &x);
+            let order = (InputOrder::PixelMajor, OutputOrder::PixelMajor);
+            let op = PointwiseConv::new(
+                &[1, h, w, k],
+                &[1, h, w, n],
+                [k, n],
+                order,
+                &weights,
+                bias.clone(),
+            )
+            .unwrap();
+            let mut ours = vec![f32::NAN; h * w * n];
+            op.convolve(&x, &mut ours);
+            assert!(ours == theirs, "{h}x{w}x{k} -> {n}");
+            let mut portable = vec![f32::NAN; h * w * n];
+            op.convolve_portable(&x, &mut portable);
+            assert!(portable == theirs, "portable {h}x{w}x{k} -> {n}");
+        }
+    }
+
+    #[test]
+    fn every_order_gives_the_same_values() {
+        // 37 pixels: two whole 16-pixel tiles and a part one; 40 channels:
+        // two whole slabs and a part one.
+        let (h, w, k, n) = (37, 1, 24, 40);
+        let pixels = h * w;
+        let weights = values(k * n, 7);
+        let bias = values(n, 8);
+        let x = values(pixels * k, 9);
+        let x_channel_major: Vec<f32> = (0..k * pixels)
+            .map(|i| x[(i % pixels) * k + i / pixels])
+            .collect();
+        let run = |order: (InputOrder, OutputOrder), input: &[f32]| {
+            let op = PointwiseConv::new(
+                &[h, w, k],
+                &[h, w, n],
+                [k, n],
+                order,
+                &weights,
+                bias.clone(),
+            )
+            .unwrap()
+            .with_floor(-0.5);
+            let (mut fast, mut portable) = (vec![f32::NAN; pixels * n], vec![f32::NAN; pixels * n]);
+            op.convolve(input, &mut fast);
+            op.convolve_portable(input, &mut portable);
+            assert!(fast == portable, "{order:?}");
+            fast
+        };
+        use InputOrder as In;
+        use OutputOrder as Out;
+        let expected = run((In::PixelMajor, Out::PixelMajor), &x);
+        let transposed: Vec<f32> = (0..n * pixels)
+            .map(|i| expected[(i % pixels) * n + i / pixels])
+            .collect();
+        assert!(run((In::ChannelMajor, Out::PixelMajor), &x_channel_major) == expected);
+        assert!(run((In::PixelMajor, Out::ChannelMajor), &x) == transposed);
+        assert!(run((In::ChannelMajor, Out::ChannelMajor), &x_channel_major) == transposed);
+    }
+
+    #[test]
+    fn clamps_after_the_bias() {
+        let (k, n) = (3, 20);
+        let weights = values(k * n, 4);
+        let bias = values(n, 5);
+        let x: Vec<f32> = values(7 * k, 6).iter().map(|v| v * 8.0).collect();
+        let order = (InputOrder::PixelMajor, OutputOrder::PixelMajor);
+        let plain =
+            PointwiseConv::new(&[7, 1, k], &[7, 1, n], [k, n], order, &weights, bias).unwrap();
+        let relu6 = plain.clone().with_floor(0.0).with_ceiling(6.0);
+        let (mut a, mut b) = (vec![f32::NAN; 7 * n], vec![f32::NAN; 7 * n]);
+        plain.convolve(&x, &mut a);
+        relu6.convolve(&x, &mut b);
+        assert!(a.iter().any(|v| *v < 0.0) && a.iter().any(|v| *v > 6.0));
+        let expected: Vec<f32> = a.iter().map(|v| v.clamp(0.0, 6.0)).collect();
+        assert_eq!(b, expected);
+    }
+
+    #[test]
+    fn rejects_inconsistent_weights() {
+        let new = |out: &[usize], weights: usize, bias: usize| {
+            let order = (InputOrder::PixelMajor, OutputOrder::PixelMajor);
+            let (w, b) = (vec![0.0; weights], vec![0.0; bias]);
+            PointwiseConv::new(&[1, 2, 2, 3], out, [3, 4], order, &w, b)
+        };
+        assert!(new(&[1, 2, 2, 4], 12, 4).is_ok());
+        assert!(new(&[1, 2, 2, 4], 11, 4).is_err());
+        assert!(new(&[1, 2, 2, 4], 12, 3).is_err());
+        assert!(new(&[1, 3, 2, 4], 12, 4).is_err(), "other pixels");
+    }
+}
