@@ -185,9 +185,11 @@ fn optimise_with(
         resize_channels_last(&mut model)?;
         // Folds each transpose pair the rewrite left between two convolutions.
         model.declutter()?;
-        if our_pointwise {
-            pointwise_on_our_op(&mut model)?;
-        }
+    }
+    if our_pointwise {
+        pointwise_on_our_op(&mut model)?;
+    }
+    if layout == ChannelOrder::ChannelsLast || our_pointwise {
         fuse_activations(&mut model)?;
     }
     model.optimize()?;
@@ -702,12 +704,15 @@ mod tests {
         for (file, side, convs) in [
             ("pose_detection.onnx", 224, 44),
             ("pose_landmark_full.onnx", 256, 47),
+            ("hand_recrop.onnx", 256, 6),
             ("hand_landmark_full.onnx", 224, 30),
+            ("face_detection_short_range.onnx", 128, 20),
+            ("face_landmark.onnx", 192, 22),
         ] {
             let shape = [1, side, side, 3];
             let plan = |ours: bool| {
                 let model = typed_model(&dir.join(file), &shape).unwrap();
-                let model = optimise_with(model, ChannelOrder::ChannelsLast, ours).unwrap();
+                let model = optimise_with(model, ChannelOrder::for_model(file), ours).unwrap();
                 let count = |n: &&TypedNode| n.op_as::<PointwiseConv>().is_some();
                 let rewritten = model.nodes().iter().filter(count).count();
                 (model.into_runnable().unwrap(), rewritten)
