@@ -12,6 +12,7 @@ pub mod model;
 pub mod parity;
 pub mod pointwise;
 pub mod pose;
+pub mod prelu;
 pub mod roi;
 pub mod smoothing;
 pub mod ssd;

@@ -12,7 +12,9 @@ use tract_onnx::tract_core::ops::nn::{DataFormat, Resize};
 
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
 use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
+use super::prelu::Prelu;
 use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::logic::Iff;
 
 /// Built-in models directory (overridable with `--models DIR`).
 pub const DEFAULT_MODELS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
@@ -167,17 +169,18 @@ fn typed_model(path: &Path, shape: &[usize]) -> TractResult<TypedModel> {
 }
 
 /// tract's declutter and optimise passes, with the depthwise convolutions
-/// and resizes moved to `layout` in between, and the 1x1 convolutions on
-/// signtop's op where it is faster.
+/// and resizes moved to `layout` in between, and signtop's own ops where
+/// they are faster.
 fn optimise(model: TypedModel, layout: ChannelOrder) -> TractResult<TypedModel> {
-    optimise_with(model, layout, PointwiseConv::is_fast_here())
+    optimise_with(model, layout, true)
 }
 
-/// [`optimise`], with signtop's pointwise op or not.
+/// [`optimise`], with signtop's pointwise and PReLU ops or not (the
+/// pointwise one only where [`PointwiseConv::is_fast_here`]).
 fn optimise_with(
     mut model: TypedModel,
     layout: ChannelOrder,
-    our_pointwise: bool,
+    our_ops: bool,
 ) -> TractResult<TypedModel> {
     model.declutter()?;
     if layout == ChannelOrder::ChannelsLast {
@@ -186,12 +189,13 @@ fn optimise_with(
         // Folds each transpose pair the rewrite left between two convolutions.
         model.declutter()?;
     }
-    if our_pointwise {
-        pointwise_on_our_op(&mut model)?;
+    if our_ops {
+        if PointwiseConv::is_fast_here() {
+            pointwise_on_our_op(&mut model)?;
+        }
+        prelu_in_one_pass(&mut model)?;
     }
-    if layout == ChannelOrder::ChannelsLast || our_pointwise {
-        fuse_activations(&mut model)?;
-    }
+    fuse_activations(&mut model)?;
     model.optimize()?;
     Ok(model)
 }
@@ -382,6 +386,59 @@ fn bias_after(
     }
     let bias = bias.try_as_plain_ram()?;
     Ok(Some((next.id, bias.as_slice::<f32>()?.to_vec())))
+}
+
+/// Rewrites each PReLU as tract-onnx expands it, `iff(0 > x, x * slope,
+/// x)`, as signtop's one-pass op. Returns how many were rewritten.
+fn prelu_in_one_pass(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each(model, |model, node, _: &Iff| {
+        let [test, product, x] = node.inputs[..] else {
+            return Ok(None);
+        };
+        let binary = |outlet: OutletId, name: &str| {
+            let node = model.node(outlet.node);
+            let is = node
+                .op_as::<TypedBinOp>()
+                .is_some_and(|b| b.0.name() == name);
+            (is && node.inputs.len() == 2).then(|| (node.inputs[0], node.inputs[1]))
+        };
+        let konst = |outlet: OutletId| model.outlet_fact(outlet).ok()?.konst.clone();
+        let (Some((zero, tested)), Some((p, q))) = (binary(test, "GT"), binary(product, "Mul"))
+        else {
+            return Ok(None);
+        };
+        let zero_is_zero = konst(zero).and_then(|z| {
+            let z = z.cast_to::<f32>().ok()?;
+            let z = z.to_plain_array_view::<f32>().ok()?;
+            Some(z.iter().all(|&v| v == 0.0))
+        });
+        let slope = match (p == x, q == x) {
+            (true, _) => konst(q),
+            (_, true) => konst(p),
+            _ => None,
+        };
+        let fact = model.outlet_fact(x)?;
+        let (Some(true), true, Some(slope), Some(shape)) =
+            (zero_is_zero, tested == x, slope, fact.shape.as_concrete())
+        else {
+            return Ok(None);
+        };
+        if fact.datum_type != f32::datum_type() || slope.datum_type() != f32::datum_type() {
+            return Ok(None);
+        }
+        let Some(op) = Prelu::new(
+            shape,
+            slope.shape(),
+            slope.try_as_plain_ram()?.as_slice::<f32>()?,
+        ) else {
+            return Ok(None);
+        };
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, x)?;
+        let y = patch.wire_node(&node.name, op, &[x])?;
+        patch.shunt_outside(model, node.id.into(), y[0])?;
+        Ok(Some(patch))
+    })
 }
 
 /// signtop's ops that can take a following ReLU or ReLU6 in.
@@ -695,19 +752,19 @@ mod tests {
     }
 
     #[test]
-    fn signtops_pointwise_op_changes_no_output_bit() {
-        if !PointwiseConv::is_fast_here() {
-            eprintln!("no AVX-512 here: signtop's pointwise op is not used");
-            return;
-        }
+    fn signtops_pointwise_and_prelu_ops_change_no_output_bit() {
         let dir = Path::new(DEFAULT_MODELS_DIR);
-        for (file, side, convs) in [
-            ("pose_detection.onnx", 224, 44),
-            ("pose_landmark_full.onnx", 256, 47),
-            ("hand_recrop.onnx", 256, 6),
-            ("hand_landmark_full.onnx", 224, 30),
-            ("face_detection_short_range.onnx", 128, 20),
-            ("face_landmark.onnx", 192, 22),
+        let fast = PointwiseConv::is_fast_here();
+        if !fast {
+            eprintln!("no AVX-512 here: signtop's pointwise op is not used");
+        }
+        for (file, side, convs, prelus) in [
+            ("pose_detection.onnx", 224, 44, 0),
+            ("pose_landmark_full.onnx", 256, 47, 0),
+            ("hand_recrop.onnx", 256, 6, 13),
+            ("hand_landmark_full.onnx", 224, 30, 0),
+            ("face_detection_short_range.onnx", 128, 20, 0),
+            ("face_landmark.onnx", 192, 22, 23),
         ] {
             let shape = [1, side, side, 3];
             let plan = |ours: bool| {
@@ -715,10 +772,18 @@ mod tests {
                 let model = optimise_with(model, ChannelOrder::for_model(file), ours).unwrap();
                 let count = |n: &&TypedNode| n.op_as::<PointwiseConv>().is_some();
                 let rewritten = model.nodes().iter().filter(count).count();
-                (model.into_runnable().unwrap(), rewritten)
+                let count = |n: &&TypedNode| n.op_as::<Prelu>().is_some();
+                let one_pass = model.nodes().iter().filter(count).count();
+                (model.into_runnable().unwrap(), [rewritten, one_pass])
             };
             let ((theirs, none), (ours, rewritten)) = (plan(false), plan(true));
-            assert_eq!((none, rewritten), (0, convs), "{file}: 1x1 convolutions");
+            let convs = if fast { convs } else { 0 };
+            assert_eq!(none, [0, 0], "{file}");
+            assert_eq!(
+                rewritten,
+                [convs, prelus],
+                "{file}: 1x1 convolutions, PReLUs"
+            );
             let input = Tensor::from_shape(&shape, &test_input(side)).unwrap();
             let run = |plan: &Arc<TypedRunnableModel>| {
                 let out = plan.run(tvec!(input.clone().into())).unwrap();
