@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod keypoints;
 pub mod model;
 pub mod parity;
+pub mod patches;
 pub mod pointwise;
 pub mod pose;
 pub mod prelu;

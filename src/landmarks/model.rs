@@ -11,6 +11,7 @@ use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::{DataFormat, Resize};
 
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
+use super::patches::PatchConv;
 use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
 use super::prelu::Prelu;
 use tract_onnx::tract_core::ops::einsum::EinSum;
@@ -192,6 +193,7 @@ fn optimise_with(
     if our_ops {
         if PointwiseConv::is_fast_here() {
             pointwise_on_our_op(&mut model)?;
+            patches_on_our_op(&mut model)?;
         }
         prelu_in_one_pass(&mut model)?;
     }
@@ -388,6 +390,97 @@ fn bias_after(
     Ok(Some((next.id, bias.as_slice::<f32>()?.to_vec())))
 }
 
+/// Rewrites every other ungrouped convolution of channels-last data (the
+/// models' first, 3x3 over the image) as signtop's patches + 1x1 op
+/// ([`our_patch_conv`]). Returns how many were rewritten.
+fn patches_on_our_op(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each(model, |model, node, conv: &Conv| {
+        Ok(match our_patch_conv(model, node, conv)? {
+            Some(op) => Some(TypedModelPatch::replace_single_op(
+                model,
+                node,
+                &node.inputs[..1],
+                op,
+            )?),
+            None => None,
+        })
+    })
+}
+
+/// signtop's patch convolution for `conv` (2-D, ungrouped, channels last,
+/// batch of one, constant f32 weights and bias, no dilation), or `None`.
+fn our_patch_conv(
+    model: &TypedModel,
+    node: &TypedNode,
+    conv: &Conv,
+) -> TractResult<Option<PatchConv>> {
+    let input = model.outlet_fact(node.inputs[0])?;
+    if conv.q_params.is_some()
+        || node.inputs.len() != 3
+        || conv.group != 1
+        || input.datum_type != f32::datum_type()
+        || conv.pool_spec.kernel_shape.len() != 2
+        || conv.pool_spec.dilations().iter().any(|&d| d != 1)
+    {
+        return Ok(None);
+    }
+    let (kernel, bias) = (
+        model.outlet_fact(node.inputs[1])?.konst.clone(),
+        model.outlet_fact(node.inputs[2])?.konst.clone(),
+    );
+    let (Some(shape), Some(kernel), Some(bias)) = (input.shape.as_concrete(), kernel, bias) else {
+        return Ok(None);
+    };
+    let spatial = match (conv.pool_spec.data_format, shape) {
+        (DataFormat::NHWC, &[1, h, w, _]) | (DataFormat::HWC, &[h, w, _]) => [h, w],
+        _ => return Ok(None),
+    };
+    let (c, n) = (conv.input_channels(), conv.output_channels());
+    let [kh, kw] = [
+        conv.pool_spec.kernel_shape[0],
+        conv.pool_spec.kernel_shape[1],
+    ];
+    let kernel = kernel.cast_to::<f32>()?;
+    let kernel = kernel.to_plain_array_view::<f32>()?;
+    // Input channel, kernel row, kernel column: tract's patch order.
+    let mut weights = vec![0.0f32; c * kh * kw * n];
+    for (i, weight) in weights.iter_mut().enumerate() {
+        let (patch, o) = (i / n, i % n);
+        let (ch, ky, kx) = (patch / (kh * kw), patch / kw % kh, patch % kw);
+        let index = match conv.kernel_fmt {
+            KernelFormat::OIHW => [o, ch, ky, kx],
+            KernelFormat::HWIO => [ky, kx, ch, o],
+            KernelFormat::OHWI => [o, ky, kx, ch],
+        };
+        let Some(&w) = kernel.get(&index[..]) else {
+            return Ok(None);
+        };
+        *weight = w;
+    }
+    let bias = bias.cast_to::<f32>()?;
+    let bias = bias.try_as_plain_ram()?;
+    let bias = bias.as_slice::<f32>()?;
+    let bias = match bias.len() {
+        1 => vec![bias[0]; n],
+        len if len == n => bias.to_vec(),
+        _ => return Ok(None),
+    };
+    let strides = conv.pool_spec.strides();
+    let padded = conv
+        .pool_spec
+        .padding
+        .compute(&spatial, &[kh, kw], &[1, 1], &strides);
+    let geometry = Geometry {
+        input: spatial,
+        output: [padded[0].convoluted, padded[1].convoluted],
+        kernel: [kh, kw],
+        stride: [strides[0], strides[1]],
+        pad_before: [padded[0].pad_before, padded[1].pad_before],
+        channels: c,
+    };
+    Ok(PatchConv::new(geometry, shape, n, &weights, bias).ok())
+}
+
 /// Rewrites each PReLU as tract-onnx expands it, `iff(0 > x, x * slope,
 /// x)`, as signtop's one-pass op. Returns how many were rewritten.
 fn prelu_in_one_pass(model: &mut TypedModel) -> TractResult<usize> {
@@ -456,6 +549,15 @@ impl TakesClamp for ChannelsLastDepthwise {
     }
 }
 
+impl TakesClamp for PatchConv {
+    fn with_floor(self, lo: f32) -> Self {
+        PatchConv::with_floor(self, lo)
+    }
+    fn with_ceiling(self, hi: f32) -> Self {
+        PatchConv::with_ceiling(self, hi)
+    }
+}
+
 impl TakesClamp for PointwiseConv {
     fn with_floor(self, lo: f32) -> Self {
         PointwiseConv::with_floor(self, lo)
@@ -469,7 +571,9 @@ impl TakesClamp for PointwiseConv {
 /// (`max(x, 0)`, then `min(x, 6)`: both exact, so the values are the same),
 /// saving a pass over its output. Returns how many were folded.
 fn fuse_activations(model: &mut TypedModel) -> TractResult<usize> {
-    Ok(fuse_clamps::<ChannelsLastDepthwise>(model)? + fuse_clamps::<PointwiseConv>(model)?)
+    Ok(fuse_clamps::<ChannelsLastDepthwise>(model)?
+        + fuse_clamps::<PointwiseConv>(model)?
+        + fuse_clamps::<PatchConv>(model)?)
 }
 
 /// [`fuse_activations`] for one of signtop's ops.
@@ -758,13 +862,13 @@ mod tests {
         if !fast {
             eprintln!("no AVX-512 here: signtop's pointwise op is not used");
         }
-        for (file, side, convs, prelus) in [
-            ("pose_detection.onnx", 224, 44, 0),
-            ("pose_landmark_full.onnx", 256, 47, 0),
-            ("hand_recrop.onnx", 256, 6, 13),
-            ("hand_landmark_full.onnx", 224, 30, 0),
-            ("face_detection_short_range.onnx", 128, 20, 0),
-            ("face_landmark.onnx", 192, 22, 23),
+        for (file, side, convs, prelus, patches) in [
+            ("pose_detection.onnx", 224, 44, 0, 1),
+            ("pose_landmark_full.onnx", 256, 47, 0, 1),
+            ("hand_recrop.onnx", 256, 6, 13, 0),
+            ("hand_landmark_full.onnx", 224, 30, 0, 1),
+            ("face_detection_short_range.onnx", 128, 20, 0, 0),
+            ("face_landmark.onnx", 192, 22, 23, 0),
         ] {
             let shape = [1, side, side, 3];
             let plan = |ours: bool| {
@@ -774,15 +878,20 @@ mod tests {
                 let rewritten = model.nodes().iter().filter(count).count();
                 let count = |n: &&TypedNode| n.op_as::<Prelu>().is_some();
                 let one_pass = model.nodes().iter().filter(count).count();
-                (model.into_runnable().unwrap(), [rewritten, one_pass])
+                let count = |n: &&TypedNode| n.op_as::<PatchConv>().is_some();
+                let patches = model.nodes().iter().filter(count).count();
+                (
+                    model.into_runnable().unwrap(),
+                    [rewritten, one_pass, patches],
+                )
             };
             let ((theirs, none), (ours, rewritten)) = (plan(false), plan(true));
-            let convs = if fast { convs } else { 0 };
-            assert_eq!(none, [0, 0], "{file}");
+            let (convs, patches) = if fast { (convs, patches) } else { (0, 0) };
+            assert_eq!(none, [0, 0, 0], "{file}");
             assert_eq!(
                 rewritten,
-                [convs, prelus],
-                "{file}: 1x1 convolutions, PReLUs"
+                [convs, prelus, patches],
+                "{file}: 1x1 convolutions, PReLUs, other convolutions"
             );
             let input = Tensor::from_shape(&shape, &test_input(side)).unwrap();
             let run = |plan: &Arc<TypedRunnableModel>| {
