@@ -19,6 +19,8 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use super::conv_op::{self, FixedConvolution};
+
 /// Where the window of one output pixel sits on the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Geometry {
@@ -157,6 +159,20 @@ impl ChannelsLastDepthwise {
     }
 }
 
+impl FixedConvolution for ChannelsLastDepthwise {
+    fn input_shape(&self) -> TVec<usize> {
+        ChannelsLastDepthwise::input_shape(self)
+    }
+
+    fn output_shape(&self) -> TVec<usize> {
+        self.output_shape.clone()
+    }
+
+    fn convolve(&self, input: &[f32], output: &mut [f32]) {
+        ChannelsLastDepthwise::convolve(self, input, output)
+    }
+}
+
 impl Op for ChannelsLastDepthwise {
     fn name(&self) -> StaticName {
         "ChannelsLastDepthwise".into()
@@ -177,35 +193,13 @@ impl EvalOp for ChannelsLastDepthwise {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        ensure!(
-            input.shape() == &*self.input_shape(),
-            "{} expects input {:?}, got {:?}",
-            self.name(),
-            self.input_shape(),
-            input.shape()
-        );
-        let input = input.try_as_plain_ram()?;
-        // SAFETY: `convolve` writes every output value (the proptest below
-        // hands it a buffer of NaNs and compares every value).
-        let mut output = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
-        let mut view = output.try_as_plain_ram_mut()?;
-        self.convolve(input.as_slice::<f32>()?, view.as_slice_mut::<f32>()?);
-        Ok(tvec!(output.into_tvalue()))
+        conv_op::eval(self, inputs)
     }
 }
 
 impl TypedOp for ChannelsLastDepthwise {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let [input] = inputs else {
-            bail!("{} takes one input", self.name());
-        };
-        ensure!(input.datum_type == f32::datum_type(), "f32 only");
-        ensure!(
-            input.shape.as_concrete() == Some(&*self.input_shape()),
-            "input shape"
-        );
-        Ok(tvec!(f32::fact(&*self.output_shape)))
+        conv_op::output_facts(self, inputs)
     }
 
     fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {

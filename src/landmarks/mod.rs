@@ -1,5 +1,6 @@
 //! Landmarks: MediaPipe Holistic's models on tract, and SignPose's keypoint layout.
 
+pub mod conv_op;
 pub mod depthwise;
 pub mod draw;
 pub mod extract;

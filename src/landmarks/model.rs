@@ -349,6 +349,37 @@ fn bias_after(
     channels: usize,
     channel_axis: usize,
 ) -> TractResult<Option<(usize, Vec<f32>)>> {
+    let Some((next, operation, bias)) = constant_operation_after(model, id)? else {
+        return Ok(None);
+    };
+    // One value per channel, along the channel axis of the output.
+    let output = model
+        .outlet_fact(id.into())?
+        .shape
+        .as_concrete()
+        .unwrap_or(&[]);
+    let skip = output.len().saturating_sub(bias.rank());
+    let per_channel = bias.len() == channels
+        && bias.rank() <= output.len()
+        && bias
+            .shape()
+            .iter()
+            .enumerate()
+            .all(|(axis, &d)| d == 1 || (skip + axis == channel_axis && d == channels));
+    if operation != "Add" || !per_channel || bias.datum_type() != f32::datum_type() {
+        return Ok(None);
+    }
+    let bias = bias.try_as_plain_ram()?;
+    Ok(Some((next, bias.as_slice::<f32>()?.to_vec())))
+}
+
+/// The node after `id` when it is `id`'s only reader and a binary operation
+/// of `id`'s output and a constant, giving the same shape: (that node, the
+/// operation's name, the constant).
+fn constant_operation_after(
+    model: &TypedModel,
+    id: usize,
+) -> TractResult<Option<(usize, &'static str, Arc<Tensor>)>> {
     let node = model.node(id);
     let outlet = OutletId::new(id, 0);
     if node.outputs.len() != 1
@@ -365,29 +396,13 @@ fn bias_after(
         return Ok(None);
     };
     let other = if a == outlet { b } else { a };
-    let Some(bias) = model.outlet_fact(other)?.konst.clone() else {
+    let Some(constant) = model.outlet_fact(other)?.konst.clone() else {
         return Ok(None);
     };
-    let same_shape = model.outlet_fact(next.id.into())?.shape == node.outputs[0].fact.shape;
-    // One value per channel, along the channel axis of the output.
-    let output = node.outputs[0].fact.shape.as_concrete().unwrap_or(&[]);
-    let skip = output.len().saturating_sub(bias.rank());
-    let per_channel = bias.len() == channels
-        && bias.rank() <= output.len()
-        && bias
-            .shape()
-            .iter()
-            .enumerate()
-            .all(|(axis, &d)| d == 1 || (skip + axis == channel_axis && d == channels));
-    if bin.0.name() != "Add"
-        || !per_channel
-        || !same_shape
-        || bias.datum_type() != f32::datum_type()
-    {
+    if model.outlet_fact(next.id.into())?.shape != node.outputs[0].fact.shape {
         return Ok(None);
     }
-    let bias = bias.try_as_plain_ram()?;
-    Ok(Some((next.id, bias.as_slice::<f32>()?.to_vec())))
+    Ok(Some((next.id, bin.0.name(), constant)))
 }
 
 /// Rewrites every other ungrouped convolution of channels-last data (the
@@ -457,27 +472,10 @@ fn our_patch_conv(
         };
         *weight = w;
     }
-    let bias = bias.cast_to::<f32>()?;
-    let bias = bias.try_as_plain_ram()?;
-    let bias = bias.as_slice::<f32>()?;
-    let bias = match bias.len() {
-        1 => vec![bias[0]; n],
-        len if len == n => bias.to_vec(),
-        _ => return Ok(None),
+    let Some(bias) = per_channel(&bias, n)? else {
+        return Ok(None);
     };
-    let strides = conv.pool_spec.strides();
-    let padded = conv
-        .pool_spec
-        .padding
-        .compute(&spatial, &[kh, kw], &[1, 1], &strides);
-    let geometry = Geometry {
-        input: spatial,
-        output: [padded[0].convoluted, padded[1].convoluted],
-        kernel: [kh, kw],
-        stride: [strides[0], strides[1]],
-        pad_before: [padded[0].pad_before, padded[1].pad_before],
-        channels: c,
-    };
+    let geometry = window_geometry(conv, spatial, c);
     Ok(PatchConv::new(geometry, shape, n, &weights, bias).ok())
 }
 
@@ -611,36 +609,19 @@ enum Bound {
 /// min of `id`'s output and one constant (of one value, not widening the
 /// shape), with that bound.
 fn clamp_after(model: &TypedModel, id: usize) -> TractResult<Option<(usize, Bound)>> {
-    let node = model.node(id);
-    let outlet = OutletId::new(id, 0);
-    if node.outputs.len() != 1
-        || model.output_outlets()?.contains(&outlet)
-        || node.outputs[0].successors.len() != 1
-    {
-        return Ok(None);
-    }
-    let next = model.node(node.outputs[0].successors[0].node);
-    let Some(bin) = next.op_as::<TypedBinOp>() else {
+    let Some((next, operation, bound)) = constant_operation_after(model, id)? else {
         return Ok(None);
     };
-    let [a, b] = next.inputs[..] else {
-        return Ok(None);
-    };
-    let other = if a == outlet { b } else { a };
-    let Some(bound) = model.outlet_fact(other)?.konst.clone() else {
-        return Ok(None);
-    };
-    let same_shape = model.outlet_fact(next.id.into())?.shape == node.outputs[0].fact.shape;
-    if !same_shape || bound.len() != 1 || bound.datum_type() != f32::datum_type() {
+    if bound.len() != 1 || bound.datum_type() != f32::datum_type() {
         return Ok(None);
     }
     let value = bound.cast_to_scalar::<f32>()?;
-    let bound = match bin.0.name() {
+    let bound = match operation {
         "Max" => Bound::Floor(value),
         "Min" => Bound::Ceiling(value),
         _ => return Ok(None),
     };
-    Ok(Some((next.id, bound)))
+    Ok(Some((next, bound)))
 }
 
 /// Rewrites every resize of the two axes after the channels of a rank-4
@@ -773,28 +754,46 @@ fn our_depthwise(
         };
         *tap = w;
     }
+    let Some(bias) = per_channel(&bias, channels)? else {
+        return Ok(None);
+    };
+    let geometry = window_geometry(conv, spatial, channels);
+    ChannelsLastDepthwise::new(geometry, taps, bias, shape.len()).map(Some)
+}
+
+/// A convolution's bias as one value per channel (`n`), or `None` when it
+/// holds neither one value nor `n`.
+fn per_channel(bias: &Tensor, n: usize) -> TractResult<Option<Vec<f32>>> {
     let bias = bias.cast_to::<f32>()?;
     let bias = bias.try_as_plain_ram()?;
     let bias = bias.as_slice::<f32>()?;
-    let bias = match bias.len() {
-        1 => vec![bias[0]; channels],
-        n if n == channels => bias.to_vec(),
-        _ => return Ok(None),
-    };
+    Ok(match bias.len() {
+        1 => Some(vec![bias[0]; n]),
+        len if len == n => Some(bias.to_vec()),
+        _ => None,
+    })
+}
+
+/// Where the 2-D `conv`'s windows sit on an input of `spatial` size with
+/// `channels` channels.
+fn window_geometry(conv: &Conv, spatial: [usize; 2], channels: usize) -> Geometry {
+    let kernel = [
+        conv.pool_spec.kernel_shape[0],
+        conv.pool_spec.kernel_shape[1],
+    ];
     let strides = conv.pool_spec.strides();
     let padded = conv
         .pool_spec
         .padding
-        .compute(&spatial, &[kh, kw], &[1, 1], &strides);
-    let geometry = Geometry {
+        .compute(&spatial, &kernel, &[1, 1], &strides);
+    Geometry {
         input: spatial,
         output: [padded[0].convoluted, padded[1].convoluted],
-        kernel: [kh, kw],
+        kernel,
         stride: [strides[0], strides[1]],
         pad_before: [padded[0].pad_before, padded[1].pad_before],
         channels,
-    };
-    ChannelsLastDepthwise::new(geometry, taps, bias, shape.len()).map(Some)
+    }
 }
 
 #[cfg(test)]

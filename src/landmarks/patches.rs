@@ -12,6 +12,8 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use super::conv_op::{self, FixedConvolution};
+
 use super::depthwise::Geometry;
 use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
 
@@ -116,6 +118,20 @@ impl PatchConv {
     }
 }
 
+impl FixedConvolution for PatchConv {
+    fn input_shape(&self) -> TVec<usize> {
+        self.input_shape.clone()
+    }
+
+    fn output_shape(&self) -> TVec<usize> {
+        self.output_shape.clone()
+    }
+
+    fn convolve(&self, input: &[f32], output: &mut [f32]) {
+        PatchConv::convolve(self, input, output)
+    }
+}
+
 impl Op for PatchConv {
     fn name(&self) -> StaticName {
         "PatchConv".into()
@@ -136,34 +152,13 @@ impl EvalOp for PatchConv {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        ensure!(
-            input.shape() == &*self.input_shape,
-            "{} expects input {:?}, got {:?}",
-            self.name(),
-            self.input_shape,
-            input.shape()
-        );
-        let input = input.try_as_plain_ram()?;
-        // SAFETY: the pointwise op writes every output value (tested).
-        let mut output = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
-        let mut view = output.try_as_plain_ram_mut()?;
-        self.convolve(input.as_slice::<f32>()?, view.as_slice_mut::<f32>()?);
-        Ok(tvec!(output.into_tvalue()))
+        conv_op::eval(self, inputs)
     }
 }
 
 impl TypedOp for PatchConv {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let [input] = inputs else {
-            bail!("{} takes one input", self.name());
-        };
-        ensure!(input.datum_type == f32::datum_type(), "f32 only");
-        ensure!(
-            input.shape.as_concrete() == Some(&*self.input_shape),
-            "input shape"
-        );
-        Ok(tvec!(f32::fact(&*self.output_shape)))
+        conv_op::output_facts(self, inputs)
     }
 
     as_op!();

@@ -22,6 +22,8 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use super::conv_op::{self, FixedConvolution};
+
 /// Output channels per AVX-512 register.
 const LANES: usize = 16;
 /// Pixels per register tile.
@@ -400,6 +402,20 @@ unsafe fn tile<const P: usize, const S: usize>(
     }
 }
 
+impl FixedConvolution for PointwiseConv {
+    fn input_shape(&self) -> TVec<usize> {
+        self.input_shape.clone()
+    }
+
+    fn output_shape(&self) -> TVec<usize> {
+        self.output_shape.clone()
+    }
+
+    fn convolve(&self, input: &[f32], output: &mut [f32]) {
+        PointwiseConv::convolve(self, input, output)
+    }
+}
+
 impl Op for PointwiseConv {
     fn name(&self) -> StaticName {
         "PointwiseConv".into()
@@ -423,35 +439,13 @@ impl EvalOp for PointwiseConv {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        ensure!(
-            input.shape() == &*self.input_shape,
-            "{} expects input {:?}, got {:?}",
-            self.name(),
-            self.input_shape,
-            input.shape()
-        );
-        let input = input.try_as_plain_ram()?;
-        // SAFETY: `convolve` writes every output value (the test below hands
-        // it a buffer of NaNs and compares every value).
-        let mut output = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
-        let mut view = output.try_as_plain_ram_mut()?;
-        self.convolve(input.as_slice::<f32>()?, view.as_slice_mut::<f32>()?);
-        Ok(tvec!(output.into_tvalue()))
+        conv_op::eval(self, inputs)
     }
 }
 
 impl TypedOp for PointwiseConv {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let [input] = inputs else {
-            bail!("{} takes one input", self.name());
-        };
-        ensure!(input.datum_type == f32::datum_type(), "f32 only");
-        ensure!(
-            input.shape.as_concrete() == Some(&*self.input_shape),
-            "input shape"
-        );
-        Ok(tvec!(f32::fact(&*self.output_shape)))
+        conv_op::output_facts(self, inputs)
     }
 
     fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
