@@ -153,7 +153,12 @@ impl Model {
             .iter()
             .map(|o| {
                 o.to_plain_array_view::<f32>()
-                    .map(|v| v.iter().copied().collect())
+                    // One copy of a contiguous output, not a walk over its
+                    // indices (the pose heatmap is 160k values).
+                    .map(|v| match v.as_slice() {
+                        Some(values) => values.to_vec(),
+                        None => v.iter().copied().collect(),
+                    })
                     .map_err(&run_err)
             })
             .collect()
