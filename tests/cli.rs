@@ -54,17 +54,22 @@ fn inspect_rejects_an_integer_array() {
         .stderr(predicate::str::contains("float32"));
 }
 
-#[test]
-fn bench_prints_every_stage_with_percentiles() {
+/// What `signtop bench` prints for `frames` frames of the camera fixture.
+fn bench_camera_frames(frames: &str) -> String {
     let input = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/frames/camera");
     let out = signtop()
-        .args(["bench", "--input", input, "--frames", "3"])
+        .args(["bench", "--input", input, "--frames", frames])
         .assert()
         .success()
         .get_output()
         .stdout
         .clone();
-    let text = String::from_utf8(out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn bench_prints_every_stage_with_percentiles() {
+    let text = bench_camera_frames("3");
     assert!(
         text.contains("p50") && text.contains("p95") && text.contains("p99"),
         "{text}"
@@ -89,15 +94,7 @@ fn bench_prints_every_stage_with_percentiles() {
 fn model_runs_reuse_their_memory_instead_of_faulting_it_in_again() {
     // glibc's default malloc unmapped every large tensor tract freed: ~3000
     // page faults a frame on these frames; reused, a few dozen.
-    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/frames/camera");
-    let out = signtop()
-        .args(["bench", "--input", input, "--frames", "10"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = bench_camera_frames("10");
     let faults: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("page faults: "))

@@ -15,6 +15,27 @@ pub trait FixedConvolution: Op {
     fn convolve(&self, input: &[f32], output: &mut [f32]);
 }
 
+/// A convolution whose outputs are clamped to `[lo, hi]`: the ReLU or ReLU6
+/// after it folded in.
+pub trait Clamped: Sized {
+    /// The `[lo, hi]` bounds (`[-inf, inf]` for none).
+    fn clamp_mut(&mut self) -> &mut [f32; 2];
+
+    /// This convolution followed by `max(x, lo)`: a ReLU folded in.
+    fn with_floor(mut self, lo: f32) -> Self {
+        let clamp = self.clamp_mut();
+        clamp[0] = clamp[0].max(lo);
+        self
+    }
+
+    /// This convolution followed by `min(x, hi)`: ReLU6's upper bound.
+    fn with_ceiling(mut self, hi: f32) -> Self {
+        let clamp = self.clamp_mut();
+        clamp[1] = clamp[1].min(hi);
+        self
+    }
+}
+
 /// `EvalOp::eval` of a [`FixedConvolution`].
 pub fn eval(op: &impl FixedConvolution, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
     let input = args_1!(inputs);
@@ -48,4 +69,27 @@ pub fn output_facts(
         "input shape"
     );
     Ok(tvec!(f32::fact(&*op.output_shape())))
+}
+
+/// What tract's own optimised `conv` computes on `input` (output shape and
+/// values): the reference the ops' tests hold signtop's ops to, bit for bit.
+#[cfg(test)]
+pub fn tracts_convolution(
+    conv: tract_onnx::tract_core::ops::cnn::conv::Conv,
+    input_shape: &[usize],
+    kernel: Tensor,
+    bias: &[f32],
+    input: &[f32],
+) -> (TVec<usize>, Vec<f32>) {
+    let mut model = TypedModel::default();
+    let x = model.add_source("x", f32::fact(input_shape)).unwrap();
+    let w = model.add_const("w", kernel).unwrap();
+    let b = model.add_const("b", tensor1(bias)).unwrap();
+    let y = model.wire_node("conv", conv, &[x, w, b]).unwrap();
+    model.select_output_outlets(&y).unwrap();
+    let plan = model.into_optimized().unwrap().into_runnable().unwrap();
+    let x = Tensor::from_shape(input_shape, input).unwrap();
+    let out = plan.run(tvec!(x.into())).unwrap();
+    let values = out[0].to_plain_array_view::<f32>().unwrap();
+    (values.shape().into(), values.iter().copied().collect())
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::conv_op::{self, FixedConvolution};
+use super::conv_op::{self, Clamped, FixedConvolution};
 
 /// Where the window of one output pixel sits on the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,18 +118,6 @@ impl ChannelsLastDepthwise {
         })
     }
 
-    /// This convolution followed by `max(x, lo)`: a ReLU folded in.
-    pub fn with_floor(mut self, lo: f32) -> Self {
-        self.clamp[0] = self.clamp[0].max(lo);
-        self
-    }
-
-    /// This convolution followed by `min(x, hi)`: ReLU6's upper bound.
-    pub fn with_ceiling(mut self, hi: f32) -> Self {
-        self.clamp[1] = self.clamp[1].min(hi);
-        self
-    }
-
     fn input_shape(&self) -> TVec<usize> {
         let [h, w] = self.geometry.input;
         let c = self.geometry.channels;
@@ -156,6 +144,12 @@ impl ChannelsLastDepthwise {
             }
         }
         convolve_with::<PORTABLE>(self, input, output);
+    }
+}
+
+impl Clamped for ChannelsLastDepthwise {
+    fn clamp_mut(&mut self) -> &mut [f32; 2] {
+        &mut self.clamp
     }
 }
 
@@ -669,18 +663,9 @@ mod tests {
                 group: channels,
                 q_params: None,
             };
-            let mut model = TypedModel::default();
-            let x = model
-                .add_source("x", f32::fact([1, side, side, channels]))
-                .unwrap();
-            let w = model.add_const("w", oihw.into_tensor()).unwrap();
-            let b = model.add_const("b", tensor1(&bias)).unwrap();
-            let y = model.wire_node("conv", conv, &[x, w, b]).unwrap();
-            model.select_output_outlets(&y).unwrap();
-            let plan = model.into_optimized().unwrap().into_runnable().unwrap();
-            let x = Tensor::from_shape(&[1, side, side, channels], &input).unwrap();
-            let theirs = plan.run(tvec!(x.into())).unwrap();
-            let theirs = theirs[0].to_plain_array_view::<f32>().unwrap();
+            let shape = [1, side, side, channels];
+            let (their_shape, theirs) =
+                conv_op::tracts_convolution(conv, &shape, oihw.into_tensor(), &bias, &input);
             // ours
             let out = (side + 2 * pad - k) / stride + 1;
             let g = Geometry {
@@ -694,8 +679,7 @@ mod tests {
             let op = ChannelsLastDepthwise::new(g, taps, bias, 4).unwrap();
             let mut ours = vec![f32::NAN; out * out * channels];
             op.convolve(&input, &mut ours);
-            assert_eq!(theirs.shape(), &[1, out, out, channels]);
-            let theirs: Vec<f32> = theirs.iter().copied().collect();
+            assert_eq!(&*their_shape, &[1, out, out, channels]);
             assert!(ours == theirs, "{side}x{side}x{channels} k{k} s{stride}");
         }
     }

@@ -10,6 +10,7 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::{DataFormat, Resize};
 
+use super::conv_op::Clamped;
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
 use super::patches::PatchConv;
 use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
@@ -224,15 +225,9 @@ fn depthwise_channels_last(model: &mut TypedModel) -> TractResult<usize> {
         Ok(match conv.pool_spec.data_format {
             DataFormat::NCHW => Some(transposed_to_channels_last(model, node, conv, 1, 3)?),
             DataFormat::CHW => Some(transposed_to_channels_last(model, node, conv, 0, 2)?),
-            DataFormat::NHWC | DataFormat::HWC => match our_depthwise(model, node, conv)? {
-                Some(op) => Some(TypedModelPatch::replace_single_op(
-                    model,
-                    node,
-                    &node.inputs[..1],
-                    op,
-                )?),
-                None => None,
-            },
+            DataFormat::NHWC | DataFormat::HWC => {
+                on_its_input(model, node, our_depthwise(model, node, conv)?)?
+            }
         })
     })
 }
@@ -415,16 +410,19 @@ fn constant_operation_after(
 /// ([`our_patch_conv`]). Returns how many were rewritten.
 fn patches_on_our_op(model: &mut TypedModel) -> TractResult<usize> {
     rewrite_each(model, |model, node, conv: &Conv| {
-        Ok(match our_patch_conv(model, node, conv)? {
-            Some(op) => Some(TypedModelPatch::replace_single_op(
-                model,
-                node,
-                &node.inputs[..1],
-                op,
-            )?),
-            None => None,
-        })
+        on_its_input(model, node, our_patch_conv(model, node, conv)?)
     })
+}
+
+/// A patch replacing `node` by `op` on the node's first input alone (its
+/// constant weights are inside `op`); `None` when there is no `op`.
+fn on_its_input(
+    model: &TypedModel,
+    node: &TypedNode,
+    op: Option<impl TypedOp>,
+) -> TractResult<Option<TypedModelPatch>> {
+    op.map(|op| TypedModelPatch::replace_single_op(model, node, &node.inputs[..1], op))
+        .transpose()
 }
 
 /// signtop's patch convolution for `conv` (2-D, ungrouped, channels last,
@@ -434,24 +432,13 @@ fn our_patch_conv(
     node: &TypedNode,
     conv: &Conv,
 ) -> TractResult<Option<PatchConv>> {
-    let input = model.outlet_fact(node.inputs[0])?;
-    if conv.q_params.is_some()
-        || node.inputs.len() != 3
-        || conv.group != 1
-        || input.datum_type != f32::datum_type()
-        || conv.pool_spec.kernel_shape.len() != 2
-        || conv.pool_spec.dilations().iter().any(|&d| d != 1)
-    {
+    if conv.group != 1 {
         return Ok(None);
     }
-    let (kernel, bias) = (
-        model.outlet_fact(node.inputs[1])?.konst.clone(),
-        model.outlet_fact(node.inputs[2])?.konst.clone(),
-    );
-    let (Some(shape), Some(kernel), Some(bias)) = (input.shape.as_concrete(), kernel, bias) else {
+    let Some((shape, kernel, bias)) = plain_conv_parts(model, node, conv)? else {
         return Ok(None);
     };
-    let spatial = match (conv.pool_spec.data_format, shape) {
+    let spatial = match (conv.pool_spec.data_format, &*shape) {
         (DataFormat::NHWC, &[1, h, w, _]) | (DataFormat::HWC, &[h, w, _]) => [h, w],
         _ => return Ok(None),
     };
@@ -481,7 +468,7 @@ fn our_patch_conv(
         return Ok(None);
     };
     let geometry = window_geometry(conv, spatial, c);
-    Ok(PatchConv::new(geometry, shape, n, &weights, bias).ok())
+    Ok(PatchConv::new(geometry, &shape, n, &weights, bias).ok())
 }
 
 /// Rewrites each PReLU as tract-onnx expands it, `iff(0 > x, x * slope,
@@ -537,39 +524,6 @@ fn prelu_in_one_pass(model: &mut TypedModel) -> TractResult<usize> {
     })
 }
 
-/// signtop's ops that can take a following ReLU or ReLU6 in.
-trait TakesClamp: TypedOp + Clone {
-    fn with_floor(self, lo: f32) -> Self;
-    fn with_ceiling(self, hi: f32) -> Self;
-}
-
-impl TakesClamp for ChannelsLastDepthwise {
-    fn with_floor(self, lo: f32) -> Self {
-        ChannelsLastDepthwise::with_floor(self, lo)
-    }
-    fn with_ceiling(self, hi: f32) -> Self {
-        ChannelsLastDepthwise::with_ceiling(self, hi)
-    }
-}
-
-impl TakesClamp for PatchConv {
-    fn with_floor(self, lo: f32) -> Self {
-        PatchConv::with_floor(self, lo)
-    }
-    fn with_ceiling(self, hi: f32) -> Self {
-        PatchConv::with_ceiling(self, hi)
-    }
-}
-
-impl TakesClamp for PointwiseConv {
-    fn with_floor(self, lo: f32) -> Self {
-        PointwiseConv::with_floor(self, lo)
-    }
-    fn with_ceiling(self, hi: f32) -> Self {
-        PointwiseConv::with_ceiling(self, hi)
-    }
-}
-
 /// Folds the ReLU or ReLU6 after each of signtop's convolutions into it
 /// (`max(x, 0)`, then `min(x, 6)`: both exact, so the values are the same),
 /// saving a pass over its output. Returns how many were folded.
@@ -580,7 +534,7 @@ fn fuse_activations(model: &mut TypedModel) -> TractResult<usize> {
 }
 
 /// [`fuse_activations`] for one of signtop's ops.
-fn fuse_clamps<O: TakesClamp>(model: &mut TypedModel) -> TractResult<usize> {
+fn fuse_clamps<O: Clamped + TypedOp + Clone>(model: &mut TypedModel) -> TractResult<usize> {
     rewrite_each(model, |model, node, conv: &O| {
         let mut op = conv.clone();
         let mut last = node.id;
@@ -717,27 +671,16 @@ fn our_depthwise(
     node: &TypedNode,
     conv: &Conv,
 ) -> TractResult<Option<ChannelsLastDepthwise>> {
-    let input = model.outlet_fact(node.inputs[0])?;
-    let (kernel, bias) = (
-        model.outlet_fact(node.inputs[1])?.konst.clone(),
-        model.outlet_fact(node.inputs[2])?.konst.clone(),
-    );
-    let (Some(shape), Some(kernel), Some(bias)) = (input.shape.as_concrete(), kernel, bias) else {
+    let Some((shape, kernel, bias)) = plain_conv_parts(model, node, conv)? else {
         return Ok(None);
     };
-    let spatial = match (conv.pool_spec.data_format, shape) {
+    let spatial = match (conv.pool_spec.data_format, &*shape) {
         (DataFormat::NCHW, &[1, _, h, w])
         | (DataFormat::CHW, &[_, h, w])
         | (DataFormat::NHWC, &[1, h, w, _])
         | (DataFormat::HWC, &[h, w, _]) => [h, w],
         _ => return Ok(None),
     };
-    if input.datum_type != f32::datum_type()
-        || conv.pool_spec.kernel_shape.len() != 2
-        || conv.pool_spec.dilations().iter().any(|&d| d != 1)
-    {
-        return Ok(None);
-    }
     let channels = conv.group;
     let [kh, kw] = [
         conv.pool_spec.kernel_shape[0],
@@ -764,6 +707,38 @@ fn our_depthwise(
     };
     let geometry = window_geometry(conv, spatial, channels);
     ChannelsLastDepthwise::new(geometry, taps, bias, shape.len()).map(Some)
+}
+
+/// A convolution's input shape, constant kernel and constant bias.
+type ConvParts = (TVec<usize>, Arc<Tensor>, Arc<Tensor>);
+
+/// The input shape, constant kernel and constant bias of `conv` when it is a
+/// 2-D f32 convolution without dilation or quantisation whose input shape is
+/// known; `None` otherwise.
+fn plain_conv_parts(
+    model: &TypedModel,
+    node: &TypedNode,
+    conv: &Conv,
+) -> TractResult<Option<ConvParts>> {
+    let [x, kernel, bias] = node.inputs[..] else {
+        return Ok(None);
+    };
+    let input = model.outlet_fact(x)?;
+    if conv.q_params.is_some()
+        || input.datum_type != f32::datum_type()
+        || conv.pool_spec.kernel_shape.len() != 2
+        || conv.pool_spec.dilations().iter().any(|&d| d != 1)
+    {
+        return Ok(None);
+    }
+    let (kernel, bias) = (
+        model.outlet_fact(kernel)?.konst.clone(),
+        model.outlet_fact(bias)?.konst.clone(),
+    );
+    let (Some(shape), Some(kernel), Some(bias)) = (input.shape.as_concrete(), kernel, bias) else {
+        return Ok(None);
+    };
+    Ok(Some((shape.into(), kernel, bias)))
 }
 
 /// A convolution's bias as one value per channel (`n`), or `None` when it

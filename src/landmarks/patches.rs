@@ -12,7 +12,7 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::conv_op::{self, FixedConvolution};
+use super::conv_op::{self, Clamped, FixedConvolution};
 
 use super::depthwise::Geometry;
 use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
@@ -68,18 +68,6 @@ impl PatchConv {
         })
     }
 
-    /// This convolution followed by `max(x, lo)`.
-    pub fn with_floor(mut self, lo: f32) -> Self {
-        self.rows = self.rows.with_floor(lo);
-        self
-    }
-
-    /// This convolution followed by `min(x, hi)`.
-    pub fn with_ceiling(mut self, hi: f32) -> Self {
-        self.rows = self.rows.with_ceiling(hi);
-        self
-    }
-
     /// Each output pixel's window as one row, zeros in the padding.
     fn patches(&self, input: &[f32]) -> Vec<f32> {
         let g = &self.geometry;
@@ -115,6 +103,12 @@ impl PatchConv {
     /// Convolves `input` (channels last) into `output` (channels last).
     pub fn convolve(&self, input: &[f32], output: &mut [f32]) {
         self.rows.convolve(&self.patches(input), output);
+    }
+}
+
+impl Clamped for PatchConv {
+    fn clamp_mut(&mut self) -> &mut [f32; 2] {
+        self.rows.clamp_mut()
     }
 }
 
@@ -206,23 +200,9 @@ mod tests {
                 group: 1,
                 q_params: None,
             };
-            let mut model = TypedModel::default();
-            let x = model
-                .add_source("x", f32::fact([1, side, side, c]))
-                .unwrap();
-            let w = model.add_const("w", oihw.into_tensor()).unwrap();
-            let b = model.add_const("b", tensor1(&bias)).unwrap();
-            let y = model.wire_node("conv", conv, &[x, w, b]).unwrap();
-            model.select_output_outlets(&y).unwrap();
-            let plan = model.into_optimized().unwrap().into_runnable().unwrap();
-            let x = Tensor::from_shape(&[1, side, side, c], &input).unwrap();
-            let theirs = plan.run(tvec!(x.into())).unwrap();
-            let theirs: Vec<f32> = theirs[0]
-                .to_plain_array_view::<f32>()
-                .unwrap()
-                .iter()
-                .copied()
-                .collect();
+            let shape = [1, side, side, c];
+            let (their_shape, theirs) =
+                conv_op::tracts_convolution(conv, &shape, oihw.into_tensor(), &bias, &input);
             let out = (side + before + after - k) / stride + 1;
             let geometry = Geometry {
                 input: [side, side],
@@ -235,6 +215,7 @@ mod tests {
             let op = PatchConv::new(geometry, &[1, side, side, c], n, &weights, bias).unwrap();
             let mut ours = vec![f32::NAN; out * out * n];
             op.convolve(&input, &mut ours);
+            assert_eq!(&*their_shape, &[1, out, out, n]);
             assert!(ours == theirs, "{side}x{side}x{c} s{stride}");
         }
     }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::conv_op::{self, FixedConvolution};
+use super::conv_op::{self, Clamped, FixedConvolution};
 
 /// Output channels per AVX-512 register.
 const LANES: usize = 16;
@@ -180,18 +180,6 @@ impl PointwiseConv {
             InputOrder::PixelMajor => (self.inputs, 1),
             InputOrder::ChannelMajor => (1, self.pixels),
         }
-    }
-
-    /// This convolution followed by `max(x, lo)`: a ReLU folded in.
-    pub fn with_floor(mut self, lo: f32) -> Self {
-        self.clamp[0] = self.clamp[0].max(lo);
-        self
-    }
-
-    /// This convolution followed by `min(x, hi)`: ReLU6's upper bound.
-    pub fn with_ceiling(mut self, hi: f32) -> Self {
-        self.clamp[1] = self.clamp[1].min(hi);
-        self
     }
 
     /// Convolves `input` into `output`, each in its order.
@@ -402,6 +390,12 @@ unsafe fn tile<const P: usize, const S: usize>(
     }
 }
 
+impl Clamped for PointwiseConv {
+    fn clamp_mut(&mut self) -> &mut [f32; 2] {
+        &mut self.clamp
+    }
+}
+
 impl FixedConvolution for PointwiseConv {
     fn input_shape(&self) -> TVec<usize> {
         self.input_shape.clone()
@@ -496,21 +490,9 @@ mod tests {
             group: 1,
             q_params: None,
         };
-        let mut model = TypedModel::default();
-        let source = model.add_source("x", f32::fact([1, h, w, k])).unwrap();
-        let wk = model.add_const("w", oihw.into_tensor()).unwrap();
-        let b = model.add_const("b", tensor1(bias)).unwrap();
-        let y = model.wire_node("conv", conv, &[source, wk, b]).unwrap();
-        model.select_output_outlets(&y).unwrap();
-        let plan = model.into_optimized().unwrap().into_runnable().unwrap();
-        let x = Tensor::from_shape(&[1, h, w, k], x).unwrap();
-        let out = plan.run(tvec!(x.into())).unwrap();
-        out[0]
-            .to_plain_array_view::<f32>()
-            .unwrap()
-            .iter()
-            .copied()
-            .collect()
+        let (_, values) =
+            conv_op::tracts_convolution(conv, &[1, h, w, k], oihw.into_tensor(), bias, x);
+        values
     }
 
     #[test]
