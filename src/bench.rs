@@ -13,6 +13,7 @@ use crate::landmarks::holistic::{Holistic, HolisticOptions, StageTimings};
 use crate::landmarks::inspect::PartRates;
 use crate::landmarks::keypoints::Layout;
 use crate::landmarks::model::{DEFAULT_MODELS_DIR, Model};
+use crate::landmarks::parallel;
 use crate::pipeline::metrics::Latency;
 
 /// Options of `signtop bench`.
@@ -102,7 +103,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_MODELS_DIR));
     if args.models {
-        return run_models(args, &dir);
+        // On the landmark threads, as in the pipeline: each model's big
+        // convolutions shared by all cores.
+        let threads = parallel::landmark_threads().context("starting the landmark threads")?;
+        return threads.install(|| run_models(args, &dir));
     }
     let report = bench_pipeline(&args.input, &dir, args.layout, args.frames.max(1))?;
     print!("{report}");

@@ -14,12 +14,14 @@
 //! MediaPipe's small hands, whose presence score sits at the threshold, that
 //! flipped the detection on 4 of the 40 frames of one shared clip.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
 use super::conv_op::{self, Clamped, FixedConvolution};
+use super::parallel;
 
 /// Where the window of one output pixel sits on the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -127,23 +129,44 @@ impl ChannelsLastDepthwise {
         }
     }
 
-    /// Convolves `input` (channels last) into `output`.
+    /// Convolves `input` (channels last) into `output`, in bands of output
+    /// rows on the free threads of the current rayon pool when it is big
+    /// enough.
     pub fn convolve(&self, input: &[f32], output: &mut [f32]) {
+        let g = &self.geometry;
+        let [out_h, out_w] = g.output;
+        let row_len = out_w * g.channels;
+        assert!(input.len() >= g.input[0] * g.input[1] * g.channels);
+        assert!(output.len() >= out_h * row_len);
+        let work = out_h * row_len * g.kernel[0] * g.kernel[1];
+        let bands = parallel::split(out_h, 1, parallel::part_count(work));
+        let mut parts = Vec::with_capacity(bands.len());
+        let mut rest = &mut output[..out_h * row_len];
+        for rows in bands {
+            let (band, after) = rest.split_at_mut(rows.len() * row_len);
+            parts.push((rows, band));
+            rest = after;
+        }
+        parallel::for_each_part(parts, |(rows, band)| self.convolve_rows(input, rows, band));
+    }
+
+    /// Output rows `rows` into `band` (those rows alone).
+    fn convolve_rows(&self, input: &[f32], rows: Range<usize>, band: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
             if has!("avx512f") && has!("avx2") {
                 // SAFETY: the CPU has the features the function is compiled for.
-                unsafe { convolve_avx512(self, input, output) };
+                unsafe { convolve_avx512(self, input, rows, band) };
                 return;
             }
             if has!("avx2") {
                 // SAFETY: as above.
-                unsafe { convolve_avx2(self, input, output) };
+                unsafe { convolve_avx2(self, input, rows, band) };
                 return;
             }
         }
-        convolve_with::<PORTABLE>(self, input, output);
+        convolve_with::<PORTABLE>(self, input, rows, band);
     }
 }
 
@@ -219,8 +242,13 @@ const AVX512: u8 = 2;
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn convolve_avx2(op: &ChannelsLastDepthwise, input: &[f32], output: &mut [f32]) {
-    convolve_with::<AVX2>(op, input, output)
+unsafe fn convolve_avx2(
+    op: &ChannelsLastDepthwise,
+    input: &[f32],
+    rows: Range<usize>,
+    band: &mut [f32],
+) {
+    convolve_with::<AVX2>(op, input, rows, band)
 }
 
 /// [`convolve_with`] compiled for AVX-512 (and AVX2).
@@ -229,19 +257,31 @@ unsafe fn convolve_avx2(op: &ChannelsLastDepthwise, input: &[f32], output: &mut 
 /// The CPU must have AVX-512F and AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2")]
-unsafe fn convolve_avx512(op: &ChannelsLastDepthwise, input: &[f32], output: &mut [f32]) {
-    convolve_with::<AVX512>(op, input, output)
+unsafe fn convolve_avx512(
+    op: &ChannelsLastDepthwise,
+    input: &[f32],
+    rows: Range<usize>,
+    band: &mut [f32],
+) {
+    convolve_with::<AVX512>(op, input, rows, band)
 }
 
 /// The convolution, with the instruction set `SIMD` (one of [`PORTABLE`],
 /// [`AVX2`] inside [`convolve_avx2`], [`AVX512`] inside [`convolve_avx512`]).
-/// Every set sums in the same order with the same roundings.
+/// Every set sums in the same order with the same roundings. Output rows
+/// `rows` go into `band`, which holds those rows alone.
 #[inline(always)]
-fn convolve_with<const SIMD: u8>(op: &ChannelsLastDepthwise, input: &[f32], output: &mut [f32]) {
+fn convolve_with<const SIMD: u8>(
+    op: &ChannelsLastDepthwise,
+    input: &[f32],
+    rows: Range<usize>,
+    band: &mut [f32],
+) {
     let geometry = &op.geometry;
     let c = geometry.channels;
-    let [out_h, out_w] = geometry.output;
-    for oy in 0..out_h {
+    let out_w = geometry.output[1];
+    let first = rows.start;
+    for oy in rows {
         let (y0, rows) = geometry.taps_inside(0, oy);
         let row = Row {
             geometry,
@@ -254,7 +294,7 @@ fn convolve_with<const SIMD: u8>(op: &ChannelsLastDepthwise, input: &[f32], outp
         };
         let mut ox = 0;
         while ox < out_w {
-            let out = &mut output[(oy * out_w + ox) * c..];
+            let out = &mut band[((oy - first) * out_w + ox) * c..];
             // Four neighbours whose windows lie wholly inside the image share
             // each weight load; the rest go one at a time.
             let (pixels, cols) = if ox + PIXELS <= out_w && row.inside(ox, PIXELS) {
@@ -622,14 +662,14 @@ mod tests {
                 proptest::prop_assert!((a - b).abs() <= 1e-5 * (k * k) as f32, "{i}: {a} vs {b}");
             }
             let mut portable = vec![f32::NAN; got.len()];
-            convolve_with::<PORTABLE>(&op, &input, &mut portable);
+            convolve_with::<PORTABLE>(&op, &input, 0..g.output[0], &mut portable);
             proptest::prop_assert_eq!(&portable, &got, "the same sums in the same order");
             // `convolve` takes the widest set the CPU has; AVX2 on its own too.
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
                 let mut avx2 = vec![f32::NAN; got.len()];
                 // SAFETY: the CPU has AVX2.
-                unsafe { convolve_avx2(&op, &input, &mut avx2) };
+                unsafe { convolve_avx2(&op, &input, 0..g.output[0], &mut avx2) };
                 proptest::prop_assert_eq!(&avx2, &got);
             }
         }
@@ -681,6 +721,46 @@ mod tests {
             op.convolve(&input, &mut ours);
             assert_eq!(&*their_shape, &[1, out, out, channels]);
             assert!(ours == theirs, "{side}x{side}x{channels} k{k} s{stride}");
+        }
+    }
+
+    #[test]
+    fn bands_of_rows_on_several_threads_give_the_same_bits() {
+        let three_threads = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        // Enough work for three bands; output heights that do not divide.
+        for (side, k, stride, channels) in [(20, 3, 1, 40), (31, 5, 2, 48)] {
+            let pad = k / 2;
+            let out = (side + 2 * pad - k) / stride + 1;
+            let g = Geometry {
+                input: [side, side],
+                output: [out, out],
+                kernel: [k, k],
+                stride: [stride, stride],
+                pad_before: [pad, pad],
+                channels,
+            };
+            let op =
+                ChannelsLastDepthwise::new(g, values(k * k * channels, 1), values(channels, 2), 3)
+                    .unwrap()
+                    .with_floor(0.0);
+            let input = values(side * side * channels, 3);
+            let mut alone = vec![f32::NAN; out * out * channels];
+            op.convolve(&input, &mut alone);
+            let mut in_bands = vec![f32::NAN; alone.len()];
+            let bands = three_threads.install(|| {
+                parallel::with_helper(|| op.convolve(&input, &mut in_bands));
+                parallel::part_count(out * out * channels * k * k)
+            });
+            assert_eq!(bands, 3, "{side}x{side}x{channels}");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&in_bands),
+                bits(&alone),
+                "{side}x{side}x{channels} k{k}"
+            );
         }
     }
 

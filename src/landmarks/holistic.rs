@@ -10,8 +10,10 @@ use image::RgbImage;
 use super::face::FaceTracker;
 use super::hands::{HandAhead, HandModels, HandRois, HandTracker, HandsAhead, Side};
 use super::keypoints::{Keypoints, Landmark, Layout};
-use super::model::{DEFAULT_MODELS_DIR, Executor, ModelError, in_pool, thread_pool};
+use super::model::{DEFAULT_MODELS_DIR, ModelError};
+use super::parallel;
 use super::pose::PoseTracker;
+use super::roi::Roi;
 
 /// What to load and which parts to find.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +80,9 @@ type PartsFromPose = (
     Option<Vec<Landmark>>,
 );
 
+/// Left hand and right hand of one frame.
+type BothHands = (Option<Vec<Landmark>>, Option<Vec<Landmark>>);
+
 /// MediaPipe Holistic (model complexity 1, detection and tracking confidence
 /// 0.5) on tract.
 pub struct Holistic {
@@ -91,7 +96,10 @@ pub struct Holistic {
     /// the test that holds the results unchanged by it).
     run_ahead: bool,
     face: Option<FaceTracker>,
-    pose_pool: Executor,
+    /// The threads the models run on, one per core: each frame's hands run
+    /// beside its pose, and each model's big convolutions are cut into parts
+    /// that a free thread takes.
+    threads: rayon::ThreadPool,
     timings: StageTimings,
 }
 
@@ -112,12 +120,8 @@ impl Holistic {
             } else {
                 None
             },
-            // One thread unless SIGNTOP_TRACT_THREADS says otherwise: a pool
-            // won 2-3 ms at p50 in the back-to-back bench but lost 12 ms in
-            // the monitor, where frames arrive spaced out and each of the
-            // model's hundreds of small products wakes the pool, whose
-            // spinning threads then slow the hand threads.
-            pose_pool: thread_pool(1),
+            threads: parallel::landmark_threads()
+                .map_err(|e| ModelError::Threads(e.to_string()))?,
             timings: StageTimings::default(),
         })
     }
@@ -159,29 +163,38 @@ impl Holistic {
             right,
             ahead,
             face: face_tracker,
-            pose_pool,
+            threads,
             ..
         } = self;
-        let (pose, pose_time, (left_hand, right_hand, face)) = std::thread::scope(|scope| {
-            // The second core would idle while the pose runs; give it the
-            // hand landmarks of the tracked rects meanwhile.
-            let ran_ahead = tracked
-                .iter()
-                .any(Option::is_some)
-                .then(|| scope.spawn(|| ahead.run(models, image, tracked)));
-            let pose = in_pool(pose_pool, || pose_tracker.process(image))?;
-            let pose_time = started.elapsed();
-            let hands = Hands {
+        let (pose, pose_time, (left_hand, right_hand, face)) = threads.install(|| {
+            let mut hands = Hands {
                 models,
                 image,
                 left,
                 right,
             };
-            let parts = match ran_ahead {
-                Some(thread) => hands.after_running_ahead(pose.as_deref(), face_tracker, thread)?,
-                None => hands.side_by_side(pose.as_deref(), face_tracker)?,
-            };
-            Ok::<_, ModelError>((pose, pose_time, parts))
+            if tracked.iter().all(Option::is_none) {
+                let pose = pose_tracker.process(image)?;
+                let pose_time = started.elapsed();
+                let parts = hands.side_by_side(pose.as_deref(), face_tracker)?;
+                return Ok::<_, ModelError>((pose, pose_time, parts));
+            }
+            // The second thread would idle while the pose runs (but for the
+            // parts of its models the pose's ops hand it); give it the hand
+            // landmarks of the tracked rects meanwhile.
+            let (located, ran_ahead) = rayon::join(
+                || {
+                    let pose = pose_tracker.process(image)?;
+                    let pose_time = started.elapsed();
+                    let rois = hands.locate(pose.as_deref())?;
+                    let face = face_of(face_tracker, image, pose.as_deref())?;
+                    Ok::<_, ModelError>((pose, pose_time, rois, face))
+                },
+                || ahead.run(models, image, tracked),
+            );
+            let (pose, pose_time, rois, face) = located?;
+            let (left_hand, right_hand) = hands.finish(rois, ran_ahead)?;
+            Ok((pose, pose_time, (left_hand, right_hand, face)))
         })?;
         let detection = self.pose.last_detection_time();
         let face_time = self.face.as_ref().map(|f| f.last_timings().total());
@@ -223,10 +236,10 @@ struct Hands<'a> {
 }
 
 impl Hands<'_> {
-    /// Both hands and the face when nothing ran ahead: the right hand on a
-    /// second thread while this one does the left hand, then the face.
+    /// Both hands and the face when nothing ran ahead: the right hand on the
+    /// pool's other thread while this one does the left hand, then the face.
     fn side_by_side(
-        self,
+        &mut self,
         pose: Option<&[Landmark]>,
         face: &mut Option<FaceTracker>,
     ) -> Result<PartsFromPose, ModelError> {
@@ -236,53 +249,57 @@ impl Hands<'_> {
             left,
             right,
         } = self;
-        std::thread::scope(|scope| {
-            let right_thread = scope.spawn(|| right.process(models, image, pose));
-            let left_hand = left.process(models, image, pose);
-            let face = face_of(face, image, pose);
-            let right_hand = joined(right_thread);
-            Ok((left_hand?, right_hand?, face?))
-        })
+        let ((left_hand, face), right_hand) = rayon::join(
+            || {
+                (
+                    left.process(models, image, pose),
+                    face_of(face, image, pose),
+                )
+            },
+            || right.process(models, image, pose),
+        );
+        Ok((left_hand?, right_hand?, face?))
     }
 
-    /// Both hands and the face while `ahead` is still running the hand
-    /// landmark model on the tracked rects: the re-crop models and the face
-    /// here meanwhile, then the landmark model again only for a hand whose
-    /// rect turned out different (both at once when both did).
-    fn after_running_ahead(
-        self,
-        pose: Option<&[Landmark]>,
-        face: &mut Option<FaceTracker>,
-        ahead: std::thread::ScopedJoinHandle<'_, [Option<HandAhead>; 2]>,
-    ) -> Result<PartsFromPose, ModelError> {
+    /// Where each hand is, by the re-crop model on the rect from the pose
+    /// (left, right).
+    fn locate(&mut self, pose: Option<&[Landmark]>) -> Result<[Option<Roi>; 2], ModelError> {
+        Ok([
+            self.left.locate(self.models, self.image, pose)?,
+            self.right.locate(self.models, self.image, pose)?,
+        ])
+    }
+
+    /// Both hands' landmarks on the rects `rois` once the run ahead on the
+    /// tracked rects is done: that run where its rect is the one found, the
+    /// landmark model again otherwise (both hands at once when both need it).
+    fn finish(
+        &mut self,
+        [left_roi, right_roi]: [Option<Roi>; 2],
+        [left_ahead, right_ahead]: [Option<HandAhead>; 2],
+    ) -> Result<BothHands, ModelError> {
         let Hands {
             models,
             image,
             left,
             right,
         } = self;
-        let left_roi = left.locate(models, image, pose)?;
-        let right_roi = right.locate(models, image, pose)?;
-        let face = face_of(face, image, pose)?;
-        let [left_ahead, right_ahead] = joined(ahead);
-        let reruns = |roi: Option<_>, ahead: &Option<HandAhead>| {
+        let reruns = |roi: Option<Roi>, ahead: &Option<HandAhead>| {
             roi.is_some_and(|roi| ahead.as_ref().is_none_or(|a| !a.ran_on(&roi)))
         };
         let (left_hand, right_hand) =
             if reruns(left_roi, &left_ahead) && reruns(right_roi, &right_ahead) {
-                std::thread::scope(|scope| {
-                    let right_thread =
-                        scope.spawn(|| right.finish(models, image, right_roi, right_ahead));
-                    let left_hand = left.finish(models, image, left_roi, left_ahead);
-                    (left_hand, joined(right_thread))
-                })
+                rayon::join(
+                    || left.finish(models, image, left_roi, left_ahead),
+                    || right.finish(models, image, right_roi, right_ahead),
+                )
             } else {
                 (
                     left.finish(models, image, left_roi, left_ahead),
                     right.finish(models, image, right_roi, right_ahead),
                 )
             };
-        Ok((left_hand?, right_hand?, face))
+        Ok((left_hand?, right_hand?))
     }
 }
 
@@ -296,13 +313,6 @@ fn face_of(
         Some(tracker) => tracker.process(image, pose),
         None => Ok(None),
     }
-}
-
-/// A scoped thread's result, its panic carried on to this thread.
-fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    thread
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod holistic;
 pub mod inspect;
 pub mod keypoints;
 pub mod model;
+pub mod parallel;
 pub mod parity;
 pub mod patches;
 pub mod pointwise;

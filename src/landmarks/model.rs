@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-pub use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{AxisOp, SpecialOps, TypedModelPatch};
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -12,6 +11,7 @@ use tract_onnx::tract_core::ops::nn::{DataFormat, Resize};
 
 use super::conv_op::Clamped;
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
+use super::parallel;
 use super::patches::PatchConv;
 use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
 use super::prelu::Prelu;
@@ -20,28 +20,6 @@ use tract_onnx::tract_core::ops::logic::Iff;
 
 /// Built-in models directory (overridable with `--models DIR`).
 pub const DEFAULT_MODELS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
-
-/// A tract thread pool of `threads` threads for the models run through
-/// [`in_pool`] (1: no pool, the calling thread does the work). The
-/// `SIGNTOP_TRACT_THREADS` variable overrides `threads`.
-pub fn thread_pool(threads: usize) -> Executor {
-    let threads = std::env::var("SIGNTOP_TRACT_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(threads)
-        .max(1);
-    if threads == 1 {
-        Executor::SingleThread
-    } else {
-        Executor::multithread_with_name(threads, "tract")
-    }
-}
-
-/// Runs `f` with tract's matrix products and large element-wise ops spread
-/// over `pool`.
-pub fn in_pool<R>(pool: &Executor, f: impl FnOnce() -> R) -> R {
-    tract_linalg::multithread::multithread_tract_scope(pool.clone(), f)
-}
 
 /// A model file that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +42,9 @@ pub enum ModelError {
         /// What tract said.
         source: anyhow::Error,
     },
+    /// The threads to run the models on could not be started.
+    #[error("starting the landmark threads: {0}")]
+    Threads(String),
 }
 
 /// Where a model's depthwise convolutions and resizes keep their channels.
@@ -149,7 +130,8 @@ impl Model {
             source,
         };
         let tensor = Tensor::from_shape(&self.shape, input).map_err(&run_err)?;
-        let outputs = self.plan.run(tvec!(tensor.into())).map_err(&run_err)?;
+        let outputs =
+            parallel::with_helper(|| self.plan.run(tvec!(tensor.into()))).map_err(&run_err)?;
         outputs
             .iter()
             .map(|o| {
@@ -837,6 +819,10 @@ mod tests {
     #[test]
     fn signtops_pointwise_and_prelu_ops_change_no_output_bit() {
         let dir = Path::new(DEFAULT_MODELS_DIR);
+        let two_threads = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         let fast = PointwiseConv::is_fast_here();
         if !fast {
             eprintln!("no AVX-512 here: signtop's pointwise op is not used");
@@ -885,7 +871,15 @@ mod tests {
                     })
                     .collect::<Vec<Vec<u32>>>()
             };
-            assert!(run(&ours) == run(&theirs), "{file}: outputs differ");
+            let expected = run(&theirs);
+            assert!(run(&ours) == expected, "{file}: outputs differ");
+            // Cut into parts on two threads, as on the landmark threads: the
+            // same bits again.
+            let on_threads = two_threads.install(|| parallel::with_helper(|| run(&ours)));
+            assert!(
+                on_threads == expected,
+                "{file}: outputs differ on two threads"
+            );
         }
     }
 

@@ -23,6 +23,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
 use super::conv_op::{self, Clamped, FixedConvolution};
+use super::parallel;
 
 /// Output channels per AVX-512 register.
 const LANES: usize = 16;
@@ -182,55 +183,150 @@ impl PointwiseConv {
         }
     }
 
-    /// Convolves `input` into `output`, each in its order.
+    /// Convolves `input` into `output`, each in its order, in parts on the
+    /// free threads of the current rayon pool when it is big enough.
     pub fn convolve(&self, input: &[f32], output: &mut [f32]) {
         assert!(input.len() >= self.pixels * self.inputs);
         assert!(output.len() >= self.pixels * self.outputs);
+        let output = SharedOutput(output.as_mut_ptr());
+        // SAFETY: the lengths were checked above; the parts are disjoint.
+        parallel::for_each_part(self.parts(), |part| unsafe {
+            self.convolve_part(input, output, &part)
+        });
+    }
+
+    /// The op cut into parts for the threads of the current pool: by pixels
+    /// when there are more pixels than output channels, by output channels
+    /// otherwise (so each thread reads the smaller of input and weights in
+    /// full, and only its share of the larger).
+    fn parts(&self) -> Vec<Part> {
+        let slabs = self.outputs.div_ceil(LANES);
+        let count = parallel::part_count(self.pixels * self.inputs * self.outputs);
+        let pixel_tile = match self.output_order {
+            OutputOrder::PixelMajor => PIXELS,
+            OutputOrder::ChannelMajor => LANES,
+        };
+        let slab_tile = match self.output_order {
+            OutputOrder::PixelMajor => SLABS,
+            OutputOrder::ChannelMajor => 1,
+        };
+        if self.pixels >= self.outputs {
+            parallel::split(self.pixels, pixel_tile, count)
+                .into_iter()
+                .map(|pixels| Part {
+                    pixels,
+                    slabs: 0..slabs,
+                })
+                .collect()
+        } else {
+            parallel::split(slabs, slab_tile, count)
+                .into_iter()
+                .map(|slabs| Part {
+                    pixels: 0..self.pixels,
+                    slabs,
+                })
+                .collect()
+        }
+    }
+
+    /// Convolves one part of the output.
+    ///
+    /// # Safety
+    /// `input` and `output` must hold the op's pixels x channels, and no
+    /// other thread may write this part of `output` meanwhile.
+    unsafe fn convolve_part(&self, input: &[f32], output: SharedOutput, part: &Part) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F; the lengths were checked above.
-            unsafe { convolve_avx512(self, input, output) };
+            // SAFETY: the CPU has AVX-512F; the rest is this function's.
+            unsafe { convolve_avx512(self, input, output.0, part) };
             return;
         }
-        self.convolve_portable(input, output);
+        // SAFETY: as this function's.
+        unsafe { self.convolve_portable(input, output.0, part) };
+    }
+
+    /// Where output value (pixel, channel) goes: (pixel stride, channel
+    /// stride).
+    fn output_strides(&self) -> (usize, usize) {
+        match self.output_order {
+            OutputOrder::PixelMajor => (self.outputs, 1),
+            OutputOrder::ChannelMajor => (1, self.pixels),
+        }
     }
 
     /// The same sums one value at a time (`mul_add` rounds once, as the
     /// fused multiply-add does).
-    fn convolve_portable(&self, input: &[f32], output: &mut [f32]) {
-        let (k_len, n_len) = (self.inputs, self.outputs);
+    ///
+    /// # Safety
+    /// As [`PointwiseConv::convolve_part`].
+    unsafe fn convolve_portable(&self, input: &[f32], output: *mut f32, part: &Part) {
+        let k_len = self.inputs;
         let (p_stride, k_stride) = self.input_strides();
-        for p in 0..self.pixels {
-            for n in 0..n_len {
+        let (out_p, out_n) = self.output_strides();
+        let channels = part.slabs.start * LANES..(part.slabs.end * LANES).min(self.outputs);
+        for p in part.pixels.clone() {
+            for n in channels.clone() {
                 let (slab, lane) = (n / LANES, n % LANES);
                 let w = &self.packed[slab * k_len * LANES..];
                 let sum = (0..k_len).fold(0.0f32, |acc, k| {
                     input[p * p_stride + k * k_stride].mul_add(w[k * LANES + lane], acc)
                 });
                 let v = sum + self.bias[n];
-                let at = match self.output_order {
-                    OutputOrder::PixelMajor => p * n_len + n,
-                    OutputOrder::ChannelMajor => n * self.pixels + p,
+                // SAFETY: (p, n) is inside the op and this part (the caller's).
+                unsafe {
+                    *output.add(p * out_p + n * out_n) = v.max(self.clamp[0]).min(self.clamp[1])
                 };
-                output[at] = v.max(self.clamp[0]).min(self.clamp[1]);
             }
         }
     }
 }
 
+#[cfg(test)]
+impl PointwiseConv {
+    /// The whole output by [`PointwiseConv::convolve_portable`].
+    fn convolve_portably(&self, input: &[f32], output: &mut [f32]) {
+        assert!(input.len() >= self.pixels * self.inputs);
+        assert!(output.len() >= self.pixels * self.outputs);
+        let all = Part {
+            pixels: 0..self.pixels,
+            slabs: 0..self.outputs.div_ceil(LANES),
+        };
+        // SAFETY: the lengths were checked above; one part, this thread.
+        unsafe { self.convolve_portable(input, output.as_mut_ptr(), &all) };
+    }
+}
+
+/// Pixels x 16-channel slabs of the output, computed together on one thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Part {
+    pixels: std::ops::Range<usize>,
+    slabs: std::ops::Range<usize>,
+}
+
+/// The output buffer, written by several threads at once, each in its own
+/// [`Part`].
+#[derive(Clone, Copy)]
+struct SharedOutput(*mut f32);
+
+// SAFETY: the threads holding it write disjoint parts of one buffer that
+// outlives them (`convolve` returns only when every part is done).
+unsafe impl Send for SharedOutput {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOutput {}
+
 /// The AVX-512 path, by output order.
 ///
 /// # Safety
-/// The CPU must have AVX-512F; `input` and `output` must hold the op's
-/// pixels x channels.
+/// The CPU must have AVX-512F; otherwise as
+/// [`PointwiseConv::convolve_part`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn convolve_avx512(op: &PointwiseConv, input: &[f32], output: &mut [f32]) {
+unsafe fn convolve_avx512(op: &PointwiseConv, input: &[f32], output: *mut f32, part: &Part) {
     // SAFETY: as this function's.
     unsafe {
         match op.output_order {
-            OutputOrder::PixelMajor => pixel_major_avx512(op, input, output),
-            OutputOrder::ChannelMajor => channel_major_avx512(op, input, output),
+            OutputOrder::PixelMajor => pixel_major_avx512(op, input, output, part),
+            OutputOrder::ChannelMajor => channel_major_avx512(op, input, output, part),
         }
     }
 }
@@ -242,17 +338,15 @@ unsafe fn convolve_avx512(op: &PointwiseConv, input: &[f32], output: &mut [f32])
 /// As [`convolve_avx512`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pixel_major_avx512(op: &PointwiseConv, input: &[f32], output: &mut [f32]) {
-    let slabs = op.outputs.div_ceil(LANES);
+unsafe fn pixel_major_avx512(op: &PointwiseConv, input: &[f32], output: *mut f32, part: &Part) {
     let n_len = op.outputs;
-    let base = output.as_mut_ptr();
-    let mut p0 = 0;
-    while p0 < op.pixels {
-        let pixels = (op.pixels - p0).min(PIXELS);
-        let mut s0 = 0;
-        while s0 < slabs {
-            let group = (slabs - s0).min(SLABS);
-            let at = |p: usize| base.wrapping_add(p * n_len + s0 * LANES);
+    let mut p0 = part.pixels.start;
+    while p0 < part.pixels.end {
+        let pixels = (part.pixels.end - p0).min(PIXELS);
+        let mut s0 = part.slabs.start;
+        while s0 < part.slabs.end {
+            let group = (part.slabs.end - s0).min(SLABS);
+            let at = |p: usize| output.wrapping_add(p * n_len + s0 * LANES);
             // SAFETY: the tile lies inside the op's pixels and slabs, and
             // `at` inside `output`.
             unsafe {
@@ -289,7 +383,7 @@ unsafe fn pixel_major_avx512(op: &PointwiseConv, input: &[f32], output: &mut [f3
 /// As [`convolve_avx512`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn channel_major_avx512(op: &PointwiseConv, input: &[f32], output: &mut [f32]) {
+unsafe fn channel_major_avx512(op: &PointwiseConv, input: &[f32], output: *mut f32, part: &Part) {
     use std::arch::x86_64::*;
     let (pixels, n_len) = (op.pixels, op.outputs);
     let mut scratch = [0.0f32; LANES * LANES];
@@ -297,11 +391,11 @@ unsafe fn channel_major_avx512(op: &PointwiseConv, input: &[f32], output: &mut [
     let rows = _mm512_setr_epi32(
         0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240,
     );
-    for s0 in 0..n_len.div_ceil(LANES) {
+    for s0 in part.slabs.clone() {
         let lanes = (n_len - s0 * LANES).min(LANES);
-        let mut p0 = 0;
-        while p0 < pixels {
-            let count = (pixels - p0).min(LANES);
+        let mut p0 = part.pixels.start;
+        while p0 < part.pixels.end {
+            let count = (part.pixels.end - p0).min(LANES);
             // SAFETY: the tile's pixels and slab exist; the scratch tile
             // holds 16 pixels x 16 channels; the gathers read inside it and
             // each store writes 16 pixels of one channel inside `output`.
@@ -310,7 +404,7 @@ unsafe fn channel_major_avx512(op: &PointwiseConv, input: &[f32], output: &mut [
                     tile::<LANES, 1>(op, input, p0, s0, scratch.as_mut_ptr(), LANES);
                     for lane in 0..lanes {
                         let channel = _mm512_i32gather_ps::<4>(rows, scratch.as_ptr().add(lane));
-                        let to = output[(s0 * LANES + lane) * pixels + p0..].as_mut_ptr();
+                        let to = output.add((s0 * LANES + lane) * pixels + p0);
                         _mm512_storeu_ps(to, channel);
                     }
                 } else {
@@ -320,7 +414,7 @@ unsafe fn channel_major_avx512(op: &PointwiseConv, input: &[f32], output: &mut [
                     }
                     for lane in 0..lanes {
                         for i in 0..count {
-                            output[(s0 * LANES + lane) * pixels + p0 + i] =
+                            *output.add((s0 * LANES + lane) * pixels + p0 + i) =
                                 scratch[i * LANES + lane];
                         }
                     }
@@ -524,8 +618,47 @@ mod tests {
             op.convolve(&x, &mut ours);
             assert!(ours == theirs, "{h}x{w}x{k} -> {n}");
             let mut portable = vec![f32::NAN; h * w * n];
-            op.convolve_portable(&x, &mut portable);
+            op.convolve_portably(&x, &mut portable);
             assert!(portable == theirs, "portable {h}x{w}x{k} -> {n}");
+        }
+    }
+
+    #[test]
+    fn parts_on_several_threads_give_the_same_bits() {
+        let three_threads = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        // More pixels than channels (cut by pixels), and fewer (by slabs).
+        for (pixels, k, n) in [(100, 24, 40), (20, 64, 200)] {
+            for order in [
+                (InputOrder::PixelMajor, OutputOrder::PixelMajor),
+                (InputOrder::ChannelMajor, OutputOrder::PixelMajor),
+                (InputOrder::PixelMajor, OutputOrder::ChannelMajor),
+                (InputOrder::ChannelMajor, OutputOrder::ChannelMajor),
+            ] {
+                let op = PointwiseConv::new(
+                    &[pixels, k],
+                    &[pixels, n],
+                    [k, n],
+                    order,
+                    &values(k * n, 1),
+                    values(n, 2),
+                )
+                .unwrap();
+                let x = values(pixels * k, 3);
+                let mut alone = vec![f32::NAN; pixels * n];
+                op.convolve(&x, &mut alone);
+                let mut in_parts = vec![f32::NAN; pixels * n];
+                let parts = three_threads.install(|| {
+                    parallel::with_helper(|| op.convolve(&x, &mut in_parts));
+                    op.parts()
+                });
+                assert_eq!(op.parts().len(), 1, "outside a pool");
+                assert!(parts.len() > 1, "{pixels}x{k}->{n}: {parts:?}");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&in_parts), bits(&alone), "{pixels}x{k}->{n} {order:?}");
+            }
         }
     }
 
@@ -554,7 +687,7 @@ mod tests {
             .with_floor(-0.5);
             let (mut fast, mut portable) = (vec![f32::NAN; pixels * n], vec![f32::NAN; pixels * n]);
             op.convolve(input, &mut fast);
-            op.convolve_portable(input, &mut portable);
+            op.convolve_portably(input, &mut portable);
             assert!(fast == portable, "{order:?}");
             fast
         };
