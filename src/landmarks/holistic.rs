@@ -166,7 +166,10 @@ impl Holistic {
             threads,
             ..
         } = self;
-        let (pose, pose_time, (left_hand, right_hand, face)) = threads.install(|| {
+        // The pool's other thread stays awake for the frame: woken from sleep
+        // it came too late for the parts handed to it.
+        let on_threads = |frame| threads.install(|| parallel::with_helper(frame));
+        let (pose, pose_time, (left_hand, right_hand, face)) = on_threads(|| {
             let mut hands = Hands {
                 models,
                 image,

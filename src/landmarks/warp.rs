@@ -4,6 +4,7 @@
 
 use image::RgbImage;
 
+use super::parallel;
 use super::roi::Roi;
 
 /// What samples outside the image become.
@@ -102,47 +103,68 @@ pub fn warp_roi(
             (roi.x * w + px * cos, roi.y * h + px * sin)
         })
         .collect();
-    for (oy, row) in out.chunks_exact_mut(size * 3).take(size).enumerate() {
-        let py = offset(oy) * rh;
-        let (row_sin, row_cos) = (py * sin, py * cos);
-        for (dst, &(col_x, col_y)) in row.chunks_exact_mut(3).zip(&columns) {
-            let (x, fx) = subpixel(col_x - row_sin);
-            let (y, fy) = subpixel(col_y + row_cos);
-            let weights = [
-                (SUBPIXELS - fx) * (SUBPIXELS - fy),
-                fx * (SUBPIXELS - fy),
-                (SUBPIXELS - fx) * fy,
-                fx * fy,
-            ];
-            let inside = x >= 0 && y >= 0 && x + 1 < iw && y + 1 < ih;
-            if inside {
-                // Fast path: all four neighbours are in the image.
-                let top = ((y * iw + x) * 3) as usize;
-                let (Some(upper), Some(lower)) = (
-                    raw.get(top..top + 6),
-                    raw.get(top + stride..top + stride + 6),
-                ) else {
-                    continue;
-                };
-                for (c, o) in dst.iter_mut().enumerate() {
-                    let sum = i64::from(upper[c]) * weights[0]
-                        + i64::from(upper[c + 3]) * weights[1]
-                        + i64::from(lower[c]) * weights[2]
-                        + i64::from(lower[c + 3]) * weights[3];
-                    *o = scaled[fixed_point_to_u8(sum)];
-                }
-            } else {
-                for (c, o) in dst.iter_mut().enumerate() {
-                    let sum = pixel(x, y, c) * weights[0]
-                        + pixel(x + 1, y, c) * weights[1]
-                        + pixel(x, y + 1, c) * weights[2]
-                        + pixel(x + 1, y + 1, c) * weights[3];
-                    *o = scaled[fixed_point_to_u8(sum)];
+    // Bands of rows on the landmark threads that are free.
+    let row_len = size * 3;
+    let rows = size.min(out.len() / row_len);
+    let bands = parallel::split(rows, 1, parallel::part_count(rows * row_len * SAMPLE_WORK));
+    let mut parts = Vec::with_capacity(bands.len());
+    let mut rest = &mut out[..rows * row_len];
+    for rows in bands {
+        let (band, after) = rest.split_at_mut(rows.len() * row_len);
+        parts.push((rows.start, band));
+        rest = after;
+    }
+    parallel::for_each_part(parts, |(first, band)| {
+        for (i, row) in band.chunks_exact_mut(row_len).enumerate() {
+            let py = offset(first + i) * rh;
+            let (row_sin, row_cos) = (py * sin, py * cos);
+            for (dst, &(col_x, col_y)) in row.chunks_exact_mut(3).zip(&columns) {
+                let (x, fx) = subpixel(col_x - row_sin);
+                let (y, fy) = subpixel(col_y + row_cos);
+                let weights = [
+                    (SUBPIXELS - fx) * (SUBPIXELS - fy),
+                    fx * (SUBPIXELS - fy),
+                    (SUBPIXELS - fx) * fy,
+                    fx * fy,
+                ];
+                let inside = x >= 0 && y >= 0 && x + 1 < iw && y + 1 < ih;
+                if inside {
+                    // Fast path: all four neighbours are in the image.
+                    let top = ((y * iw + x) * 3) as usize;
+                    let (Some(upper), Some(lower)) = (
+                        raw.get(top..top + 6),
+                        raw.get(top + stride..top + stride + 6),
+                    ) else {
+                        continue;
+                    };
+                    for (c, o) in dst.iter_mut().enumerate() {
+                        let sum = i64::from(upper[c]) * weights[0]
+                            + i64::from(upper[c + 3]) * weights[1]
+                            + i64::from(lower[c]) * weights[2]
+                            + i64::from(lower[c + 3]) * weights[3];
+                        *o = scaled[fixed_point_to_u8(sum)];
+                    }
+                } else if border == Border::Zero && (x + 1 < 0 || y + 1 < 0 || x >= iw || y >= ih) {
+                    // No neighbour in the image (much of a crop that reaches
+                    // past the frame's edge): a zero sum.
+                    dst.fill(scaled[fixed_point_to_u8(0)]);
+                } else {
+                    for (c, o) in dst.iter_mut().enumerate() {
+                        let sum = pixel(x, y, c) * weights[0]
+                            + pixel(x + 1, y, c) * weights[1]
+                            + pixel(x, y + 1, c) * weights[2]
+                            + pixel(x + 1, y + 1, c) * weights[3];
+                        *o = scaled[fixed_point_to_u8(sum)];
+                    }
                 }
             }
         }
-    }
+    });
 }
+
+/// What one sampled value costs, in multiply-adds of the convolutions (for
+/// cutting a crop into parts: four neighbours in fixed point, then a lookup).
+const SAMPLE_WORK: usize = 16;
 
 /// A bilinear sum (weights summing to 32 * 32) as OpenCV rounds it: its fixed
 /// point carries the weights as 2^15 and rounds half up.
@@ -250,6 +272,17 @@ mod tests {
         out
     }
 
+    /// A pool of two threads, for the tests that cut crops into bands.
+    fn two_threads() -> &'static rayon::ThreadPool {
+        static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+        POOL.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap()
+        })
+    }
+
     proptest::proptest! {
         #[test]
         fn warp_matches_the_per_pixel_sampler(
@@ -257,7 +290,7 @@ mod tests {
             (x, y) in (-0.3f32..1.3, -0.3f32..1.3),
             (rw, rh) in (0.05f32..1.5, 0.05f32..1.5),
             rotation in -3.2f32..3.2,
-            size in 1usize..24,
+            size in 1usize..80,
             replicate: bool,
         ) {
             let img = RgbImage::from_fn(iw, ih, |x, y| {
@@ -267,7 +300,12 @@ mod tests {
             let border = if replicate { Border::Replicate } else { Border::Zero };
             let mut out = vec![f32::NAN; size * size * 3];
             warp_roi(&img, &roi, size, border, 0.0, 255.0, &mut out);
-            proptest::prop_assert_eq!(out, warp_roi_per_pixel(&img, &roi, size, border));
+            let expected = warp_roi_per_pixel(&img, &roi, size, border);
+            proptest::prop_assert_eq!(&out, &expected);
+            // In bands of rows on two threads (crops of 27 rows or more).
+            let mut in_bands = vec![f32::NAN; size * size * 3];
+            two_threads().install(|| warp_roi(&img, &roi, size, border, 0.0, 255.0, &mut in_bands));
+            proptest::prop_assert_eq!(&in_bands, &expected);
         }
     }
 
