@@ -138,16 +138,13 @@ impl ChannelsLastDepthwise {
         let row_len = out_w * g.channels;
         assert!(input.len() >= g.input[0] * g.input[1] * g.channels);
         assert!(output.len() >= out_h * row_len);
-        let work = out_h * row_len * g.kernel[0] * g.kernel[1];
-        let bands = parallel::split(out_h, 1, parallel::part_count(work));
-        let mut parts = Vec::with_capacity(bands.len());
-        let mut rest = &mut output[..out_h * row_len];
-        for rows in bands {
-            let (band, after) = rest.split_at_mut(rows.len() * row_len);
-            parts.push((rows, band));
-            rest = after;
-        }
-        parallel::for_each_part(parts, |(rows, band)| self.convolve_rows(input, rows, band));
+        let row_work = row_len * g.kernel[0] * g.kernel[1];
+        parallel::for_each_band(
+            &mut output[..out_h * row_len],
+            row_len,
+            row_work,
+            |rows, band| self.convolve_rows(input, rows, band),
+        );
     }
 
     /// Output rows `rows` into `band` (those rows alone).

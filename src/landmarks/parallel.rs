@@ -67,6 +67,28 @@ pub fn for_each_part<P: Send>(parts: Vec<P>, work: impl Fn(P) + Sync + Send) {
     }
 }
 
+/// Runs `work` on bands of consecutive rows of `values` (whole rows of
+/// `row_len` values; a partial last row is left alone) on the free threads of
+/// the current pool: `work(rows, band)` gets the band's row numbers and its
+/// values alone. `row_work` is what a row costs, in multiply-adds.
+pub fn for_each_band<T: Send>(
+    values: &mut [T],
+    row_len: usize,
+    row_work: usize,
+    work: impl Fn(Range<usize>, &mut [T]) + Sync + Send,
+) {
+    let rows = values.len().checked_div(row_len).unwrap_or(0);
+    let bands = split(rows, 1, part_count(rows * row_work));
+    let mut parts = Vec::with_capacity(bands.len());
+    let mut rest = &mut values[..rows * row_len];
+    for band in bands {
+        let (these, after) = rest.split_at_mut(band.len() * row_len);
+        parts.push((band, these));
+        rest = after;
+    }
+    for_each_part(parts, |(rows, band)| work(rows, band));
+}
+
 /// Runs `work` here while the pool's other threads, when free, take the
 /// parts it hands out instead of sleeping (see the module's comment).
 pub fn with_helper<R: Send>(work: impl FnOnce() -> R + Send) -> R {
@@ -153,6 +175,31 @@ mod tests {
         );
         assert_eq!(many.install(|| part_count(MIN_PART_WORK - 1)), 1);
         assert_eq!(many.install(|| part_count(5 * MIN_PART_WORK)), 5);
+    }
+
+    #[test]
+    fn bands_hand_each_whole_row_to_one_call() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        // 10 rows of 3 and a partial row of 2.
+        let mut values = vec![0usize; 32];
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        pool.install(|| {
+            for_each_band(&mut values, 3, MIN_PART_WORK, |rows, band| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                assert_eq!(band.len(), rows.len() * 3);
+                for (i, row) in band.chunks_exact_mut(3).enumerate() {
+                    row.iter_mut().for_each(|v| *v += rows.start + i + 1);
+                }
+            })
+        });
+        assert_eq!(calls.into_inner(), 2, "one band per thread");
+        let expected: Vec<usize> = (0..32)
+            .map(|i| if i < 30 { i / 3 + 1 } else { 0 })
+            .collect();
+        assert_eq!(values, expected);
     }
 
     #[test]

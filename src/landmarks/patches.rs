@@ -80,19 +80,9 @@ impl PatchConv {
         let row_len = g.channels * g.kernel[0] * g.kernel[1];
         let pixels = g.output[0] * g.output[1];
         let mut rows = vec![0.0f32; pixels * row_len];
-        let bands = parallel::split(
-            pixels,
-            1,
-            parallel::part_count(pixels * row_len * PATCH_WORK),
-        );
-        let mut parts = Vec::with_capacity(bands.len());
-        let mut rest = &mut rows[..];
-        for band in bands {
-            let (these, after) = rest.split_at_mut(band.len() * row_len);
-            parts.push((band.start, these));
-            rest = after;
-        }
-        parallel::for_each_part(parts, |(first, band)| self.fill_patches(input, first, band));
+        parallel::for_each_band(&mut rows, row_len, row_len * PATCH_WORK, |pixels, band| {
+            self.fill_patches(input, pixels.start, band)
+        });
         rows
     }
 

@@ -105,61 +105,61 @@ pub fn warp_roi(
         .collect();
     // Bands of rows on the landmark threads that are free.
     let row_len = size * 3;
-    let rows = size.min(out.len() / row_len);
-    let bands = parallel::split(rows, 1, parallel::part_count(rows * row_len * SAMPLE_WORK));
-    let mut parts = Vec::with_capacity(bands.len());
-    let mut rest = &mut out[..rows * row_len];
-    for rows in bands {
-        let (band, after) = rest.split_at_mut(rows.len() * row_len);
-        parts.push((rows.start, band));
-        rest = after;
-    }
-    parallel::for_each_part(parts, |(first, band)| {
-        for (i, row) in band.chunks_exact_mut(row_len).enumerate() {
-            let py = offset(first + i) * rh;
-            let (row_sin, row_cos) = (py * sin, py * cos);
-            for (dst, &(col_x, col_y)) in row.chunks_exact_mut(3).zip(&columns) {
-                let (x, fx) = subpixel(col_x - row_sin);
-                let (y, fy) = subpixel(col_y + row_cos);
-                let weights = [
-                    (SUBPIXELS - fx) * (SUBPIXELS - fy),
-                    fx * (SUBPIXELS - fy),
-                    (SUBPIXELS - fx) * fy,
-                    fx * fy,
-                ];
-                let inside = x >= 0 && y >= 0 && x + 1 < iw && y + 1 < ih;
-                if inside {
-                    // Fast path: all four neighbours are in the image.
-                    let top = ((y * iw + x) * 3) as usize;
-                    let (Some(upper), Some(lower)) = (
-                        raw.get(top..top + 6),
-                        raw.get(top + stride..top + stride + 6),
-                    ) else {
-                        continue;
-                    };
-                    for (c, o) in dst.iter_mut().enumerate() {
-                        let sum = i64::from(upper[c]) * weights[0]
-                            + i64::from(upper[c + 3]) * weights[1]
-                            + i64::from(lower[c]) * weights[2]
-                            + i64::from(lower[c + 3]) * weights[3];
-                        *o = scaled[fixed_point_to_u8(sum)];
-                    }
-                } else if border == Border::Zero && (x + 1 < 0 || y + 1 < 0 || x >= iw || y >= ih) {
-                    // No neighbour in the image (much of a crop that reaches
-                    // past the frame's edge): a zero sum.
-                    dst.fill(scaled[fixed_point_to_u8(0)]);
-                } else {
-                    for (c, o) in dst.iter_mut().enumerate() {
-                        let sum = pixel(x, y, c) * weights[0]
-                            + pixel(x + 1, y, c) * weights[1]
-                            + pixel(x, y + 1, c) * weights[2]
-                            + pixel(x + 1, y + 1, c) * weights[3];
-                        *o = scaled[fixed_point_to_u8(sum)];
+    let crop = (size * row_len).min(out.len());
+    parallel::for_each_band(
+        &mut out[..crop],
+        row_len,
+        row_len * SAMPLE_WORK,
+        |rows, band| {
+            let first = rows.start;
+            for (i, row) in band.chunks_exact_mut(row_len).enumerate() {
+                let py = offset(first + i) * rh;
+                let (row_sin, row_cos) = (py * sin, py * cos);
+                for (dst, &(col_x, col_y)) in row.chunks_exact_mut(3).zip(&columns) {
+                    let (x, fx) = subpixel(col_x - row_sin);
+                    let (y, fy) = subpixel(col_y + row_cos);
+                    let weights = [
+                        (SUBPIXELS - fx) * (SUBPIXELS - fy),
+                        fx * (SUBPIXELS - fy),
+                        (SUBPIXELS - fx) * fy,
+                        fx * fy,
+                    ];
+                    let inside = x >= 0 && y >= 0 && x + 1 < iw && y + 1 < ih;
+                    if inside {
+                        // Fast path: all four neighbours are in the image.
+                        let top = ((y * iw + x) * 3) as usize;
+                        let (Some(upper), Some(lower)) = (
+                            raw.get(top..top + 6),
+                            raw.get(top + stride..top + stride + 6),
+                        ) else {
+                            continue;
+                        };
+                        for (c, o) in dst.iter_mut().enumerate() {
+                            let sum = i64::from(upper[c]) * weights[0]
+                                + i64::from(upper[c + 3]) * weights[1]
+                                + i64::from(lower[c]) * weights[2]
+                                + i64::from(lower[c + 3]) * weights[3];
+                            *o = scaled[fixed_point_to_u8(sum)];
+                        }
+                    } else if border == Border::Zero
+                        && (x + 1 < 0 || y + 1 < 0 || x >= iw || y >= ih)
+                    {
+                        // No neighbour in the image (much of a crop that reaches
+                        // past the frame's edge): a zero sum.
+                        dst.fill(scaled[fixed_point_to_u8(0)]);
+                    } else {
+                        for (c, o) in dst.iter_mut().enumerate() {
+                            let sum = pixel(x, y, c) * weights[0]
+                                + pixel(x + 1, y, c) * weights[1]
+                                + pixel(x, y + 1, c) * weights[2]
+                                + pixel(x + 1, y + 1, c) * weights[3];
+                            *o = scaled[fixed_point_to_u8(sum)];
+                        }
                     }
                 }
             }
-        }
-    });
+        },
+    );
 }
 
 /// What one sampled value costs, in multiply-adds of the convolutions (for
