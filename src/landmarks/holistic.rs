@@ -189,9 +189,12 @@ impl Holistic {
                 || {
                     let pose = pose_tracker.process(image)?;
                     let pose_time = started.elapsed();
-                    let rois = hands.locate(pose.as_deref())?;
-                    let face = face_of(face_tracker, image, pose.as_deref())?;
-                    Ok::<_, ModelError>((pose, pose_time, rois, face))
+                    // The face beside the re-crops, for a thread done early.
+                    let (rois, face) = rayon::join(
+                        || hands.locate(pose.as_deref()),
+                        || face_of(face_tracker, image, pose.as_deref()),
+                    );
+                    Ok::<_, ModelError>((pose, pose_time, rois?, face?))
                 },
                 || ahead.run(models, image, tracked),
             );
