@@ -51,6 +51,23 @@ impl Geometry {
     }
 }
 
+#[cfg(test)]
+impl Geometry {
+    /// A `side` x `side` input under a `k` x `k` window moved by `stride`,
+    /// with `pad` = [before, after] rows and columns of padding.
+    pub fn square(side: usize, k: usize, stride: usize, pad: [usize; 2], channels: usize) -> Self {
+        let out = (side + pad[0] + pad[1] - k) / stride + 1;
+        Geometry {
+            input: [side, side],
+            output: [out, out],
+            kernel: [k, k],
+            stride: [stride, stride],
+            pad_before: [pad[0], pad[0]],
+            channels,
+        }
+    }
+}
+
 /// A depthwise convolution on `[1, H, W, C]` or `[H, W, C]` f32 tensors, with
 /// constant weights and bias.
 #[derive(Debug, Clone)]
@@ -704,15 +721,8 @@ mod tests {
             let (their_shape, theirs) =
                 conv_op::tracts_convolution(conv, &shape, oihw.into_tensor(), &bias, &input);
             // ours
-            let out = (side + 2 * pad - k) / stride + 1;
-            let g = Geometry {
-                input: [side, side],
-                output: [out, out],
-                kernel: [k, k],
-                stride: [stride, stride],
-                pad_before: [pad, pad],
-                channels,
-            };
+            let g = Geometry::square(side, k, stride, [pad, pad], channels);
+            let out = g.output[0];
             let op = ChannelsLastDepthwise::new(g, taps, bias, 4).unwrap();
             let mut ours = vec![f32::NAN; out * out * channels];
             op.convolve(&input, &mut ours);
@@ -730,15 +740,8 @@ mod tests {
         // Enough work for three bands; output heights that do not divide.
         for (side, k, stride, channels) in [(20, 3, 1, 40), (31, 5, 2, 48)] {
             let pad = k / 2;
-            let out = (side + 2 * pad - k) / stride + 1;
-            let g = Geometry {
-                input: [side, side],
-                output: [out, out],
-                kernel: [k, k],
-                stride: [stride, stride],
-                pad_before: [pad, pad],
-                channels,
-            };
+            let g = Geometry::square(side, k, stride, [pad, pad], channels);
+            let out = g.output[0];
             let op =
                 ChannelsLastDepthwise::new(g, values(k * k * channels, 1), values(channels, 2), 3)
                     .unwrap()

@@ -11,7 +11,6 @@ use tract_onnx::tract_core::ops::nn::{DataFormat, Resize};
 
 use super::conv_op::Clamped;
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
-use super::parallel;
 use super::patches::PatchConv;
 use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
 use super::prelu::Prelu;
@@ -130,8 +129,7 @@ impl Model {
             source,
         };
         let tensor = Tensor::from_shape(&self.shape, input).map_err(&run_err)?;
-        let outputs =
-            parallel::with_helper(|| self.plan.run(tvec!(tensor.into()))).map_err(&run_err)?;
+        let outputs = self.plan.run(tvec!(tensor.into())).map_err(&run_err)?;
         outputs
             .iter()
             .map(|o| {
@@ -875,7 +873,8 @@ mod tests {
             assert!(run(&ours) == expected, "{file}: outputs differ");
             // Cut into parts on two threads, as on the landmark threads: the
             // same bits again.
-            let on_threads = two_threads.install(|| parallel::with_helper(|| run(&ours)));
+            let on_threads =
+                two_threads.install(|| super::super::parallel::with_helper(|| run(&ours)));
             assert!(
                 on_threads == expected,
                 "{file}: outputs differ on two threads"

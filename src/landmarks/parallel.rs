@@ -1,14 +1,15 @@
 //! The landmark threads: one rayon pool, a thread per core, on which a
 //! frame's models run. The hands run beside the pose; each model's big
-//! convolutions are cut into parts ([`for_each_part`]) that a free thread
-//! takes; and while a model runs, the pool's other thread stays awake to take
-//! them ([`with_helper`]).
+//! convolutions and each crop are cut into parts ([`for_each_part`],
+//! [`for_each_band`]) that a free thread takes; and while a frame runs
+//! (`Holistic::process`, or one timed model in `bench --models`), the pool's
+//! other thread stays awake to take them ([`with_helper`]).
 //!
 //! Why the helper: a rayon thread with nothing to do falls asleep within
 //! tens of microseconds, and waking it (on this 2-vCPU VM) took ~55 us on
 //! average, about half of a typical convolution: cut into parts, the models
-//! ran only 5-10% faster. Kept awake for the length of one model run, it
-//! takes a part as soon as one is there.
+//! ran only 5-15% faster. Kept awake for the length of a frame, it takes a
+//! part as soon as one is there.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -223,15 +223,8 @@ mod tests {
             let shape = [1, side, side, c];
             let (their_shape, theirs) =
                 conv_op::tracts_convolution(conv, &shape, oihw.into_tensor(), &bias, &input);
-            let out = (side + before + after - k) / stride + 1;
-            let geometry = Geometry {
-                input: [side, side],
-                output: [out, out],
-                kernel: [k, k],
-                stride: [stride, stride],
-                pad_before: [before, before],
-                channels: c,
-            };
+            let geometry = Geometry::square(side, k, stride, [before, after], c);
+            let out = geometry.output[0];
             let op = PatchConv::new(geometry, &[1, side, side, c], n, &weights, bias).unwrap();
             let mut ours = vec![f32::NAN; out * out * n];
             op.convolve(&input, &mut ours);
