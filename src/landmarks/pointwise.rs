@@ -202,13 +202,10 @@ impl PointwiseConv {
     fn parts(&self) -> Vec<Part> {
         let slabs = self.outputs.div_ceil(LANES);
         let count = parallel::part_count(self.pixels * self.inputs * self.outputs);
-        let pixel_tile = match self.output_order {
-            OutputOrder::PixelMajor => PIXELS,
-            OutputOrder::ChannelMajor => LANES,
-        };
-        let slab_tile = match self.output_order {
-            OutputOrder::PixelMajor => SLABS,
-            OutputOrder::ChannelMajor => 1,
+        // Parts of whole register tiles: the AVX-512 paths' tile shapes.
+        let (pixel_tile, slab_tile) = match self.output_order {
+            OutputOrder::PixelMajor => (PIXELS, SLABS),
+            OutputOrder::ChannelMajor => (LANES, 1),
         };
         if self.pixels >= self.outputs {
             parallel::split(self.pixels, pixel_tile, count)
