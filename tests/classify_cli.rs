@@ -8,13 +8,18 @@ use assert_cmd::Command;
 use ndarray::{Array3, Axis};
 use ndarray_npy::{read_npy, write_npy};
 use predicates::prelude::*;
-use signtop::classify::{SignModel, Window};
+use signtop::classify::SignModel;
 use signtop::landmarks::keypoints::Layout;
 
 const SHARED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/data/signpose/bp_hp6_dev"
 );
+const FM5: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/data/signpose/fm5_dev"
+);
+const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/media/reference");
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/signs.onnx");
 
 fn signtop() -> Command {
@@ -96,27 +101,133 @@ fn train_exports_a_model_tract_agrees_with_and_eval_reports_it() {
 }
 
 #[test]
-fn the_shipped_model_reads_windows_and_scores_the_dev_data() {
+fn the_shipped_model_reads_windows_and_scores_several_sources_each_on_its_own_line() {
     let model = SignModel::load(Path::new(SHIPPED)).unwrap();
     assert_eq!(model.layout(), Layout::PoseHands);
-    assert_eq!(model.labels().len(), 6);
-    let mut window = Window::with_default_len(Layout::PoseHands);
+    assert_eq!(
+        model.labels(),
+        [
+            "Alligator",
+            "Bird",
+            "Butterfly",
+            "Cow",
+            "Elephant",
+            "Gorilla",
+            "No Action"
+        ]
+    );
     assert!(
-        model.predict(&window).is_err(),
-        "an empty window is refused"
+        model.predict_raw(&[0.0; 258]).is_err(),
+        "one frame is refused"
     );
     let x: Array3<f32> = read_npy(format!("{SHARED}_X.npy")).unwrap();
-    for frame in x.index_axis(Axis(0), 0).outer_iter() {
-        window.push_features(frame.as_slice().unwrap()).unwrap();
-    }
-    let p = model.predict(&window).unwrap();
-    assert_eq!(p.len(), 6);
+    let window: Vec<f32> = x.index_axis(Axis(0), 0).iter().copied().collect();
+    let p = model.predict_raw(&window).unwrap();
+    assert_eq!(p.len(), 7);
     assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    // fm5 is 1662-layout: cut to 258 for this model.
     signtop()
-        .args(["eval", "--data", SHARED])
+        .args(["eval", "--data", SHARED, FM5])
         .assert()
         .success()
-        .stdout(predicate::str::contains("accuracy"));
+        .stdout(predicate::str::contains("bp_hp6_dev: "))
+        .stdout(predicate::str::contains("fm5_dev: "))
+        .stdout(predicate::str::contains("total: "))
+        .stdout(predicate::str::contains("ms per window"));
+}
+
+/// A folder holding one clip's keypoints as one recording of `sign`.
+fn clip_folder(dir: &Path, keypoints: &Path, sign: &str) -> PathBuf {
+    let folder = dir.join(sign);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(keypoints, folder.join("clip.npy")).unwrap();
+    dir.to_path_buf()
+}
+
+/// The shipped model on MediaPipe's own keypoints of both shared clips
+/// (screen recordings of a session the model was not trained on, at 10 frames
+/// a second): every 30-frame window scored by `eval`, the goal being 90%.
+/// Measured when it was trained (models/README.md): 18 of 18 and 11 of 11.
+#[test]
+fn the_shipped_model_recognises_most_windows_of_both_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    for (clip, sign) in [("cow_correct", "Cow"), ("butterfly_inference", "Butterfly")] {
+        let data = clip_folder(
+            &dir.path().join(clip),
+            &PathBuf::from(format!("{REFERENCE}/{clip}_258.npy")),
+            sign,
+        );
+        let out = signtop()
+            .arg("eval")
+            .arg("--data")
+            .arg(&data)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let out = String::from_utf8(out).unwrap();
+        let line = out.lines().find(|l| l.contains("windows")).unwrap();
+        let percent: f64 = line
+            .split(": ")
+            .nth(1)
+            .and_then(|r| r.split('%').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(percent >= 90.0, "{clip}: {line}");
+    }
+}
+
+#[test]
+fn train_reports_other_sessions_and_reads_recordings_of_any_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    recording_folder(&data, 3, 4);
+    // One longer recording: two SignPose rows end to end (60 frames, 31 windows).
+    let x: Array3<f32> = read_npy(format!("{SHARED}_X.npy")).unwrap();
+    let long = ndarray::concatenate(
+        Axis(0),
+        &[x.index_axis(Axis(0), 0), x.index_axis(Axis(0), 1)],
+    )
+    .unwrap();
+    write_npy(data.join("Bird/long.npy"), &long).unwrap();
+    let model = dir.path().join("m.onnx");
+    signtop()
+        .args(["train", "--epochs", "2", "--val-split", "0"])
+        .arg("--data")
+        .arg(&data)
+        .args(["--test-data", FM5])
+        .arg("--out")
+        .arg(&model)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("tested on other data"))
+        .stdout(predicate::str::contains("fm5_dev: "))
+        .stdout(predicate::str::contains(
+            "skipped, not classes of the model: Alligator (48), Elephant (48), Gorilla (48)",
+        ));
+    signtop()
+        .arg("eval")
+        .arg("--data")
+        .arg(&data)
+        .arg("--model")
+        .arg(&model)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("of 43 windows (13 recordings)"));
+
+    // A recording shorter than the window is an error naming it.
+    write_npy(
+        data.join("Cow/short.npy"),
+        &ndarray::Array2::<f32>::zeros((12, 258)),
+    )
+    .unwrap();
+    let err = eval_error(&model, data.to_str().unwrap());
+    assert!(
+        err.contains("short.npy") && err.contains("shorter than"),
+        "{err}"
+    );
 }
 
 fn copy_shipped(dir: &Path) -> PathBuf {
@@ -180,42 +291,25 @@ fn bad_models_and_data_are_clear_errors() {
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let err = eval_error(&shipped, empty.to_str().unwrap());
-    assert!(err.contains("no sequences found"), "{err}");
+    assert!(err.contains("no recordings found"), "{err}");
+
+    // Classes none of which the model knows.
+    let strange = dir.path().join("strange");
+    std::fs::create_dir_all(strange.join("Zebra")).unwrap();
+    write_npy(
+        strange.join("Zebra/1.npy"),
+        &ndarray::Array2::<f32>::zeros((30, 258)),
+    )
+    .unwrap();
+    let err = eval_error(&shipped, strange.to_str().unwrap());
+    assert!(
+        err.contains("Zebra") && err.contains("none of its classes"),
+        "{err}"
+    );
 
     let corrupt = dir.path().join("corrupt/Cow");
     std::fs::create_dir_all(&corrupt).unwrap();
     std::fs::write(corrupt.join("1.npy"), b"\x93NUMPY garbage").unwrap();
     let err = eval_error(&shipped, dir.path().join("corrupt").to_str().unwrap());
     assert!(err.contains("1.npy"), "{err}");
-}
-
-/// The shipped model on MediaPipe's own keypoints of a shared clip (a screen
-/// recording of another session than the training data) through the live path,
-/// `Window` -> `SignModel::predict`: the sign shown wins the most windows.
-/// Measured 2026-11-25: cow_correct Cow 13 of 18 windows (Bird 4, Elephant 1).
-/// butterfly_inference is NOT recognised (No Action 9 of 11, Elephant 2): its
-/// 40 frames give 11 windows, most of them before or around the sign; it is
-/// printed, not asserted, until the model generalises to it.
-#[test]
-fn the_shipped_model_recognises_the_cow_clip_from_mediapipe_keypoints() {
-    let model = SignModel::load(Path::new(SHIPPED)).unwrap();
-    let reference = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/media/reference");
-    for (clip, sign) in [("cow_correct", Some("Cow")), ("butterfly_inference", None)] {
-        let frames: ndarray::Array2<f32> = read_npy(format!("{reference}/{clip}_258.npy")).unwrap();
-        let mut window = Window::with_default_len(Layout::PoseHands);
-        let mut votes = vec![0usize; model.labels().len()];
-        for frame in frames.outer_iter() {
-            window.push_features(frame.as_slice().unwrap()).unwrap();
-            if window.is_full() {
-                let p = model.predict(&window).unwrap();
-                let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
-                votes[best] += 1;
-            }
-        }
-        let winner = (0..votes.len()).max_by_key(|&i| votes[i]).unwrap();
-        println!("{clip}: votes {votes:?} over {:?}", model.labels());
-        if let Some(sign) = sign {
-            assert_eq!(model.labels()[winner], sign, "{clip}: votes {votes:?}");
-        }
-    }
 }

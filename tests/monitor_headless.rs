@@ -14,6 +14,10 @@ const CLIP: &str = concat!(
 const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
 const SIGN_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/signs.onnx");
 const CLIP_FRAMES: u64 = 47;
+const BUTTERFLY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/media/butterfly_inference.gif"
+);
 
 fn signtop(log_dir: &tempfile::TempDir) -> Command {
     let mut cmd = Command::cargo_bin("signtop").unwrap();
@@ -73,12 +77,9 @@ fn headless_replay_prints_valid_json_and_counts_add_up() {
     }
 }
 
-/// The whole live path on real frames: capture (replay) -> Holistic on tract
-/// -> the shipped sign model -> smoothing. With --every-frame no frame is
-/// dropped however slow the machine, so the result does not depend on load:
-/// the clip of a person signing Cow is decided as Cow, and as nothing else.
-#[test]
-fn every_frame_replay_recognises_the_cow_clip() {
+/// The signs a headless, every-frame replay of `input` decides, in order,
+/// with the number of the frame that decided each; `extra` arguments are added.
+fn decided_signs(input: &str, extra: &[&str]) -> (Vec<(String, f64)>, Value) {
     let logs = tempfile::tempdir().unwrap();
     let out = signtop(&logs)
         .args([
@@ -86,31 +87,81 @@ fn every_frame_replay_recognises_the_cow_clip() {
             "--every-frame",
             "--max-speed",
             "--input",
-            CLIP,
+            input,
         ])
         .args(["--models", MODELS, "--sign-model", SIGN_MODEL])
+        .args(extra)
         .assert()
         .success()
         .get_output()
         .stdout
         .clone();
     let lines = lines(&out);
-    let summary = lines.last().unwrap();
-    assert_eq!(
-        summary["processed"].as_u64(),
-        Some(CLIP_FRAMES),
-        "{summary}"
-    );
+    let summary = lines.last().unwrap().clone();
     assert_eq!(summary["dropped"].as_u64(), Some(0), "{summary}");
-    let signs: Vec<&str> = lines
+    let signs = lines
         .iter()
         .filter(|l| l["type"] == "decision")
-        .map(|l| l["sign"].as_str().unwrap())
+        .map(|l| {
+            (
+                l["sign"].as_str().unwrap().to_string(),
+                l["frame"].as_f64().unwrap(),
+            )
+        })
         .collect();
-    assert!(
-        !signs.is_empty() && signs.iter().all(|s| *s == "Cow"),
-        "decisions {signs:?}; {summary}"
-    );
+    (signs, summary)
+}
+
+/// The whole live path on real frames: capture (replay) -> Holistic on tract
+/// -> the shipped sign model -> smoothing. With --every-frame no frame is
+/// dropped however slow the machine, so the result does not depend on load:
+/// each clip of a person signing is decided as its sign, and as nothing else.
+#[test]
+fn every_frame_replay_recognises_each_clip_as_its_sign_only() {
+    for (clip, sign, frames) in [(CLIP, "Cow", CLIP_FRAMES), (BUTTERFLY, "Butterfly", 40)] {
+        let (signs, summary) = decided_signs(clip, &[]);
+        assert_eq!(summary["processed"].as_u64(), Some(frames), "{summary}");
+        assert!(
+            !signs.is_empty() && signs.iter().all(|(s, _)| s == sign),
+            "{clip}: decisions {signs:?}; {summary}"
+        );
+    }
+}
+
+/// The window covers a time span, not a frame count: the Cow clip (10 frames
+/// a second) made into 15 and 30 frames a second (each frame shown for its
+/// time, as ffmpeg's fps filter does) gives the same decisions.
+#[test]
+fn a_clip_at_10_15_and_30_fps_gives_the_same_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    for fps in [10, 15, 30] {
+        let folder = dir.path().join(format!("fps{fps}"));
+        std::fs::create_dir(&folder).unwrap();
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i", CLIP, "-vf"])
+            .arg(format!("fps={fps}"))
+            .arg(folder.join("%04d.png"))
+            .status()
+            .expect("ffmpeg runs (apt-get install ffmpeg)");
+        assert!(status.success());
+        let (signs, _) = decided_signs(folder.to_str().unwrap(), &["--fps", &fps.to_string()]);
+        runs.push((fps, signs));
+    }
+    let (_, ten) = &runs[0];
+    assert!(!ten.is_empty(), "{runs:?}");
+    for (fps, signs) in &runs[1..] {
+        let labels = |s: &[(String, f64)]| s.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>();
+        assert_eq!(labels(signs), labels(ten), "{fps} fps: {runs:?}");
+        // Decided within one of the model's frame intervals (0.1 s) of the same clip time.
+        for ((_, a), (_, b)) in signs.iter().zip(ten) {
+            let (a, b) = (a / f64::from(*fps), b / 10.0);
+            assert!(
+                (a - b).abs() <= 0.101,
+                "{fps} fps decided at {a} s, 10 fps at {b} s"
+            );
+        }
+    }
 }
 
 #[test]

@@ -49,8 +49,11 @@ pub struct Replay {
     media: MediaInfo,
     /// Pacing rate; None = flat out.
     fps: Option<f64>,
+    /// The clip's frame rate, which stamps each frame with its time in the clip.
+    rate: f64,
     frames: Receiver<Result<RgbImage, DecodeError>>,
-    started: Option<Instant>,
+    /// When the first frame was delivered, on both clocks.
+    started: Option<(Instant, Duration)>,
     stats: SourceStats,
 }
 
@@ -65,15 +68,13 @@ impl Replay {
             )));
         }
         let (media, frames) = spawn_decoder(config.path.clone())?;
-        let fps = if config.max_speed {
-            None
-        } else {
-            Some(config.fps.or(media.fps).unwrap_or(DEFAULT_FPS))
-        };
+        let rate = config.fps.or(media.fps).unwrap_or(DEFAULT_FPS);
+        let fps = (!config.max_speed).then_some(rate);
         tracing::info!(?media, ?fps, "replay opened");
         Ok(Replay {
             media,
             fps,
+            rate,
             frames,
             started: None,
             stats: SourceStats::default(),
@@ -85,15 +86,22 @@ impl Replay {
         &self.media
     }
 
-    /// Sleeps until frame `index` is due (the first frame sets the clock).
-    fn pace(&mut self, index: u64) {
-        let Some(fps) = self.fps else { return };
-        let started = *self.started.get_or_insert_with(Instant::now);
-        let due = started + Duration::from_secs_f64(index as f64 / fps);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
+    /// Sleeps until frame `index` is due, when paced (the first frame sets
+    /// the clock), and returns its capture time: the first frame's, plus its
+    /// time in the clip. Time-based logic downstream then sees the clip's own
+    /// timing, paced or flat out.
+    fn pace(&mut self, index: u64) -> Duration {
+        let (started, stamp) = *self
+            .started
+            .get_or_insert_with(|| (Instant::now(), monotonic_now()));
+        if let Some(fps) = self.fps {
+            let due = started + Duration::from_secs_f64(index as f64 / fps);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
         }
+        stamp + Duration::from_secs_f64(index as f64 / self.rate)
     }
 }
 
@@ -147,12 +155,12 @@ impl Source for Replay {
             Err(_) => return Ok(None),
         };
         let sequence = self.stats.frames;
-        self.pace(sequence);
+        let timestamp = self.pace(sequence);
         self.stats.frames += 1;
         Ok(Some(Frame {
             image,
             sequence,
-            timestamp: monotonic_now(),
+            timestamp,
         }))
     }
 

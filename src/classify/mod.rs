@@ -1,5 +1,6 @@
-//! Classify: the 30-frame window, the sign model on tract, smoothing and transcript.
+//! Classify: the time-based window, the features the model reads, the sign model on tract, smoothing and transcript.
 
+pub mod features;
 pub mod model;
 pub mod preprocess;
 pub mod smoothing;

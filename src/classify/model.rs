@@ -11,12 +11,16 @@ use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
+use std::time::Duration;
+
 use super::preprocess::Preprocessing;
-use super::window::Window;
+use super::window::{DEFAULT_SPAN_SECONDS, Window};
 use crate::landmarks::keypoints::Layout;
 
 /// The built-in sign model.
 pub const DEFAULT_SIGN_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/signs.onnx");
+/// Longest window a sidecar may ask for.
+const MAX_SPAN_SECONDS: f64 = 60.0;
 /// The `format` value every sidecar carries.
 pub const SIDECAR_FORMAT: &str = "signtop-sign-model/1";
 
@@ -49,7 +53,7 @@ pub enum ClassifyError {
     },
     /// The ONNX input does not take the sidecar's (frames, features).
     #[error(
-        "sign model {path}: its input is {found}, but the sidecar says {frames} frames of {layout} features"
+        "sign model {path}: its input is {found}, but the sidecar says {frames} frames of {layout}-layout keypoints"
     )]
     InputShape {
         /// The model path.
@@ -99,8 +103,12 @@ pub struct Sidecar {
     pub features: usize,
     /// Frames per window.
     pub frames: usize,
-    /// Preprocessing applied to each frame before the model.
+    /// Preprocessing applied to each window before the model.
     pub preprocessing: Preprocessing,
+    /// Seconds a window covers (its frames are spread evenly over it); absent
+    /// in older sidecars, which mean [`DEFAULT_SPAN_SECONDS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_seconds: Option<f64>,
     /// Name of the ONNX input, shape (batch, frames, features).
     pub input: String,
     /// Name of the ONNX output: probabilities, shape (batch, classes).
@@ -137,7 +145,19 @@ impl Sidecar {
                 "needs at least two labels and one frame".to_string(),
             ));
         }
+        if let Some(span) = sidecar.span_seconds
+            && !(span.is_finite() && span > 0.0 && span <= MAX_SPAN_SECONDS)
+        {
+            return Err(invalid(format!(
+                "span_seconds {span} must be above 0 and at most {MAX_SPAN_SECONDS}"
+            )));
+        }
         Ok(sidecar)
+    }
+
+    /// Seconds a window covers.
+    pub fn span(&self) -> Duration {
+        Duration::from_secs_f64(self.span_seconds.unwrap_or(DEFAULT_SPAN_SECONDS))
     }
 
     /// The keypoint layout.
@@ -183,7 +203,11 @@ impl SignModel {
         };
         let model = tract_onnx::onnx().model_for_path(path).map_err(onnx_err)?;
         check_input(path, &model, &sidecar, layout)?;
-        let shape = [1, sidecar.frames, sidecar.features];
+        let shape = [
+            1,
+            sidecar.frames,
+            sidecar.preprocessing.model_features(layout),
+        ];
         let typed = model
             .with_input_fact(0, f32::fact(shape).into())
             .and_then(|m| m.into_optimized())
@@ -212,32 +236,26 @@ impl SignModel {
         self.sidecar.frames
     }
 
+    /// An empty live window for this model: its frames over its span.
+    pub fn window(&self) -> Window {
+        Window::new(self.layout, self.sidecar.frames, self.sidecar.span())
+    }
+
     /// The sidecar description.
     pub fn sidecar(&self) -> &Sidecar {
         &self.sidecar
     }
 
-    /// Class probabilities for a full window of the model's layout.
-    pub fn predict(&self, window: &Window) -> Result<Vec<f32>, ClassifyError> {
-        if window.layout() != self.layout || window.len() != self.sidecar.frames {
-            return Err(self.window_error(format!(
-                "{} frames in layout {}",
-                window.len(),
-                window.layout()
-            )));
-        }
-        self.predict_raw(&window.as_flat())
-    }
-
-    /// Class probabilities for raw (unpreprocessed) frames x features, row-major.
+    /// Class probabilities for a window of raw (unpreprocessed) keypoints:
+    /// frames x features of the model's layout, row-major.
     pub fn predict_raw(&self, frames: &[f32]) -> Result<Vec<f32>, ClassifyError> {
         let expected = self.sidecar.frames * self.sidecar.features;
         if frames.len() != expected {
             return Err(self.window_error(format!("{} values", frames.len())));
         }
-        let mut input = frames.to_vec();
-        self.sidecar.preprocessing.apply(self.layout, &mut input);
-        let tensor = Tensor::from_shape(&[1, self.sidecar.frames, self.sidecar.features], &input)
+        let input = self.sidecar.preprocessing.apply_window(self.layout, frames);
+        let width = self.sidecar.preprocessing.model_features(self.layout);
+        let tensor = Tensor::from_shape(&[1, self.sidecar.frames, width], &input)
             .map_err(ClassifyError::Run)?;
         let outputs = self
             .plan
@@ -288,9 +306,10 @@ fn check_input(
                 .and_then(|d| d.as_i64().and_then(|v| usize::try_from(v).ok()))
         })
         .collect();
+    let width = sidecar.preprocessing.model_features(layout);
     let fits = dims.len() == 3
         && dims[1].is_none_or(|d| d == sidecar.frames)
-        && dims[2].is_none_or(|d| d == sidecar.features);
+        && dims[2].is_none_or(|d| d == width);
     if fits {
         Ok(())
     } else {

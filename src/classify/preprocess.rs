@@ -1,7 +1,7 @@
 //! Feature preprocessing shared by training and the live pipeline.
 //!
 //! The sidecar JSON of a sign model names the preprocessing it was trained
-//! with; `SignModel` and the trainer both call [`Preprocessing::apply_frame`],
+//! with; `SignModel` and the trainer both call [`Preprocessing::apply_window`],
 //! so a model sees the same numbers live as it saw in training.
 
 use serde::{Deserialize, Serialize};
@@ -27,24 +27,35 @@ pub enum Preprocessing {
     /// divided by the shoulder width (x, y and z alike); visibility unchanged;
     /// a part that was not found stays all zeros. Frames without a pose become
     /// all zeros (without the pose there is no frame of reference).
-    #[default]
     BodyRelative,
+    /// Body and hand-shape features over the whole window
+    /// ([`super::features`]): the default since signtop's cross-session work.
+    #[default]
+    HandShapes,
 }
 
 impl Preprocessing {
-    /// Transforms one frame of `layout` features in place.
-    pub fn apply_frame(self, layout: Layout, frame: &mut [f32]) {
-        debug_assert_eq!(frame.len(), layout.features());
+    /// Values per frame the model reads for keypoints of `layout`.
+    pub const fn model_features(self, layout: Layout) -> usize {
         match self {
-            Preprocessing::None => {}
-            Preprocessing::BodyRelative => body_relative(layout, frame),
+            Preprocessing::None | Preprocessing::BodyRelative => layout.features(),
+            Preprocessing::HandShapes => super::features::features_per_frame(layout),
         }
     }
 
-    /// Transforms every frame of a row-major frames x features buffer.
-    pub fn apply(self, layout: Layout, frames: &mut [f32]) {
-        for frame in frames.chunks_exact_mut(layout.features()) {
-            self.apply_frame(layout, frame);
+    /// The model's input for a window of raw keypoints (row-major frames x
+    /// `layout.features()`): row-major frames x [`Preprocessing::model_features`].
+    pub fn apply_window(self, layout: Layout, frames: &[f32]) -> Vec<f32> {
+        match self {
+            Preprocessing::None => frames.to_vec(),
+            Preprocessing::BodyRelative => {
+                let mut out = frames.to_vec();
+                for frame in out.chunks_exact_mut(layout.features()) {
+                    body_relative(layout, frame);
+                }
+                out
+            }
+            Preprocessing::HandShapes => super::features::window_features(layout, frames),
         }
     }
 }
@@ -122,8 +133,8 @@ mod tests {
 
     #[test]
     fn shoulders_land_at_plus_minus_half_and_visibility_is_kept() {
-        let mut f = frame_with_shoulders(Layout::PoseHands);
-        Preprocessing::BodyRelative.apply_frame(Layout::PoseHands, &mut f);
+        let f = frame_with_shoulders(Layout::PoseHands);
+        let f = Preprocessing::BodyRelative.apply_window(Layout::PoseHands, &f);
         assert!((f[LEFT_SHOULDER * 4] - 0.5).abs() < 1e-6);
         assert!((f[RIGHT_SHOULDER * 4] + 0.5).abs() < 1e-6);
         assert!(f[LEFT_SHOULDER * 4 + 1].abs() < 1e-6);
@@ -137,7 +148,7 @@ mod tests {
         let rh = layout.right_hand();
         f[rh.start] = 0.7;
         f[rh.start + 1] = 0.7;
-        Preprocessing::BodyRelative.apply_frame(layout, &mut f);
+        let f = Preprocessing::BodyRelative.apply_window(layout, &f);
         assert!(f[layout.left_hand()].iter().all(|v| *v == 0.0));
         assert!((f[rh.start] - 1.0).abs() < 1e-5);
         assert!((f[rh.start + 1] - 1.0).abs() < 1e-5);
@@ -151,10 +162,8 @@ mod tests {
         f[RIGHT_SHOULDER * 4] = 0.5;
         f[LEFT_SHOULDER * 4 + 1] = 0.5;
         f[RIGHT_SHOULDER * 4 + 1] = 0.5;
-        let raw = f.clone();
-        Preprocessing::None.apply_frame(layout, &mut f);
-        assert_eq!(f, raw);
-        Preprocessing::BodyRelative.apply_frame(layout, &mut f);
+        assert_eq!(Preprocessing::None.apply_window(layout, &f), f);
+        let f = Preprocessing::BodyRelative.apply_window(layout, &f);
         assert!(f.iter().all(|v| *v == 0.0));
     }
 
@@ -162,5 +171,7 @@ mod tests {
     fn sidecar_names_are_snake_case() {
         let json = serde_json::to_string(&Preprocessing::BodyRelative).unwrap();
         assert_eq!(json, "\"body_relative\"");
+        let json = serde_json::to_string(&Preprocessing::HandShapes).unwrap();
+        assert_eq!(json, "\"hand_shapes\"");
     }
 }

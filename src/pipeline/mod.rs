@@ -49,8 +49,12 @@ pub trait Classifier: Send {
     fn labels(&self) -> &[String];
     /// The keypoint layout the model reads.
     fn layout(&self) -> Layout;
-    /// Probabilities for a full window.
-    fn predict(&mut self, window: &Window) -> Result<Vec<f32>, StageFailure>;
+    /// An empty live window of the model's frames and span.
+    fn window(&self) -> Window {
+        Window::with_default_len(self.layout())
+    }
+    /// Probabilities for a due window: raw keypoints, frames x features, row-major.
+    fn predict(&mut self, window: &[f32]) -> Result<Vec<f32>, StageFailure>;
 }
 
 /// MediaPipe Holistic on tract: pose, hands (and face for the 1662 layout).
@@ -74,8 +78,12 @@ impl Classifier for crate::classify::SignModel {
         crate::classify::SignModel::layout(self)
     }
 
-    fn predict(&mut self, window: &Window) -> Result<Vec<f32>, StageFailure> {
-        Ok(crate::classify::SignModel::predict(self, window)?)
+    fn window(&self) -> Window {
+        crate::classify::SignModel::window(self)
+    }
+
+    fn predict(&mut self, window: &[f32]) -> Result<Vec<f32>, StageFailure> {
+        Ok(crate::classify::SignModel::predict_raw(self, window)?)
     }
 }
 
@@ -552,7 +560,7 @@ impl Drop for Pipeline {
 /// model can be made to panic on demand).
 #[cfg(test)]
 pub(crate) mod test_support {
-    use super::{Classifier, Layout, StageFailure, Window};
+    use super::{Classifier, Layout, StageFailure};
 
     /// A classifier that panics with `message` on the first full window.
     pub(crate) struct PanicsOnPredict {
@@ -576,7 +584,7 @@ pub(crate) mod test_support {
         fn layout(&self) -> Layout {
             Layout::PoseHands
         }
-        fn predict(&mut self, _: &Window) -> Result<Vec<f32>, StageFailure> {
+        fn predict(&mut self, _: &[f32]) -> Result<Vec<f32>, StageFailure> {
             panic!("{}", self.message)
         }
     }
@@ -608,8 +616,7 @@ mod tests {
         fn layout(&self) -> Layout {
             Layout::PoseHands
         }
-        fn predict(&mut self, window: &Window) -> Result<Vec<f32>, StageFailure> {
-            let flat = window.as_flat();
+        fn predict(&mut self, flat: &[f32]) -> Result<Vec<f32>, StageFailure> {
             let last = &flat[flat.len() - Layout::PoseHands.features()..];
             let pose = last[Layout::PoseHands.pose()].iter().any(|v| *v != 0.0);
             Ok(if pose { vec![1.0, 0.0] } else { vec![0.0, 1.0] })

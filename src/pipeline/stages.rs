@@ -144,6 +144,9 @@ pub(super) struct ClassifyState {
     smoother: Smoother,
     transcript: Transcript,
     labels: Vec<String>,
+    /// The newest window's probabilities and the sign it still holds.
+    latest: Option<Vec<f32>>,
+    held: Option<usize>,
 }
 
 impl ClassifyState {
@@ -154,10 +157,12 @@ impl ClassifyState {
         classifier: &dyn Classifier,
     ) -> ClassifyState {
         ClassifyState {
-            window: Window::with_default_len(classifier.layout()),
+            window: classifier.window(),
             smoother: Smoother::new(smoothing),
             transcript: Transcript::new(transcript_length),
             labels: classifier.labels().to_vec(),
+            latest: None,
+            held: None,
         }
     }
 
@@ -216,20 +221,26 @@ pub(super) fn classify(
             Recv::Closed => break,
         };
         let start = Instant::now();
-        state.window.push(&item.keypoints);
-        let probabilities = if state.window.is_full() {
-            Some(
+        state.window.push(item.captured, &item.keypoints);
+        // A window is due once per model frame interval of capture time,
+        // whatever the camera's rate: the decisions keep to time, not frames.
+        let fresh = match state.window.take_due() {
+            Some(window) => Some(
                 classifier
-                    .predict(&state.window)
+                    .predict(&window)
                     .map_err(PipelineError::Classifier)?,
-            )
-        } else {
-            None
+            ),
+            None => None,
         };
-        let (decision, held) = match &probabilities {
-            Some(p) => state.decide(p, ctx.controls.threshold(), item.captured),
-            None => (None, None),
-        };
+        let mut decision = None;
+        if let Some(p) = fresh {
+            let (decided, held) = state.decide(&p, ctx.controls.threshold(), item.captured);
+            decision = decided;
+            state.held = held;
+            state.latest = Some(p);
+        }
+        let probabilities = state.latest.clone();
+        let held = state.held;
         let now = monotonic_now();
         lock(&ctx.metrics.classify).record(start.elapsed(), item.captured, now);
         {
@@ -266,6 +277,8 @@ mod tests {
     fn state(labels: &[&str]) -> ClassifyState {
         ClassifyState {
             window: Window::with_default_len(crate::landmarks::Layout::PoseHands),
+            latest: None,
+            held: None,
             smoother: Smoother::new(SmoothingConfig {
                 threshold: 0.7,
                 debounce: 2,

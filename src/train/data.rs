@@ -1,15 +1,18 @@
-//! Training data: keypoint sequences with labels and recording groups.
+//! Training and test data: labelled keypoint recordings from one or more sources.
 //!
 //! Two forms are read:
 //! - SignPose's prefix form: `PREFIX_X.npy` (rows, frames, features) float32,
 //!   `PREFIX_y.npy` (rows,) uint8 class index, `PREFIX.json` with `classes` and
 //!   `source_sequence_ids` (recording number of each row within its class);
-//! - the recording folder form: `DIR/<class>/<recording>.npy`, one sequence of
-//!   shape (frames, features) float32 per file; classes are the sub-folder
-//!   names in name order. This is what `signtop record` writes.
+//! - the recording folder form: `DIR/<class>/<recording>.npy`, one recording of
+//!   shape (frames, features) float32 per file, of any length; classes are the
+//!   sub-folder names. A `<recording>.json` sidecar beside it (what `signtop
+//!   record` writes) may give the frames' capture times or rate.
 //!
-//! Each row belongs to a recording group, used to split by recording (never by
-//! frame). Rows that are exact copies of each other share a group, so a
+//! Several sources are merged by class name. A source in the 1662 layout is
+//! used for a 258 model by dropping the face columns. Each recording belongs
+//! to a recording group, used to split by recording (never by frame);
+//! recordings that are exact copies of each other share a group, so a
 //! duplicated recording cannot sit on both sides of a split.
 
 use std::collections::HashMap;
@@ -55,61 +58,213 @@ pub enum DataError {
         /// What does not fit.
         message: String,
     },
-    /// A folder with no usable sequences.
-    #[error("{0}: no sequences found (expected DIR/<class>/<recording>.npy files)")]
+    /// A folder with no usable recordings.
+    #[error("{0}: no recordings found (expected DIR/<class>/<recording>.npy files)")]
     Empty(PathBuf),
+    /// A source whose layout cannot be turned into the one asked for.
+    #[error(
+        "{path}: holds {from}-feature keypoints, which cannot become the {to} layout (only 1662 -> 258 drops columns)"
+    )]
+    Layout {
+        /// The source.
+        path: PathBuf,
+        /// Its layout.
+        from: Layout,
+        /// The layout asked for.
+        to: Layout,
+    },
 }
 
-/// Labelled keypoint sequences.
+/// One labelled recording: frames x features in the dataset's layout.
+#[derive(Clone, Debug)]
+pub struct Recording {
+    /// The keypoints, one row a frame.
+    pub frames: Array2<f32>,
+    /// Class index into the dataset's labels.
+    pub label: usize,
+    /// Recording group (exact duplicates share one).
+    pub group: usize,
+    /// Index of the source it came from, into [`Dataset::sources`].
+    pub source: usize,
+    /// Where it came from, for messages: a file, or `PREFIX row N`.
+    pub name: String,
+    /// Capture time of each frame in seconds from the first, when the
+    /// recording's sidecar gives it; `None`: the model's own frame rate.
+    pub times: Option<Vec<f64>>,
+}
+
+impl Recording {
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.frames.nrows()
+    }
+
+    /// True when the recording has no frame.
+    pub fn is_empty(&self) -> bool {
+        self.frames.nrows() == 0
+    }
+}
+
+/// Labelled keypoint recordings from one or more sources.
 #[derive(Clone, Debug)]
 pub struct Dataset {
     /// Class names, index = label.
     pub labels: Vec<String>,
     /// Keypoint layout of every frame.
     pub layout: Layout,
-    /// Sequences: (rows, frames, features).
-    pub x: Array3<f32>,
-    /// Class index of each row.
-    pub y: Vec<usize>,
-    /// Recording group of each row (exact duplicates share one).
-    pub groups: Vec<usize>,
+    /// The recordings.
+    pub recordings: Vec<Recording>,
+    /// The sources as given, index = [`Recording::source`].
+    pub sources: Vec<String>,
 }
 
 impl Dataset {
-    /// Rows in the dataset.
+    /// Recordings in the dataset.
     pub fn len(&self) -> usize {
-        self.y.len()
+        self.recordings.len()
     }
 
-    /// True when there are no rows.
+    /// True when there are no recordings.
     pub fn is_empty(&self) -> bool {
-        self.y.is_empty()
+        self.recordings.is_empty()
     }
 
-    /// Frames per sequence.
-    pub fn frames(&self) -> usize {
-        self.x.shape()[1]
+    /// Class index of each recording.
+    pub fn labels_of(&self) -> Vec<usize> {
+        self.recordings.iter().map(|r| r.label).collect()
     }
 
-    /// The rows `rows`, in that order (groups keep their ids).
+    /// Recording group of each recording.
+    pub fn groups(&self) -> Vec<usize> {
+        self.recordings.iter().map(|r| r.group).collect()
+    }
+
+    /// The recordings `rows`, in that order (groups keep their ids).
     pub fn subset(&self, rows: &[usize]) -> Dataset {
         Dataset {
             labels: self.labels.clone(),
             layout: self.layout,
-            x: self.x.select(Axis(0), rows),
-            y: rows.iter().map(|&r| self.y[r]).collect(),
-            groups: rows.iter().map(|&r| self.groups[r]).collect(),
+            recordings: rows.iter().map(|&r| self.recordings[r].clone()).collect(),
+            sources: self.sources.clone(),
         }
     }
 
-    /// One row as frames x features, row-major.
-    pub fn row(&self, index: usize) -> Vec<f32> {
-        self.x.index_axis(Axis(0), index).iter().copied().collect()
+    /// The same recordings over `labels`, which must hold every label of
+    /// this dataset (a label no recording has is fine).
+    pub fn with_labels(&self, labels: Vec<String>) -> Dataset {
+        let recordings = self
+            .recordings
+            .iter()
+            .map(|r| Recording {
+                label: labels
+                    .iter()
+                    .position(|l| *l == self.labels[r.label])
+                    .unwrap_or(r.label),
+                ..r.clone()
+            })
+            .collect();
+        Dataset {
+            labels,
+            layout: self.layout,
+            recordings,
+            sources: self.sources.clone(),
+        }
+    }
+
+    /// Indices of the recordings of source `source`.
+    pub fn rows_of_source(&self, source: usize) -> Vec<usize> {
+        (0..self.len())
+            .filter(|&i| self.recordings[i].source == source)
+            .collect()
+    }
+
+    /// The shortest recording, if any.
+    pub fn shortest(&self) -> Option<&Recording> {
+        self.recordings.iter().min_by_key(|r| r.len())
     }
 }
 
-/// Reads `spec`: a recording folder or a SignPose prefix.
+/// Reads one source: a recording folder or a SignPose prefix, in its own layout.
 pub fn load(spec: &Path) -> Result<Dataset, DataError> {
+    load_all(&[spec.to_path_buf()], None)
+}
+
+/// Reads every source and merges them by class name (labels sorted by name).
+/// With `layout`, every source is brought to it (1662 -> 258 drops the face);
+/// without, the layout is 258 if any source is 258, else 1662.
+pub fn load_all(specs: &[PathBuf], layout: Option<Layout>) -> Result<Dataset, DataError> {
+    let raw: Vec<RawSource> = specs
+        .iter()
+        .map(|s| read_source(s))
+        .collect::<Result<_, _>>()?;
+    let layout = layout.unwrap_or_else(|| {
+        if raw.iter().any(|s| s.layout == Layout::PoseHands) {
+            Layout::PoseHands
+        } else {
+            Layout::PoseFaceHands
+        }
+    });
+    let mut labels: Vec<String> = raw.iter().flat_map(|s| s.labels.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    let mut recordings = Vec::new();
+    let mut sources = Vec::new();
+    let mut group_base = 0;
+    for (index, source) in raw.into_iter().enumerate() {
+        let path = PathBuf::from(&source.spec);
+        if source.layout != layout && source.layout != Layout::PoseFaceHands {
+            return Err(DataError::Layout {
+                path,
+                from: source.layout,
+                to: layout,
+            });
+        }
+        let keys_end = source.recordings.iter().map(|r| r.key).max().unwrap_or(0) + 1;
+        for r in source.recordings {
+            let frames = convert_layout(r.frames, source.layout, layout);
+            recordings.push(Recording {
+                frames,
+                label: labels
+                    .iter()
+                    .position(|l| *l == source.labels[r.class])
+                    .unwrap_or_default(),
+                group: group_base + r.key,
+                source: index,
+                name: r.name,
+                times: r.times,
+            });
+        }
+        group_base += keys_end;
+        sources.push(source.spec);
+    }
+    merge_duplicate_groups(&mut recordings);
+    Ok(Dataset {
+        labels,
+        layout,
+        recordings,
+        sources,
+    })
+}
+
+/// A recording as read, before merging.
+struct RawRecording {
+    frames: Array2<f32>,
+    class: usize,
+    /// Recording key within the source (same key = same recording group).
+    key: usize,
+    name: String,
+    times: Option<Vec<f64>>,
+}
+
+/// A source as read: its own labels and layout.
+struct RawSource {
+    spec: String,
+    labels: Vec<String>,
+    layout: Layout,
+    recordings: Vec<RawRecording>,
+}
+
+fn read_source(spec: &Path) -> Result<RawSource, DataError> {
     if spec.is_dir() {
         return load_folder(spec);
     }
@@ -120,26 +275,40 @@ pub fn load(spec: &Path) -> Result<Dataset, DataError> {
     Err(DataError::NotFound(prefix))
 }
 
+/// The columns of `to` taken from frames in `from` (identity when equal).
+fn convert_layout(frames: Array2<f32>, from: Layout, to: Layout) -> Array2<f32> {
+    if from == to {
+        return frames;
+    }
+    let mut out = Array2::<f32>::zeros((frames.nrows(), to.features()));
+    for (src, mut dst) in frames.outer_iter().zip(out.outer_iter_mut()) {
+        let src = src
+            .as_slice()
+            .map(<[f32]>::to_vec)
+            .unwrap_or_else(|| src.to_vec());
+        dst.slice_mut(ndarray::s![to.pose()])
+            .assign(&ndarray::ArrayView1::from(&src[from.pose()]));
+        dst.slice_mut(ndarray::s![to.left_hand()])
+            .assign(&ndarray::ArrayView1::from(&src[from.left_hand()]));
+        dst.slice_mut(ndarray::s![to.right_hand()])
+            .assign(&ndarray::ArrayView1::from(&src[from.right_hand()]));
+    }
+    out
+}
+
 #[derive(Deserialize)]
 struct PrefixJson {
     classes: Vec<String>,
     source_sequence_ids: Option<Vec<usize>>,
 }
 
-fn load_prefix(prefix: &str) -> Result<Dataset, DataError> {
+fn load_prefix(prefix: &str) -> Result<RawSource, DataError> {
     let x_path = PathBuf::from(format!("{prefix}_X.npy"));
     let y_path = PathBuf::from(format!("{prefix}_y.npy"));
     let json_path = PathBuf::from(format!("{prefix}.json"));
     let x: Array3<f32> = read_npy(&x_path).map_err(|e| npy_error(&x_path, e))?;
     let y: Array1<u8> = read_npy(&y_path).map_err(|e| npy_error(&y_path, e))?;
-    let text = std::fs::read_to_string(&json_path).map_err(|e| DataError::Json {
-        path: json_path.clone(),
-        message: e.to_string(),
-    })?;
-    let meta: PrefixJson = serde_json::from_str(&text).map_err(|e| DataError::Json {
-        path: json_path.clone(),
-        message: e.to_string(),
-    })?;
+    let meta: PrefixJson = read_json(&json_path)?;
     let inconsistent = |message: String| DataError::Inconsistent {
         path: x_path.clone(),
         message,
@@ -152,6 +321,10 @@ fn load_prefix(prefix: &str) -> Result<Dataset, DataError> {
             y_path.display()
         )));
     }
+    if x.shape()[0] == 0 || x.shape()[1] == 0 {
+        return Err(DataError::Empty(x_path));
+    }
+    let layout = layout_of(x.shape()[2], &x_path)?;
     let y: Vec<usize> = y.iter().map(|&c| usize::from(c)).collect();
     if let Some(bad) = y.iter().find(|&&c| c >= meta.classes.len()) {
         return Err(inconsistent(format!(
@@ -160,7 +333,7 @@ fn load_prefix(prefix: &str) -> Result<Dataset, DataError> {
             json_path.display()
         )));
     }
-    let recordings = match meta.source_sequence_ids {
+    let ids = match meta.source_sequence_ids {
         Some(ids) if ids.len() == y.len() => ids,
         Some(ids) => {
             return Err(inconsistent(format!(
@@ -171,27 +344,55 @@ fn load_prefix(prefix: &str) -> Result<Dataset, DataError> {
         }
         None => (0..y.len()).collect(),
     };
-    let keys: Vec<(usize, usize)> = y.iter().copied().zip(recordings).collect();
-    finish(x, y, &keys, meta.classes, &x_path)
+    // A recording is (class, recording number): number them densely.
+    let mut key_of: HashMap<(usize, usize), usize> = HashMap::new();
+    let recordings = x
+        .outer_iter()
+        .zip(y.iter().zip(&ids))
+        .enumerate()
+        .map(|(row, (frames, (&class, &id)))| {
+            let next = key_of.len();
+            RawRecording {
+                frames: frames.to_owned(),
+                class,
+                key: *key_of.entry((class, id)).or_insert(next),
+                name: format!("{prefix} row {row}"),
+                times: None,
+            }
+        })
+        .collect();
+    Ok(RawSource {
+        spec: prefix.to_string(),
+        labels: meta.classes,
+        layout,
+        recordings,
+    })
 }
 
-fn load_folder(dir: &Path) -> Result<Dataset, DataError> {
-    let io_err = |e: std::io::Error| DataError::Inconsistent {
-        path: dir.to_path_buf(),
+/// What a recording's sidecar says about time (other fields are ignored here).
+#[derive(Deserialize)]
+struct RecordingSidecar {
+    timestamps_ms: Option<Vec<f64>>,
+    fps: Option<f64>,
+}
+
+fn load_folder(dir: &Path) -> Result<RawSource, DataError> {
+    let io_err = |path: &Path, e: std::io::Error| DataError::Inconsistent {
+        path: path.to_path_buf(),
         message: e.to_string(),
     };
     let mut classes: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io_err)?
+        .map_err(|e| io_err(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir())
         .collect();
     classes.sort();
     let mut labels = Vec::new();
-    let mut sequences: Vec<Array2<f32>> = Vec::new();
-    let mut keys = Vec::new();
+    let mut recordings = Vec::new();
+    let mut layout = None;
     for class_dir in &classes {
         let mut files: Vec<PathBuf> = std::fs::read_dir(class_dir)
-            .map_err(io_err)?
+            .map_err(|e| io_err(class_dir, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "npy"))
             .collect();
@@ -202,104 +403,124 @@ fn load_folder(dir: &Path) -> Result<Dataset, DataError> {
         let class = labels.len();
         labels.push(file_name(class_dir));
         for file in files {
-            let seq: Array2<f32> = read_npy(&file).map_err(|e| npy_error(&file, e))?;
-            keys.push((class, sequences.len()));
-            sequences.push(seq);
+            let frames: Array2<f32> = read_npy(&file).map_err(|e| npy_error(&file, e))?;
+            if frames.nrows() == 0 {
+                return Err(DataError::Empty(file));
+            }
+            let this = layout_of(frames.ncols(), &file)?;
+            if *layout.get_or_insert(this) != this {
+                return Err(DataError::Inconsistent {
+                    path: file,
+                    message: format!(
+                        "{this}-feature keypoints among recordings of {} features",
+                        layout.map_or(0, Layout::features)
+                    ),
+                });
+            }
+            let times = recording_times(&file, frames.nrows())?;
+            recordings.push(RawRecording {
+                frames,
+                class,
+                key: recordings.len(),
+                name: file.display().to_string(),
+                times,
+            });
         }
     }
-    if sequences.is_empty() {
+    let Some(layout) = layout else {
         return Err(DataError::Empty(dir.to_path_buf()));
-    }
-    let shape = sequences[0].dim();
-    if let Some(bad) = sequences.iter().position(|s| s.dim() != shape) {
-        return Err(DataError::Inconsistent {
-            path: dir.to_path_buf(),
-            message: format!(
-                "sequence {} has shape {:?}, the first has {:?}",
-                bad,
-                sequences[bad].dim(),
-                shape
-            ),
-        });
-    }
-    let views: Vec<_> = sequences.iter().map(|s| s.view()).collect();
-    let x = ndarray::stack(Axis(0), &views).map_err(|e| DataError::Inconsistent {
-        path: dir.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let y = keys.iter().map(|k| k.0).collect();
-    finish(x, y, &keys, labels, dir)
-}
-
-fn finish(
-    x: Array3<f32>,
-    y: Vec<usize>,
-    keys: &[(usize, usize)],
-    labels: Vec<String>,
-    path: &Path,
-) -> Result<Dataset, DataError> {
-    let layout = Layout::from_features(x.shape()[2]).map_err(|e| DataError::Inconsistent {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    if x.shape()[0] == 0 || x.shape()[1] == 0 {
-        return Err(DataError::Empty(path.to_path_buf()));
-    }
-    if labels.len() < 2 {
-        return Err(DataError::Inconsistent {
-            path: path.to_path_buf(),
-            message: format!(
-                "{} class(es): a classifier needs at least two",
-                labels.len()
-            ),
-        });
-    }
-    let groups = recording_groups(&x, keys);
-    Ok(Dataset {
+    };
+    Ok(RawSource {
+        spec: dir.display().to_string(),
         labels,
         layout,
-        x,
-        y,
-        groups,
+        recordings,
     })
 }
 
-/// Group ids by (class, recording), merging rows whose values are identical.
-fn recording_groups(x: &Array3<f32>, keys: &[(usize, usize)]) -> Vec<usize> {
-    let mut by_content: HashMap<u64, usize> = HashMap::new();
-    let mut by_key: HashMap<(usize, usize), usize> = HashMap::new();
-    let mut groups = Vec::with_capacity(keys.len());
-    let mut next = 0;
-    for (row, key) in x.outer_iter().zip(keys) {
-        let mut hasher = DefaultHasher::new();
-        for v in row.iter() {
-            v.to_bits().hash(&mut hasher);
-        }
-        let content = hasher.finish();
-        let group = match (by_content.get(&content), by_key.get(key)) {
-            (Some(&g), _) | (None, Some(&g)) => g,
-            (None, None) => {
-                next += 1;
-                next - 1
-            }
-        };
-        by_content.entry(content).or_insert(group);
-        by_key.entry(*key).or_insert(group);
-        groups.push(group);
+/// Frame times (seconds from the first) from the recording's sidecar, if it has one.
+fn recording_times(npy: &Path, frames: usize) -> Result<Option<Vec<f64>>, DataError> {
+    let path = npy.with_extension("json");
+    if !path.is_file() {
+        return Ok(None);
     }
-    renumber(&groups)
+    let sidecar: RecordingSidecar = read_json(&path)?;
+    let bad = |message: String| DataError::Json {
+        path: path.clone(),
+        message,
+    };
+    if let Some(stamps) = sidecar.timestamps_ms {
+        if stamps.len() != frames {
+            return Err(bad(format!(
+                "{} timestamps for {frames} frames",
+                stamps.len()
+            )));
+        }
+        let first = stamps.first().copied().unwrap_or(0.0);
+        let times: Vec<f64> = stamps.iter().map(|t| (t - first) / 1000.0).collect();
+        if times.iter().any(|t| !t.is_finite()) || times.windows(2).any(|w| w[1] < w[0]) {
+            return Err(bad(
+                "timestamps_ms must be numbers that do not go backwards".into(),
+            ));
+        }
+        return Ok(Some(times));
+    }
+    match sidecar.fps {
+        Some(fps) if fps.is_finite() && fps > 0.0 => {
+            Ok(Some((0..frames).map(|i| i as f64 / fps).collect()))
+        }
+        Some(fps) => Err(bad(format!("fps {fps} must be above 0"))),
+        None => Ok(None),
+    }
 }
 
-/// Renumbers group ids densely from 0 in order of first appearance.
-fn renumber(groups: &[usize]) -> Vec<usize> {
-    let mut map = HashMap::new();
-    groups
-        .iter()
-        .map(|g| {
-            let n = map.len();
-            *map.entry(*g).or_insert(n)
-        })
-        .collect()
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DataError> {
+    let json_err = |message: String| DataError::Json {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| json_err(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| json_err(e.to_string()))
+}
+
+fn layout_of(features: usize, path: &Path) -> Result<Layout, DataError> {
+    Layout::from_features(features).map_err(|e| DataError::Inconsistent {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Gives recordings with identical values the same group (the smallest id).
+fn merge_duplicate_groups(recordings: &mut [Recording]) {
+    let mut by_content: HashMap<u64, usize> = HashMap::new();
+    let mut renamed: HashMap<usize, usize> = HashMap::new();
+    for r in recordings.iter() {
+        let mut hasher = DefaultHasher::new();
+        r.frames.dim().hash(&mut hasher);
+        for v in r.frames.iter() {
+            v.to_bits().hash(&mut hasher);
+        }
+        let first = *by_content.entry(hasher.finish()).or_insert(r.group);
+        if first != r.group {
+            renamed.insert(r.group, first);
+        }
+    }
+    for r in recordings.iter_mut() {
+        // Follow chains (a group renamed to one that was itself renamed).
+        let mut g = r.group;
+        while let Some(&next) = renamed.get(&g) {
+            if next == g {
+                break;
+            }
+            g = next;
+        }
+        r.group = g;
+    }
+    let mut dense = HashMap::new();
+    for r in recordings.iter_mut() {
+        let n = dense.len();
+        r.group = *dense.entry(r.group).or_insert(n);
+    }
 }
 
 fn file_name(path: &Path) -> String {
@@ -315,25 +536,33 @@ fn npy_error(path: &Path, err: impl std::fmt::Display) -> DataError {
     }
 }
 
+/// The recordings' frames stacked, for sources whose recordings share one
+/// length (SignPose's): (recordings, frames, features).
+pub fn stacked(data: &Dataset) -> Option<Array3<f32>> {
+    let views: Vec<_> = data.recordings.iter().map(|r| r.frames.view()).collect();
+    ndarray::stack(Axis(0), &views).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray_npy::write_npy;
 
-    const SHARED: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/signpose/bp_hp6_dev"
-    );
+    const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/signpose/");
+
+    fn shared(name: &str) -> PathBuf {
+        PathBuf::from(format!("{SHARED}{name}"))
+    }
 
     #[test]
     fn reads_the_shared_prefix_with_recording_groups() {
-        let data = load(Path::new(SHARED)).unwrap();
+        let data = load(&shared("bp_hp6_dev")).unwrap();
         assert_eq!(data.len(), 288);
-        assert_eq!(data.frames(), 30);
+        assert!(data.recordings.iter().all(|r| r.len() == 30));
         assert_eq!(data.layout, Layout::PoseHands);
         assert_eq!(data.labels.len(), 6);
         // 48 recordings a class; the Elephant duplicates merge groups.
-        let distinct: std::collections::HashSet<_> = data.groups.iter().collect();
+        let distinct: std::collections::HashSet<_> = data.groups().into_iter().collect();
         assert!(
             distinct.len() < 288 && distinct.len() >= 280,
             "{}",
@@ -342,20 +571,82 @@ mod tests {
     }
 
     #[test]
-    fn reads_a_recording_folder_and_rejects_bad_ones() {
+    fn merges_sources_by_class_name_and_drops_the_face_for_258() {
+        let data = load_all(&[shared("bp_hp6_dev"), shared("fm5_dev")], None).unwrap();
+        assert_eq!(data.layout, Layout::PoseHands);
+        assert_eq!(
+            data.labels,
+            [
+                "Alligator",
+                "Bird",
+                "Butterfly",
+                "Cow",
+                "Elephant",
+                "Gorilla",
+                "No Action"
+            ]
+        );
+        assert_eq!(data.len(), 288 + 240);
+        assert_eq!(data.rows_of_source(1).len(), 240);
+        let fm5 = load(&shared("fm5_dev")).unwrap();
+        let first = &fm5.recordings[0];
+        let merged = &data.recordings[288];
+        let layout = Layout::PoseFaceHands;
+        assert_eq!(
+            merged.frames.row(3).to_vec()[..132],
+            first.frames.row(3).to_vec()[layout.pose()]
+        );
+        assert_eq!(
+            merged.frames.row(3).to_vec()[132..],
+            first.frames.row(3).to_vec()[layout.left_hand().start..]
+        );
+        assert_eq!(data.labels[merged.label], fm5.labels[first.label]);
+        // Groups of different sources never collide.
+        let a: std::collections::HashSet<_> = data
+            .rows_of_source(0)
+            .iter()
+            .map(|&i| data.recordings[i].group)
+            .collect();
+        assert!(
+            data.rows_of_source(1)
+                .iter()
+                .all(|&i| !a.contains(&data.recordings[i].group))
+        );
+
+        let err = load_all(&[shared("bp_hp6_dev")], Some(Layout::PoseFaceHands))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bp_hp6_dev") && err.contains("cannot become"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn reads_a_recording_folder_of_any_length_with_times() {
         let dir = tempfile::tempdir().unwrap();
         for (class, n) in [("Cow", 2), ("Bird", 3)] {
             std::fs::create_dir(dir.path().join(class)).unwrap();
             for i in 0..n {
-                let seq = Array2::<f32>::from_elem((30, 258), i as f32);
+                let seq = Array2::<f32>::from_elem((30 + 7 * i, 258), i as f32);
                 write_npy(dir.path().join(class).join(format!("{i}.npy")), &seq).unwrap();
             }
         }
+        std::fs::write(
+            dir.path().join("Cow").join("1.json"),
+            r#"{"format": "signtop-recording/1", "fps": 20.0}"#,
+        )
+        .unwrap();
         let data = load(dir.path()).unwrap();
         assert_eq!(data.labels, vec!["Bird", "Cow"]);
-        assert_eq!(data.y, vec![0, 0, 0, 1, 1]);
+        assert_eq!(data.labels_of(), vec![0, 0, 0, 1, 1]);
+        assert_eq!(data.recordings[4].len(), 37);
+        let times = data.recordings[4].times.as_ref().unwrap();
+        assert_eq!(times.len(), 37);
+        assert!((times[2] - 0.1).abs() < 1e-9);
+        assert!(data.recordings[0].times.is_none());
         // Identical content across classes still merges: rows 0 and 3 are both zeros.
-        assert_eq!(data.groups[0], data.groups[3]);
+        assert_eq!(data.recordings[0].group, data.recordings[3].group);
 
         std::fs::write(dir.path().join("Cow").join("bad.npy"), b"not numpy").unwrap();
         let err = load(dir.path()).unwrap_err().to_string();
@@ -363,7 +654,7 @@ mod tests {
 
         let empty = tempfile::tempdir().unwrap();
         let err = load(empty.path()).unwrap_err().to_string();
-        assert!(err.contains("no sequences found"), "{err}");
+        assert!(err.contains("no recordings found"), "{err}");
         let err = load(Path::new("/nonexistent/prefix"))
             .unwrap_err()
             .to_string();

@@ -1,22 +1,27 @@
 //! `signtop eval`: runs a sign model through tract (the code the live monitor
-//! uses) over labelled data and reports accuracy, per-class precision and
-//! recall, and the confusion matrix.
+//! uses) over every window of labelled recordings, source by source, and
+//! reports accuracy, per-class precision and recall, and the confusion matrix.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::augment::all_windows;
 use super::data;
 use crate::classify::model::{DEFAULT_SIGN_MODEL, SignModel};
 use crate::classify::smoothing::argmax;
+use crate::classify::window::frames_at_interval;
 use crate::pipeline::metrics::Latency;
 
 /// `signtop eval` arguments.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// Labelled data: a recording folder or a SignPose prefix.
-    #[arg(long, value_name = "DIR_OR_PREFIX")]
-    pub data: PathBuf,
+    /// Labelled data, one or more: recording folders or SignPose prefixes.
+    /// Each is reported on its own line, then all together. Classes the model
+    /// does not know are skipped (and said); a 1662 source is cut to 258 for
+    /// a 258 model.
+    #[arg(long, value_name = "DIR_OR_PREFIX", num_args = 1.., required = true)]
+    pub data: Vec<PathBuf>,
     /// The sign model (ONNX with its sidecar .json).
     #[arg(long, value_name = "FILE.onnx", default_value = DEFAULT_SIGN_MODEL)]
     pub model: PathBuf,
@@ -24,6 +29,10 @@ pub struct EvalArgs {
     /// and the confusion matrix.
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
+    /// Also print every window's prediction (recording, first frame, top class
+    /// and its probability): where in a clip the model goes wrong.
+    #[arg(long)]
+    pub windows: bool,
 }
 
 /// Counts of true class (rows) against predicted class (columns).
@@ -48,6 +57,15 @@ impl Confusion {
     /// Counts one prediction.
     pub fn add(&mut self, truth: usize, predicted: usize) {
         self.counts[truth][predicted] += 1;
+    }
+
+    /// Adds another matrix over the same labels.
+    pub fn merge(&mut self, other: &Confusion) {
+        for (row, other_row) in self.counts.iter_mut().zip(&other.counts) {
+            for (c, o) in row.iter_mut().zip(other_row) {
+                *c += o;
+            }
+        }
     }
 
     /// Fraction of all predictions that were right.
@@ -121,34 +139,197 @@ impl Confusion {
 /// Runs `signtop eval`.
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let model = SignModel::load(&args.model)?;
-    let data = data::load(&args.data)?;
-    anyhow::ensure!(
-        data.layout == model.layout() && data.frames() == model.frames(),
-        "{} holds {} frames of {} features but the model {} reads {} frames of {}",
-        args.data.display(),
-        data.frames(),
-        data.layout,
+    println!(
+        "{}: {} classes ({}), {} frames over {:.1} s, layout {}\n",
         args.model.display(),
+        model.labels().len(),
+        model.labels().join(", "),
         model.frames(),
+        model.sidecar().span().as_secs_f64(),
         model.layout()
     );
-    let (confusion, timing) = confusion_of(&model, &data)?;
-    println!(
-        "{} on {} ({} sequences)\n",
-        args.model.display(),
-        args.data.display(),
-        data.len()
-    );
-    print!("{}", confusion.table());
-    println!("\n{timing}");
+    let report = score_sources(&model, &args.data, args.windows)?;
+    print!("{}", report.lines());
+    println!();
+    print!("{}", report.total.table());
+    println!("\n{}", report.timing);
     if let Some(dir) = &args.plots {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let written = super::plots::write_all(dir, &args.model, &confusion)?;
+        let written = super::plots::write_all(dir, &args.model, &report.total)?;
         for path in written {
             println!("wrote {}", path.display());
         }
     }
     Ok(())
+}
+
+/// One source's result.
+#[derive(Clone, Debug)]
+pub struct SourceScore {
+    /// The source as given.
+    pub source: String,
+    /// Its windows' predictions.
+    pub confusion: Confusion,
+    /// Recordings scored.
+    pub recordings: usize,
+    /// Classes of the source that the model does not know, with how many
+    /// recordings of each were skipped.
+    pub skipped: Vec<(String, usize)>,
+}
+
+impl SourceScore {
+    /// One line: accuracy, windows, recordings, skipped classes.
+    pub fn line(&self) -> String {
+        let windows: usize = self.confusion.counts.iter().flatten().sum();
+        let mut line = format!(
+            "{}: {:.2}% of {windows} windows ({} recordings)",
+            self.source,
+            100.0 * self.confusion.accuracy(),
+            self.recordings
+        );
+        if !self.skipped.is_empty() {
+            let skipped: Vec<String> = self
+                .skipped
+                .iter()
+                .map(|(label, n)| format!("{label} ({n})"))
+                .collect();
+            line += &format!(
+                "; skipped, not classes of the model: {}",
+                skipped.join(", ")
+            );
+        }
+        line
+    }
+}
+
+/// Every source's result, their sum and the model's speed.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Per source, in the order given.
+    pub sources: Vec<SourceScore>,
+    /// All windows of all sources.
+    pub total: Confusion,
+    /// Time per window.
+    pub timing: WindowTiming,
+}
+
+impl Report {
+    /// A line per source, then the total when there are several.
+    pub fn lines(&self) -> String {
+        let mut out = String::new();
+        for s in &self.sources {
+            out += &s.line();
+            out += "\n";
+        }
+        if self.sources.len() > 1 {
+            let windows: usize = self.total.counts.iter().flatten().sum();
+            out += &format!(
+                "total: {:.2}% of {windows} windows\n",
+                100.0 * self.total.accuracy()
+            );
+        }
+        out
+    }
+}
+
+/// Scores `model` on every window of every source, each source on its own.
+/// With `list`, each window's prediction is printed as it is made.
+pub fn score_sources(model: &SignModel, specs: &[PathBuf], list: bool) -> anyhow::Result<Report> {
+    let mut total = Confusion::new(model.labels().to_vec());
+    let mut timing = WindowTiming::default();
+    let mut sources = Vec::new();
+    for spec in specs {
+        let data = data::load_all(std::slice::from_ref(spec), Some(model.layout()))
+            .with_context(|| format!("reading {} for {}", spec.display(), model_name(model)))?;
+        let score = score_dataset(model, &data, &mut timing, list)?;
+        total.merge(&score.confusion);
+        sources.push(score);
+    }
+    Ok(Report {
+        sources,
+        total,
+        timing,
+    })
+}
+
+fn model_name(model: &SignModel) -> String {
+    format!("a model of {} classes", model.labels().len())
+}
+
+/// Scores every window of `data` (one source) and times each prediction.
+pub fn score_dataset(
+    model: &SignModel,
+    data: &data::Dataset,
+    timing: &mut WindowTiming,
+    list: bool,
+) -> anyhow::Result<SourceScore> {
+    let source = data.sources.join(", ");
+    let to_model: Vec<Option<usize>> = data
+        .labels
+        .iter()
+        .map(|l| model.labels().iter().position(|m| m == l))
+        .collect();
+    anyhow::ensure!(
+        to_model.iter().any(Option::is_some),
+        "{source}: none of its classes ({}) is a class of the model ({})",
+        data.labels.join(", "),
+        model.labels().join(", ")
+    );
+    let interval = model.sidecar().span().as_secs_f64() / model.frames() as f64;
+    let mut confusion = Confusion::new(model.labels().to_vec());
+    let mut skipped: Vec<(String, usize)> = Vec::new();
+    let mut recordings = 0;
+    for recording in &data.recordings {
+        let Some(truth) = to_model[recording.label] else {
+            let label = &data.labels[recording.label];
+            match skipped.iter_mut().find(|(l, _)| l == label) {
+                Some((_, n)) => *n += 1,
+                None => skipped.push((label.clone(), 1)),
+            }
+            continue;
+        };
+        let frames = match &recording.times {
+            Some(times) => frames_at_interval(&recording.frames, times, interval),
+            None => recording.frames.clone(),
+        };
+        let windows = all_windows(&frames, model.frames());
+        anyhow::ensure!(
+            !windows.is_empty(),
+            "{}: {} frames, shorter than the model's window of {} frames ({:.1} s)",
+            recording.name,
+            frames.nrows(),
+            model.frames(),
+            model.sidecar().span().as_secs_f64()
+        );
+        recordings += 1;
+        for (first, window) in windows.into_iter().enumerate() {
+            let start = std::time::Instant::now();
+            let probabilities = model.predict_raw(&window)?;
+            timing.latency.record(start.elapsed());
+            let (predicted, p) = argmax(&probabilities).with_context(|| {
+                format!(
+                    "{}: the model gave no usable probabilities: {probabilities:?}",
+                    recording.name
+                )
+            })?;
+            if list {
+                let mark = if predicted == truth { "" } else { "  <- wrong" };
+                println!(
+                    "{} frame {first}: {} {:.2}{mark}",
+                    recording.name,
+                    model.labels()[predicted],
+                    p
+                );
+            }
+            confusion.add(truth, predicted);
+        }
+    }
+    Ok(SourceScore {
+        source,
+        confusion,
+        recordings,
+        skipped,
+    })
 }
 
 /// Time per window of the model on tract (preprocessing included).
@@ -166,39 +347,6 @@ impl std::fmt::Display for WindowTiming {
             p.p50, p.p95, p.p99, p.count
         )
     }
-}
-
-/// Predicts every row and counts the results (and times each prediction);
-/// the model's labels are matched to the data's by name.
-pub fn confusion_of(
-    model: &SignModel,
-    data: &data::Dataset,
-) -> anyhow::Result<(Confusion, WindowTiming)> {
-    let to_model: Vec<usize> = data
-        .labels
-        .iter()
-        .map(|l| {
-            model.labels().iter().position(|m| m == l).with_context(|| {
-                format!(
-                    "the data has class {l:?}, the model knows {}",
-                    model.labels().join(", ")
-                )
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let mut confusion = Confusion::new(model.labels().to_vec());
-    let mut timing = WindowTiming::default();
-    for row in 0..data.len() {
-        let window = data.row(row);
-        let start = std::time::Instant::now();
-        let probabilities = model.predict_raw(&window)?;
-        timing.latency.record(start.elapsed());
-        let (predicted, _) = argmax(&probabilities).with_context(|| {
-            format!("the model gave no usable probabilities for sequence {row}: {probabilities:?}")
-        })?;
-        confusion.add(to_model[data.y[row]], predicted);
-    }
-    Ok((confusion, timing))
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! ONNX export of a trained [`SignNet`], written with tract's own ONNX protobuf types.
 //!
-//! Graph: keypoints (batch, frames, features) -> Transpose to (frames, batch,
-//! features) -> one ONNX `LSTM` per layer (default sigmoid/tanh activations,
-//! the only ones tract honours) -> last hidden state -> Gemm + Relu per dense
-//! layer -> Gemm -> Softmax = probabilities (batch, classes). Preprocessing is
-//! not in the graph: the sidecar names it and `SignModel` applies it.
+//! Graph: keypoints (batch, frames, features) -> the trunk -> Gemm + Relu per
+//! dense layer -> Gemm -> Softmax = probabilities (batch, classes). The trunk
+//! is either a Transpose to (frames, batch, features) and one ONNX `LSTM` per
+//! layer (default sigmoid/tanh activations, the only ones tract honours) up to
+//! the last hidden state, or a per-frame MatMul embedding, 1D `Conv`s over
+//! time and ReduceMax / ReduceMean over the frames. Preprocessing is not in
+//! the graph: the sidecar names it and `SignModel` applies it.
 
 use std::path::Path;
 
@@ -12,7 +14,7 @@ use candle_core::Tensor;
 use prost::Message;
 use tract_onnx::pb;
 
-use super::net::{SignNet, dense_name, lstm_name};
+use super::net::{EMBED, NetConfig, SignNet, conv_name, dense_name, lstm_name};
 
 /// Name of the exported model's input.
 pub const INPUT_NAME: &str = "keypoints";
@@ -51,44 +53,11 @@ pub fn write_onnx(net: &SignNet, frames: usize, path: &Path) -> Result<(), Expor
 /// The ONNX model of `net` as protobuf bytes.
 pub fn onnx_bytes(net: &SignNet, frames: usize) -> Result<Vec<u8>, ExportError> {
     let mut graph = GraphBuilder::default();
-    graph.node(
-        "Transpose",
-        &[INPUT_NAME],
-        &["x_tbf"],
-        vec![ints("perm", &[1, 0, 2])],
-    );
-    graph.int64_initializer("axis0", &[0]);
-    graph.int64_initializer("axis1", &[1]);
-    let mut x = "x_tbf".to_string();
-    let layers = net.config().lstm.len();
-    for (i, &hidden) in net.config().lstm.iter().enumerate() {
-        let name = lstm_name(i);
-        let (w, r, b) = lstm_weights(net, &name, hidden)?;
-        graph.initializer(&format!("{name}.W"), &w);
-        graph.initializer(&format!("{name}.R"), &r);
-        graph.initializer(&format!("{name}.B"), &b);
-        let inputs = [
-            x.as_str(),
-            &format!("{name}.W"),
-            &format!("{name}.R"),
-            &format!("{name}.B"),
-        ];
-        let attrs = vec![int("hidden_size", hidden as i64)];
-        if i + 1 < layers {
-            // Y is (frames, 1, batch, hidden): drop the direction axis.
-            let y = format!("{name}.Y");
-            graph.node_owned("LSTM", &inputs, &[y.as_str()], attrs);
-            x = format!("{name}.out");
-            graph.node_owned("Squeeze", &[y.as_str(), "axis1"], &[x.as_str()], vec![]);
-        } else {
-            // Y_h is (1, batch, hidden): the last step's hidden state.
-            let y_h = format!("{name}.Y_h");
-            graph.node_owned("LSTM", &inputs, &["", y_h.as_str()], attrs);
-            x = format!("{name}.out");
-            graph.node_owned("Squeeze", &[y_h.as_str(), "axis0"], &[x.as_str()], vec![]);
-        }
-    }
-    for i in 0..net.config().dense.len() {
+    let mut x = match net.config() {
+        NetConfig::Lstm { lstm, .. } => lstm_trunk(&mut graph, net, lstm)?,
+        NetConfig::Conv { conv, kernel, .. } => conv_trunk(&mut graph, net, conv.len(), *kernel)?,
+    };
+    for i in 0..net.config().dense().len() {
         let name = dense_name(i);
         x = dense(&mut graph, net, &name, &x, true)?;
     }
@@ -120,7 +89,7 @@ pub fn onnx_bytes(net: &SignNet, frames: usize) -> Result<Vec<u8>, ExportError> 
         producer_name: "signtop".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         graph: Some(pb::GraphProto {
-            name: "signtop_sign_lstm".into(),
+            name: "signtop_sign_model".into(),
             node: graph.nodes,
             initializer: graph.initializers,
             input: vec![input],
@@ -130,6 +99,116 @@ pub fn onnx_bytes(net: &SignNet, frames: usize) -> Result<Vec<u8>, ExportError> 
         ..Default::default()
     };
     Ok(model.encode_to_vec())
+}
+
+/// Stacked ONNX `LSTM`s over (frames, batch, features); returns the name of
+/// the last one's final hidden state (batch, hidden).
+fn lstm_trunk(
+    graph: &mut GraphBuilder,
+    net: &SignNet,
+    sizes: &[usize],
+) -> Result<String, candle_core::Error> {
+    graph.node(
+        "Transpose",
+        &[INPUT_NAME],
+        &["x_tbf"],
+        vec![ints("perm", &[1, 0, 2])],
+    );
+    graph.int64_initializer("axis0", &[0]);
+    graph.int64_initializer("axis1", &[1]);
+    let mut x = "x_tbf".to_string();
+    for (i, &hidden) in sizes.iter().enumerate() {
+        let name = lstm_name(i);
+        let (w, r, b) = lstm_weights(net, &name, hidden)?;
+        graph.initializer(&format!("{name}.W"), &w);
+        graph.initializer(&format!("{name}.R"), &r);
+        graph.initializer(&format!("{name}.B"), &b);
+        let inputs = [
+            x.as_str(),
+            &format!("{name}.W"),
+            &format!("{name}.R"),
+            &format!("{name}.B"),
+        ];
+        let attrs = vec![int("hidden_size", hidden as i64)];
+        let out = format!("{name}.out");
+        if i + 1 < sizes.len() {
+            // Y is (frames, 1, batch, hidden): drop the direction axis.
+            let y = format!("{name}.Y");
+            graph.node_owned("LSTM", &inputs, &[y.as_str()], attrs);
+            graph.node_owned("Squeeze", &[y.as_str(), "axis1"], &[out.as_str()], vec![]);
+        } else {
+            // Y_h is (1, batch, hidden): the last step's hidden state.
+            let y_h = format!("{name}.Y_h");
+            graph.node_owned("LSTM", &inputs, &["", y_h.as_str()], attrs);
+            graph.node_owned("Squeeze", &[y_h.as_str(), "axis0"], &[out.as_str()], vec![]);
+        }
+        x = out;
+    }
+    Ok(x)
+}
+
+/// Per-frame embedding (MatMul + Add + Relu on (batch, frames, features)),
+/// then (batch, channels, frames) through `convs` 1D Conv + Relu, then
+/// ReduceMax and ReduceMean over frames, concatenated: (batch, 2 x channels).
+fn conv_trunk(
+    graph: &mut GraphBuilder,
+    net: &SignNet,
+    convs: usize,
+    kernel: usize,
+) -> Result<String, candle_core::Error> {
+    let weight = net.weight(&format!("{EMBED}.weight"))?;
+    let (out, inp) = weight.dims2()?;
+    // candle keeps (out, in); MatMul wants (in, out).
+    let transposed = values(&weight.t()?.contiguous()?)?;
+    graph.initializer("embed.W", &TensorData::new(vec![inp, out], transposed));
+    let bias = net.weight(&format!("{EMBED}.bias"))?;
+    graph.initializer("embed.B", &TensorData::new(vec![out], values(&bias)?));
+    graph.node("MatMul", &[INPUT_NAME, "embed.W"], &["embed.mm"], vec![]);
+    graph.node("Add", &["embed.mm", "embed.B"], &["embed.add"], vec![]);
+    graph.node("Relu", &["embed.add"], &["embed.out"], vec![]);
+    graph.node(
+        "Transpose",
+        &["embed.out"],
+        &["x_bct"],
+        vec![ints("perm", &[0, 2, 1])],
+    );
+    let mut x = "x_bct".to_string();
+    let pad = (kernel / 2) as i64;
+    for i in 0..convs {
+        let name = conv_name(i);
+        let w = net.weight(&format!("{name}.weight"))?;
+        let b = net.weight(&format!("{name}.bias"))?;
+        graph.initializer(
+            &format!("{name}.W"),
+            &TensorData::new(w.dims().to_vec(), values(&w)?),
+        );
+        graph.initializer(
+            &format!("{name}.B"),
+            &TensorData::new(b.dims().to_vec(), values(&b)?),
+        );
+        let conv = format!("{name}.conv");
+        graph.node_owned(
+            "Conv",
+            &[x.as_str(), &format!("{name}.W"), &format!("{name}.B")],
+            &[conv.as_str()],
+            vec![
+                ints("kernel_shape", &[kernel as i64]),
+                ints("pads", &[pad, pad]),
+            ],
+        );
+        x = format!("{name}.out");
+        graph.node_owned("Relu", &[conv.as_str()], &[x.as_str()], vec![]);
+    }
+    let reduce = vec![ints("axes", &[2]), int("keepdims", 0)];
+    graph.node_owned("ReduceMax", &[x.as_str()], &["pool.max"], reduce.clone());
+    graph.node_owned("ReduceMean", &[x.as_str()], &["pool.mean"], reduce);
+    graph.node(
+        "Concat",
+        &["pool.max", "pool.mean"],
+        &["pool.out"],
+        vec![int("axis", 1)],
+    );
+    Ok("pool.out".to_string())
 }
 
 /// candle's LSTM gates are ordered i, f, g, o; ONNX wants i, o, f, c(=g).

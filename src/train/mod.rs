@@ -1,8 +1,10 @@
 //! Training and evaluating sign classifiers: `signtop train` and `signtop eval`.
 
+pub mod augment;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod import;
 pub mod net;
 pub mod plots;
 pub mod trainer;
@@ -14,22 +16,62 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::classify::model::{SIDECAR_FORMAT, Sidecar, SignModel};
+use crate::classify::preprocess::Preprocessing;
+use crate::landmarks::keypoints::Layout;
 use data::Dataset;
+use net::NetConfig;
 use trainer::{EpochLog, Prepared, Split, TrainConfig};
+
+/// Learning rate when adapting a trained model (`--from`).
+const ADAPT_LEARNING_RATE: f64 = 5e-4;
 
 /// Largest tract-vs-candle difference accepted after export.
 pub const PARITY_TOLERANCE: f32 = 1e-4;
 
+/// The network to train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Architecture {
+    /// Temporal convolutions with max and mean pooling over the window (default).
+    Conv,
+    /// SignPose's stacked LSTMs (64, 128, 64).
+    Lstm,
+}
+
+/// What the model reads per frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FeaturesArg {
+    /// Body position and hand shapes (default; holds across sessions).
+    HandShapes,
+    /// Every keypoint, centred on the shoulders and scaled by their width.
+    BodyRelative,
+    /// Raw MediaPipe coordinates, as SignPose fed them.
+    Raw,
+}
+
 /// `signtop train` arguments.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// Training data: a recording folder (DIR/<class>/<recording>.npy) or a
-    /// SignPose prefix such as ../shared/data/signpose/bp_hp6_dev.
-    #[arg(long, value_name = "DIR_OR_PREFIX")]
-    pub data: PathBuf,
+    /// Training data, one or more sources merged by class name: recording
+    /// folders (DIR/<class>/<recording>.npy) or SignPose prefixes such as
+    /// ../shared/data/signpose/bp_hp6_dev.
+    #[arg(long, value_name = "DIR_OR_PREFIX", num_args = 1.., required = true)]
+    pub data: Vec<PathBuf>,
+    /// After training, score the model on these sources too, each on its own
+    /// line (e.g. another session: a leave-one-session-out figure).
+    #[arg(long, value_name = "DIR_OR_PREFIX", num_args = 1..)]
+    pub test_data: Vec<PathBuf>,
     /// Where to write the ONNX model (the sidecar .json and .train.json go beside it).
     #[arg(long, value_name = "FILE.onnx")]
     pub out: PathBuf,
+    /// Keypoint layout of the model (default: 258 if any source is 258, else 1662).
+    #[arg(long)]
+    pub layout: Option<Layout>,
+    /// The network.
+    #[arg(long, value_enum, default_value_t = Architecture::Conv)]
+    pub arch: Architecture,
+    /// What the model reads per frame.
+    #[arg(long, value_enum, default_value_t = FeaturesArg::HandShapes)]
+    pub features: FeaturesArg,
     /// Maximum epochs.
     #[arg(long, default_value_t = TrainConfig::default().epochs)]
     pub epochs: usize,
@@ -43,35 +85,100 @@ pub struct TrainArgs {
     /// Instead of one model, run K-fold cross-validation by recording and report it.
     #[arg(long, value_name = "K")]
     pub kfold: Option<usize>,
-    /// Train without mirror augmentation.
+    /// Train without mirrored windows.
     #[arg(long)]
     pub no_mirror: bool,
-    /// Feed raw MediaPipe coordinates (as SignPose did) instead of body-relative ones.
+    /// Train at the recorded pace only (no time resampling).
     #[arg(long)]
-    pub raw_features: bool,
+    pub no_pace: bool,
+    /// Train without runs of lost hands and poses.
+    #[arg(long)]
+    pub no_loss: bool,
+    /// Train without framing changes (scale, aspect, shift, rotation).
+    #[arg(long)]
+    pub no_framing: bool,
+    /// Start from this model's weights (an ONNX file `signtop train` wrote)
+    /// and adapt it to --data; classes the data adds get new outputs. Its
+    /// features, frames and span are kept.
+    #[arg(long, value_name = "FILE.onnx")]
+    pub from: Option<PathBuf>,
+    /// AdamW learning rate (default 2e-3, or 5e-4 with --from).
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Train on only the first K recordings of each class (in the order
+    /// given) and score the model on the rest: how few takes suffice.
+    #[arg(long, value_name = "K")]
+    pub takes: Option<usize>,
+}
+
+impl TrainArgs {
+    /// The training settings these arguments ask for.
+    pub fn config(&self) -> TrainConfig {
+        let defaults = TrainConfig::default();
+        let mut augment = defaults.augment.clone();
+        if self.no_mirror {
+            augment.mirror = false;
+        }
+        if self.no_pace {
+            augment.pace = (1.0, 1.0);
+        }
+        if self.no_loss {
+            augment.hand_loss = 0.0;
+            augment.pose_loss = 0.0;
+        }
+        if self.no_framing {
+            augment.rotation_deg = 0.0;
+            augment.scale = 0.0;
+            augment.aspect = 0.0;
+            augment.shift = 0.0;
+        }
+        let learning_rate = self.learning_rate.unwrap_or(if self.from.is_some() {
+            ADAPT_LEARNING_RATE
+        } else {
+            defaults.learning_rate
+        });
+        TrainConfig {
+            epochs: self.epochs,
+            seed: self.seed,
+            learning_rate,
+            preprocessing: match self.features {
+                FeaturesArg::HandShapes => Preprocessing::HandShapes,
+                FeaturesArg::BodyRelative => Preprocessing::BodyRelative,
+                FeaturesArg::Raw => Preprocessing::None,
+            },
+            net: match self.arch {
+                Architecture::Conv => NetConfig::temporal_conv(),
+                Architecture::Lstm => NetConfig::signpose_lstm(),
+            },
+            augment,
+            ..defaults
+        }
+    }
 }
 
 /// What `signtop train` writes beside the model: how it was made and its curves.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TrainingLog {
     /// The data it was trained on.
-    pub data: String,
+    pub data: Vec<String>,
     /// Class names.
     pub labels: Vec<String>,
     /// The training settings.
     pub config: TrainConfig,
     /// Validation fraction used.
     pub val_split: f64,
-    /// Rows trained on and validated on.
+    /// Recordings trained on.
     pub train_rows: usize,
-    /// Rows validated on.
+    /// Recordings validated on.
     pub val_rows: usize,
     /// The epoch whose weights were kept.
     pub best_epoch: usize,
     /// Per-epoch figures.
     pub history: Vec<EpochLog>,
-    /// Largest |tract - candle| on the check rows after export.
+    /// Largest |tract - candle| on the check windows after export.
     pub export_max_abs_diff: f32,
+    /// Seconds the training took.
+    pub seconds: f64,
 }
 
 impl TrainingLog {
@@ -83,48 +190,60 @@ impl TrainingLog {
 
 /// Runs `signtop train`.
 pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
-    let data = data::load(&args.data)?;
-    let config = TrainConfig {
-        epochs: args.epochs,
-        seed: args.seed,
-        mirror: !args.no_mirror,
-        preprocessing: if args.raw_features {
-            crate::classify::preprocess::Preprocessing::None
-        } else {
-            crate::classify::preprocess::Preprocessing::BodyRelative
-        },
-        ..TrainConfig::default()
+    let started = std::time::Instant::now();
+    let base = args.from.as_ref().map(|m| SignModel::load(m)).transpose()?;
+    let layout = base.as_ref().map(SignModel::layout).or(args.layout);
+    let mut data = data::load_all(&args.data, layout)?;
+    let mut config = args.config();
+    if let Some(base) = &base {
+        adopt_base(&mut config, &mut data, base)?;
+    }
+    let held_back = match args.takes {
+        Some(k) => Some(keep_first_takes(&mut data, k)?),
+        None => None,
     };
     anyhow::ensure!(
         (0.0..0.9).contains(&args.val_split),
         "--val-split must be in [0, 0.9), got {}",
         args.val_split
     );
-    println!(
-        "data: {} sequences of {} frames x {} features, classes: {}",
-        data.len(),
-        data.frames(),
-        data.layout.features(),
+    anyhow::ensure!(
+        data.labels.len() >= 2,
+        "{}: {} class(es) ({}): a classifier needs at least two",
+        data.sources.join(", "),
+        data.labels.len(),
         data.labels.join(", ")
     );
-    let prepared = Prepared::new(&data, config.preprocessing, config.mirror);
+    print_data(&data);
+    let prepared = Prepared::new(&data, &config);
+    check_lengths(&data, &prepared, &config)?;
     if let Some(k) = args.kfold {
         return run_kfold(&data, &prepared, &config, k);
     }
     let split = trainer::split_by_recording(&data, args.val_split, config.seed);
-    let outcome = train_with_progress(&data, &prepared, &split, &config, "training")?;
+    let start_net = match &args.from {
+        Some(path) => Some(import::net_from_onnx(
+            path,
+            prepared.model_features(),
+            data.labels.len(),
+            config.net_dropout(),
+            config.seed,
+        )?),
+        None => None,
+    };
+    let outcome = train_with_progress(&data, &prepared, &split, &config, start_net, "training")?;
     let net = outcome.net;
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    export::write_onnx(&net, data.frames(), &args.out)?;
+    export::write_onnx(&net, config.frames, &args.out)?;
     sidecar_for(&data, &config)
         .save_for(&args.out)
         .with_context(|| format!("writing {}", Sidecar::path_for(&args.out).display()))?;
     let diff = export_parity(&net, &data, &prepared, &args.out)?;
     let log = TrainingLog {
-        data: args.data.display().to_string(),
+        data: data.sources.clone(),
         labels: data.labels.clone(),
         config,
         val_split: args.val_split,
@@ -133,6 +252,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         best_epoch: outcome.best_epoch,
         history: outcome.history,
         export_max_abs_diff: diff,
+        seconds: started.elapsed().as_secs_f64(),
     };
     let log_path = TrainingLog::path_for(&args.out);
     std::fs::write(&log_path, serde_json::to_string_pretty(&log)? + "\n")
@@ -142,6 +262,105 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         diff < PARITY_TOLERANCE,
         "the exported model differs from the trained one by {diff:e} (limit {PARITY_TOLERANCE:e})"
     );
+    if let Some(rest) = &held_back {
+        let model = SignModel::load(&args.out)?;
+        let mut timing = eval::WindowTiming::default();
+        let score = eval::score_dataset(&model, rest, &mut timing, false)?;
+        println!("\nthe other takes of the training data (every window, through tract):");
+        println!("{}", score.line());
+    }
+    if !args.test_data.is_empty() {
+        let model = SignModel::load(&args.out)?;
+        let report = eval::score_sources(&model, &args.test_data, false)?;
+        println!("\ntested on other data (every window, through tract):");
+        print!("{}", report.lines());
+    }
+    Ok(())
+}
+
+/// Training from `base`: its window and features, its classes first (in its
+/// output order), then the classes the data adds.
+fn adopt_base(
+    config: &mut TrainConfig,
+    data: &mut Dataset,
+    base: &SignModel,
+) -> anyhow::Result<()> {
+    let sidecar = base.sidecar();
+    config.preprocessing = sidecar.preprocessing;
+    config.frames = sidecar.frames;
+    config.span_seconds = sidecar.span().as_secs_f64();
+    let mut labels = base.labels().to_vec();
+    for label in &data.labels {
+        if !labels.contains(label) {
+            labels.push(label.clone());
+        }
+    }
+    let added = labels.len() - base.labels().len();
+    if added > 0 {
+        println!(
+            "adding {added} class(es) to the model's {}: {}",
+            base.labels().len(),
+            labels[base.labels().len()..].join(", ")
+        );
+    }
+    *data = data.with_labels(labels);
+    Ok(())
+}
+
+/// Keeps the first `k` recordings of each class; returns the others.
+fn keep_first_takes(data: &mut Dataset, k: usize) -> anyhow::Result<Dataset> {
+    anyhow::ensure!(k >= 1, "--takes needs at least 1 recording a class");
+    let mut seen = vec![0usize; data.labels.len()];
+    let (mut kept, mut rest) = (Vec::new(), Vec::new());
+    for (i, r) in data.recordings.iter().enumerate() {
+        seen[r.label] += 1;
+        if seen[r.label] <= k {
+            kept.push(i);
+        } else {
+            rest.push(i);
+        }
+    }
+    anyhow::ensure!(
+        !rest.is_empty(),
+        "--takes {k}: no recordings are left to score"
+    );
+    let held_back = data.subset(&rest);
+    *data = data.subset(&kept);
+    println!(
+        "--takes {k}: training on {} recordings, scoring the other {}",
+        kept.len(),
+        rest.len()
+    );
+    Ok(held_back)
+}
+
+fn print_data(data: &Dataset) {
+    println!(
+        "data: {} recordings, layout {}, classes: {}",
+        data.len(),
+        data.layout,
+        data.labels.join(", ")
+    );
+    if data.sources.len() > 1 {
+        for (i, source) in data.sources.iter().enumerate() {
+            println!("  {source}: {} recordings", data.rows_of_source(i).len());
+        }
+    }
+}
+
+/// Every recording must hold at least one window once at the model's rate.
+fn check_lengths(data: &Dataset, prepared: &Prepared, config: &TrainConfig) -> anyhow::Result<()> {
+    for (row, recording) in data.recordings.iter().enumerate() {
+        let frames = prepared.recording(row).nrows();
+        anyhow::ensure!(
+            frames >= config.frames,
+            "{}: {frames} frames at the model's {:.1} frames a second, shorter than its window of {} frames ({:.1} s)",
+            recording.name,
+            1.0 / config.frame_interval(),
+            config.frames,
+            config.span_seconds
+        );
+    }
     Ok(())
 }
 
@@ -150,8 +369,9 @@ fn sidecar_for(data: &Dataset, config: &TrainConfig) -> Sidecar {
         format: SIDECAR_FORMAT.to_string(),
         labels: data.labels.clone(),
         features: data.layout.features(),
-        frames: data.frames(),
+        frames: config.frames,
         preprocessing: config.preprocessing,
+        span_seconds: Some(config.span_seconds),
         input: export::INPUT_NAME.to_string(),
         output: export::OUTPUT_NAME.to_string(),
     }
@@ -162,6 +382,7 @@ fn train_with_progress(
     prepared: &Prepared,
     split: &Split,
     config: &TrainConfig,
+    start: Option<net::SignNet>,
     title: &str,
 ) -> anyhow::Result<trainer::TrainOutcome> {
     let bar = ProgressBar::new(config.epochs as u64);
@@ -171,10 +392,14 @@ fn train_with_progress(
             .progress_chars("=> "),
     );
     bar.set_prefix(title.to_string());
-    let outcome = trainer::train(data, prepared, split, config, |log| {
+    let on_epoch = |log: &EpochLog| {
         bar.set_position(log.epoch as u64);
         bar.set_message(epoch_message(log));
-    })
+    };
+    let outcome = match start {
+        Some(net) => trainer::train_from(net, prepared, split, config, on_epoch),
+        None => trainer::train(data, prepared, split, config, on_epoch),
+    }
     .context("training")?;
     bar.finish();
     Ok(outcome)
@@ -195,11 +420,12 @@ fn epoch_message(log: &EpochLog) -> String {
 fn print_summary(log: &TrainingLog, out: &Path) {
     let kept = log.history.get(log.best_epoch.saturating_sub(1));
     println!(
-        "trained on {} sequences ({} validated), {} epochs run, kept epoch {}",
+        "trained on {} recordings ({} validated), {} epochs run, kept epoch {}, {:.0} s",
         log.train_rows,
         log.val_rows,
         log.history.len(),
-        log.best_epoch
+        log.best_epoch,
+        log.seconds
     );
     if let Some(e) = kept {
         println!("kept epoch: {}", epoch_message(e));
@@ -214,7 +440,7 @@ fn print_summary(log: &TrainingLog, out: &Path) {
 }
 
 /// Reloads the written model with tract (as the monitor does) and compares its
-/// probabilities with candle's on up to 32 rows.
+/// probabilities with candle's on the first window of up to 32 recordings.
 fn export_parity(
     net: &net::SignNet,
     data: &Dataset,
@@ -223,11 +449,16 @@ fn export_parity(
 ) -> anyhow::Result<f32> {
     let model = SignModel::load(path)?;
     let rows: Vec<usize> = (0..data.len()).step_by((data.len() / 32).max(1)).collect();
-    let candle_probs = net.probabilities(&prepared.batch(&rows, &[])?)?;
-    let candle_probs: Vec<Vec<f32>> = candle_probs.to_vec2()?;
     let mut max = 0.0f32;
-    for (row, expected) in rows.iter().zip(candle_probs) {
-        let got = model.predict_raw(&data.row(*row))?;
+    for &row in &rows {
+        let window = augment::all_windows(prepared.recording(row), model.frames())
+            .into_iter()
+            .next()
+            .context("a recording shorter than the window")?;
+        let batch = prepared.every_window(&[row])?;
+        let x = batch.x.narrow(0, 0, 1)?;
+        let expected: Vec<f32> = net.probabilities(&x)?.flatten_all()?.to_vec1()?;
+        let got = model.predict_raw(&window)?;
         for (a, b) in got.iter().zip(expected) {
             max = max.max((a - b).abs());
         }
@@ -255,23 +486,26 @@ fn run_kfold(
             prepared,
             &inner,
             config,
+            None,
             &format!("fold {}/{k}", i + 1),
         )?;
-        let (_, accuracy) = trainer::evaluate(&outcome.net, data, prepared, &fold.val)?;
+        let batch = prepared.every_window(&fold.val)?;
+        let (_, accuracy) = trainer::evaluate(&outcome.net, &batch)?;
+        let windows = batch.rows.len();
         println!(
-            "fold {}: {:.2}% on {} held-out sequences (kept epoch {})",
+            "fold {}: {:.2}% of {windows} windows of {} held-out recordings (kept epoch {})",
             i + 1,
             100.0 * accuracy,
             fold.val.len(),
             outcome.best_epoch
         );
-        correct += f64::from(accuracy) * fold.val.len() as f64;
-        total += fold.val.len();
+        correct += f64::from(accuracy) * windows as f64;
+        total += windows;
         per_fold.push(accuracy);
     }
     let mean = correct / total.max(1) as f64;
     println!(
-        "{k}-fold cross-validation by recording: {:.2}% ({} sequences; folds {})",
+        "{k}-fold cross-validation by recording: {:.2}% ({} windows; folds {})",
         100.0 * mean,
         total,
         per_fold

@@ -1,41 +1,101 @@
-//! The sign network in candle: stacked LSTMs, then dense layers, then class logits.
+//! The sign network in candle: two architectures over a window of per-frame
+//! features, both ending in dense layers and class logits.
 //!
-//! Standard LSTM activations (sigmoid/tanh) only: tract's ONNX LSTM op
-//! ignores `activations`, so anything else would export wrongly.
+//! - `Lstm`: SignPose's stacked LSTMs, last hidden state. Standard LSTM
+//!   activations (sigmoid/tanh) only: tract's ONNX LSTM op ignores
+//!   `activations`, so anything else would export wrongly.
+//! - `Conv`: a per-frame dense embedding, 1D convolutions over time, then the
+//!   maximum and the mean over the window's frames: the pooling makes it
+//!   indifferent to where in the window a sign falls and to much of its pace.
+//!
 //! candle cannot seed its CPU random generator, so every weight and every
 //! dropout mask comes from our own seeded ChaCha generator: a seed gives the
 //! same model every time.
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::rnn::{LSTM, LSTMConfig, RNN};
-use candle_nn::{Linear, VarBuilder, VarMap};
+use candle_nn::{Conv1d, Conv1dConfig, Linear, VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Layer sizes and dropout.
+/// Which network, its layer sizes and dropout.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct NetConfig {
-    /// Hidden sizes of the stacked LSTMs.
-    pub lstm: Vec<usize>,
-    /// Sizes of the dense ReLU layers after the last LSTM.
-    pub dense: Vec<usize>,
-    /// Dropout probability after the last LSTM and each dense layer (training only).
-    pub dropout: f32,
+#[serde(tag = "architecture", rename_all = "snake_case")]
+pub enum NetConfig {
+    /// Stacked LSTMs, then dense ReLU layers.
+    Lstm {
+        /// Hidden sizes of the stacked LSTMs.
+        lstm: Vec<usize>,
+        /// Sizes of the dense ReLU layers after the last LSTM.
+        dense: Vec<usize>,
+        /// Dropout probability after the last LSTM and each dense layer (training only).
+        dropout: f32,
+    },
+    /// Per-frame embedding, temporal convolutions, max and mean over time, dense layers.
+    Conv {
+        /// Width of the per-frame embedding (dense + ReLU).
+        embed: usize,
+        /// Output channels of each temporal convolution (+ ReLU).
+        conv: Vec<usize>,
+        /// Frames each convolution sees (odd; padded to keep the length).
+        kernel: usize,
+        /// Sizes of the dense ReLU layers after pooling.
+        dense: Vec<usize>,
+        /// Dropout probability after the embedding, the pooling and each dense layer.
+        dropout: f32,
+    },
 }
 
-impl Default for NetConfig {
+impl NetConfig {
     /// SignPose's architecture: LSTM 64, 128, 64; dense 64, 32.
-    fn default() -> Self {
-        NetConfig {
+    pub fn signpose_lstm() -> NetConfig {
+        NetConfig::Lstm {
             lstm: vec![64, 128, 64],
             dense: vec![64, 32],
             dropout: 0.2,
         }
     }
+
+    /// signtop's default: embedding 96, two convolutions of 96 over 5 frames, dense 64.
+    pub fn temporal_conv() -> NetConfig {
+        NetConfig::Conv {
+            embed: 96,
+            conv: vec![96, 96],
+            kernel: 5,
+            dense: vec![64],
+            dropout: 0.3,
+        }
+    }
+
+    /// Sizes of the dense layers before the output.
+    pub fn dense(&self) -> &[usize] {
+        match self {
+            NetConfig::Lstm { dense, .. } | NetConfig::Conv { dense, .. } => dense,
+        }
+    }
+
+    /// Dropout probability (training only).
+    pub fn dropout(&self) -> f32 {
+        match self {
+            NetConfig::Lstm { dropout, .. } | NetConfig::Conv { dropout, .. } => *dropout,
+        }
+    }
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig::temporal_conv()
+    }
 }
 
 /// Every variable's values by name, as [`SignNet::snapshot`] takes them.
 pub type Snapshot = Vec<(String, Tensor)>;
+
+/// The layers before the dense head.
+enum Trunk {
+    Lstm(Vec<LSTM>),
+    Conv { embed: Linear, convs: Vec<Conv1d> },
+}
 
 /// The network and its trainable variables.
 pub struct SignNet {
@@ -43,7 +103,7 @@ pub struct SignNet {
     features: usize,
     classes: usize,
     varmap: VarMap,
-    lstms: Vec<LSTM>,
+    trunk: Trunk,
     dense: Vec<Linear>,
     out: Linear,
 }
@@ -58,15 +118,52 @@ impl SignNet {
     ) -> candle_core::Result<SignNet> {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let mut lstms = Vec::new();
-        let mut width = features;
-        for (i, &hidden) in config.lstm.iter().enumerate() {
-            let layer = candle_nn::lstm(width, hidden, LSTMConfig::default(), vb.pp(lstm_name(i)))?;
-            lstms.push(layer);
-            width = hidden;
-        }
+        let (trunk, mut width) = match config {
+            NetConfig::Lstm { lstm, .. } => {
+                let mut lstms = Vec::new();
+                let mut width = features;
+                for (i, &hidden) in lstm.iter().enumerate() {
+                    let layer =
+                        candle_nn::lstm(width, hidden, LSTMConfig::default(), vb.pp(lstm_name(i)))?;
+                    lstms.push(layer);
+                    width = hidden;
+                }
+                (Trunk::Lstm(lstms), width)
+            }
+            NetConfig::Conv {
+                embed,
+                conv,
+                kernel,
+                ..
+            } => {
+                let embed_layer = candle_nn::linear(features, *embed, vb.pp(EMBED))?;
+                let padding = kernel / 2;
+                let mut convs = Vec::new();
+                let mut width = *embed;
+                for (i, &channels) in conv.iter().enumerate() {
+                    let cfg = Conv1dConfig {
+                        padding,
+                        ..Default::default()
+                    };
+                    convs.push(candle_nn::conv1d(
+                        width,
+                        channels,
+                        *kernel,
+                        cfg,
+                        vb.pp(conv_name(i)),
+                    )?);
+                    width = channels;
+                }
+                let trunk = Trunk::Conv {
+                    embed: embed_layer,
+                    convs,
+                };
+                // Max and mean over time, side by side.
+                (trunk, 2 * width)
+            }
+        };
         let mut dense = Vec::new();
-        for (i, &size) in config.dense.iter().enumerate() {
+        for (i, &size) in config.dense().iter().enumerate() {
             dense.push(candle_nn::linear(width, size, vb.pp(dense_name(i)))?);
             width = size;
         }
@@ -76,7 +173,7 @@ impl SignNet {
             features,
             classes,
             varmap,
-            lstms,
+            trunk,
             dense,
             out,
         };
@@ -128,6 +225,11 @@ impl SignNet {
             .collect()
     }
 
+    /// Sets one variable's values (same shape as it has).
+    pub fn set_weight(&mut self, name: &str, value: &Tensor) -> candle_core::Result<()> {
+        self.varmap.set_one(name, value)
+    }
+
     /// Puts back values taken by [`SignNet::snapshot`].
     pub fn restore(&mut self, snapshot: &[(String, Tensor)]) -> candle_core::Result<()> {
         for (name, tensor) in snapshot {
@@ -143,19 +245,17 @@ impl SignNet {
         x: &Tensor,
         mut dropout: Option<&mut ChaCha8Rng>,
     ) -> candle_core::Result<Tensor> {
-        let mut h = x.clone();
-        let last = self.lstms.len().saturating_sub(1);
-        for (i, lstm) in self.lstms.iter().enumerate() {
-            let states = lstm.seq(&h)?;
-            h = if i < last {
-                lstm.states_to_tensor(&states)?
-            } else {
-                match states.last() {
-                    Some(state) => state.h().clone(),
-                    None => candle_core::bail!("empty sequence"),
+        let mut h = match &self.trunk {
+            Trunk::Lstm(lstms) => lstm_trunk(lstms, x)?,
+            Trunk::Conv { embed, convs } => {
+                let e = embed.forward(x)?.relu()?;
+                let mut h = self.drop(e, dropout.as_deref_mut())?.transpose(1, 2)?;
+                for conv in convs {
+                    h = conv.forward(&h.contiguous()?)?.relu()?;
                 }
-            };
-        }
+                Tensor::cat(&[h.max(2)?, h.mean(2)?], 1)?
+            }
+        };
         h = self.drop(h, dropout.as_deref_mut())?;
         for layer in &self.dense {
             h = layer.forward(&h)?.relu()?;
@@ -170,7 +270,7 @@ impl SignNet {
     }
 
     fn drop(&self, h: Tensor, rng: Option<&mut ChaCha8Rng>) -> candle_core::Result<Tensor> {
-        let p = self.config.dropout;
+        let p = self.config.dropout();
         let Some(rng) = rng else { return Ok(h) };
         if p <= 0.0 {
             return Ok(h);
@@ -233,11 +333,40 @@ fn initial_values(name: &str, dims: &[usize], rng: &mut ChaCha8Rng) -> Vec<f32> 
         }
         v
     } else if name.ends_with(".weight") {
-        let (fan_out, fan_in) = (dims[0], dims.get(1).copied().unwrap_or(1));
+        // Linear (out, in) or convolution (out, in, kernel).
+        let kernel: usize = dims.iter().skip(2).product();
+        let fan_out = dims[0] * kernel;
+        let fan_in = dims.get(1).copied().unwrap_or(1) * kernel;
         uniform(rng, (6.0 / (fan_in + fan_out) as f32).sqrt())
     } else {
         vec![0.0; count]
     }
+}
+
+/// The last LSTM's final hidden state.
+fn lstm_trunk(lstms: &[LSTM], x: &Tensor) -> candle_core::Result<Tensor> {
+    let mut h = x.clone();
+    let last = lstms.len().saturating_sub(1);
+    for (i, lstm) in lstms.iter().enumerate() {
+        let states = lstm.seq(&h)?;
+        h = if i < last {
+            lstm.states_to_tensor(&states)?
+        } else {
+            match states.last() {
+                Some(state) => state.h().clone(),
+                None => candle_core::bail!("empty sequence"),
+            }
+        };
+    }
+    Ok(h)
+}
+
+/// Variable prefix of the per-frame embedding.
+pub const EMBED: &str = "embed";
+
+/// Variable prefix of temporal convolution `i`.
+pub fn conv_name(i: usize) -> String {
+    format!("conv{i}")
 }
 
 /// Variable prefix of LSTM layer `i`.
@@ -255,8 +384,18 @@ mod tests {
     use super::*;
 
     fn small() -> NetConfig {
-        NetConfig {
+        NetConfig::Lstm {
             lstm: vec![8, 6],
+            dense: vec![5],
+            dropout: 0.5,
+        }
+    }
+
+    fn small_conv() -> NetConfig {
+        NetConfig::Conv {
+            embed: 8,
+            conv: vec![6, 6],
+            kernel: 3,
             dense: vec![5],
             dropout: 0.5,
         }
@@ -281,7 +420,13 @@ mod tests {
 
     #[test]
     fn forward_gives_probabilities_per_row_and_dropout_only_when_asked() {
-        let net = SignNet::new(12, 3, &small(), 1).unwrap();
+        for config in [small(), small_conv()] {
+            forward_checks(&config);
+        }
+    }
+
+    fn forward_checks(config: &NetConfig) {
+        let net = SignNet::new(12, 3, config, 1).unwrap();
         let x = Tensor::rand(0f32, 1f32, (4, 5, 12), &Device::Cpu).unwrap();
         let p = net.probabilities(&x).unwrap();
         assert_eq!(p.dims(), &[4, 3]);

@@ -12,6 +12,7 @@ use plotters::style::FontStyle;
 
 use super::TrainingLog;
 use super::eval::Confusion;
+use super::trainer::EpochLog;
 
 /// Where DejaVu Sans lives on Debian and its derivatives.
 const FONT_PATHS: [&str; 2] = [
@@ -32,7 +33,7 @@ pub fn write_all(dir: &Path, model: &Path, confusion: &Confusion) -> anyhow::Res
     if log_path.is_file() {
         let text = std::fs::read_to_string(&log_path)
             .with_context(|| format!("reading {}", log_path.display()))?;
-        let log: TrainingLog = serde_json::from_str(&text)
+        let log: TrainingCurves = serde_json::from_str(&text)
             .with_context(|| format!("reading training log {}", log_path.display()))?;
         for (metric, file) in [
             (Metric::Accuracy, "accuracy.png"),
@@ -72,7 +73,13 @@ enum Metric {
     Loss,
 }
 
-fn curves_png(log: &TrainingLog, metric: Metric, path: &Path) -> anyhow::Result<()> {
+/// The part of a training log the curves need (older logs' settings differ).
+#[derive(serde::Deserialize)]
+struct TrainingCurves {
+    history: Vec<EpochLog>,
+}
+
+fn curves_png(log: &TrainingCurves, metric: Metric, path: &Path) -> anyhow::Result<()> {
     let pick = |e: &super::trainer::EpochLog| match metric {
         Metric::Accuracy => (Some(e.train_accuracy), e.val_accuracy),
         Metric::Loss => (Some(e.train_loss), e.val_loss),

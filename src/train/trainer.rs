@@ -1,24 +1,28 @@
-//! The training loop: splits by recording, mirror augmentation, mini-batch
-//! AdamW, early stopping on validation loss, per-epoch history.
+//! The training loop: splits by recording, windows drawn afresh each epoch
+//! with augmentation ([`super::augment`]), mini-batch AdamW, early stopping
+//! on validation loss, per-epoch history.
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use ndarray::Array2;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::augment::{self, AugmentConfig};
 use super::data::Dataset;
 use super::net::{NetConfig, SignNet};
 use crate::classify::preprocess::Preprocessing;
-use crate::landmarks::keypoints::mirror_features;
+use crate::classify::window::{DEFAULT_SPAN_SECONDS, DEFAULT_WINDOW_LEN, frames_at_interval};
+use crate::landmarks::keypoints::Layout;
 
 /// Everything that decides a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// Maximum passes over the training rows.
+    /// Maximum passes over the training recordings.
     pub epochs: usize,
-    /// Rows per optimiser step.
+    /// Windows per optimiser step.
     pub batch_size: usize,
     /// AdamW learning rate.
     pub learning_rate: f64,
@@ -28,27 +32,49 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Epochs without a better validation loss before stopping.
     pub patience: usize,
-    /// Train on mirrored copies too (hands swapped), half the rows per epoch.
-    pub mirror: bool,
-    /// Per-frame preprocessing (stored in the sidecar).
+    /// Frames per window (the model's input length).
+    pub frames: usize,
+    /// Seconds a window covers: recordings with capture times are resampled
+    /// to `frames / span_seconds` frames a second, and so is the live camera.
+    pub span_seconds: f64,
+    /// Windows drawn from each training recording per epoch.
+    pub windows_per_recording: usize,
+    /// Per-window preprocessing (stored in the sidecar).
     pub preprocessing: Preprocessing,
-    /// Layer sizes and dropout.
+    /// How training windows are changed.
+    pub augment: AugmentConfig,
+    /// Architecture, layer sizes and dropout.
     pub net: NetConfig,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            epochs: 150,
-            batch_size: 16,
+            epochs: 120,
+            batch_size: 32,
             learning_rate: 2e-3,
             weight_decay: 1e-4,
             seed: 42,
-            patience: 25,
-            mirror: true,
-            preprocessing: Preprocessing::BodyRelative,
+            patience: 30,
+            frames: DEFAULT_WINDOW_LEN,
+            span_seconds: DEFAULT_SPAN_SECONDS,
+            windows_per_recording: 2,
+            preprocessing: Preprocessing::HandShapes,
+            augment: AugmentConfig::default(),
             net: NetConfig::default(),
         }
+    }
+}
+
+impl TrainConfig {
+    /// Dropout of the network's settings.
+    pub fn net_dropout(&self) -> f32 {
+        self.net.dropout()
+    }
+
+    /// Seconds between two of the model's frames.
+    pub fn frame_interval(&self) -> f64 {
+        self.span_seconds / self.frames.max(1) as f64
     }
 }
 
@@ -118,11 +144,10 @@ fn shuffled_groups_per_class(data: &Dataset, seed: u64) -> Vec<Vec<usize>> {
     (0..data.labels.len())
         .map(|class| {
             let mut groups: Vec<usize> = data
-                .y
+                .recordings
                 .iter()
-                .zip(&data.groups)
-                .filter(|(y, _)| **y == class)
-                .map(|(_, g)| *g)
+                .filter(|r| r.label == class)
+                .map(|r| r.group)
                 .collect();
             groups.sort_unstable();
             groups.dedup();
@@ -134,66 +159,100 @@ fn shuffled_groups_per_class(data: &Dataset, seed: u64) -> Vec<Vec<usize>> {
 
 fn partition(data: &Dataset, is_val: impl Fn(usize) -> bool) -> Split {
     let (val, train): (Vec<usize>, Vec<usize>) =
-        (0..data.len()).partition(|&i| is_val(data.groups[i]));
+        (0..data.len()).partition(|&i| is_val(data.recordings[i].group));
     Split { train, val }
 }
 
-/// The dataset's rows preprocessed once, plain and mirrored.
+/// The dataset's recordings at the model's frame rate, ready to be windowed.
 pub struct Prepared {
+    layout: Layout,
     frames: usize,
-    features: usize,
-    plain: Vec<Vec<f32>>,
-    mirrored: Vec<Vec<f32>>,
+    preprocessing: Preprocessing,
+    recordings: Vec<Array2<f32>>,
+    labels: Vec<usize>,
+}
+
+/// Model inputs and their labels: (windows, frames, model features) and (windows,).
+pub struct Batch {
+    /// The windows, preprocessed.
+    pub x: Tensor,
+    /// Class index of each window.
+    pub y: Tensor,
+    /// Recording each window came from.
+    pub rows: Vec<usize>,
 }
 
 impl Prepared {
-    /// Preprocesses every row of `data` (and a mirrored copy when `mirror`).
-    pub fn new(data: &Dataset, preprocessing: Preprocessing, mirror: bool) -> Prepared {
-        let layout = data.layout;
-        let prepare = |row: Vec<f32>| {
-            let mut row = row;
-            preprocessing.apply(layout, &mut row);
-            row
-        };
-        let plain: Vec<Vec<f32>> = (0..data.len()).map(|i| prepare(data.row(i))).collect();
-        let mirrored = if mirror {
-            (0..data.len())
-                .map(|i| {
-                    let row = data.row(i);
-                    let flipped: Vec<f32> = row
-                        .chunks_exact(layout.features())
-                        .flat_map(|f| mirror_features(layout, f).unwrap_or_else(|_| f.to_vec()))
-                        .collect();
-                    prepare(flipped)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+    /// Every recording of `data`, resampled to `config`'s frame rate where it
+    /// has capture times.
+    pub fn new(data: &Dataset, config: &TrainConfig) -> Prepared {
+        let interval = config.frame_interval();
+        let recordings = data
+            .recordings
+            .iter()
+            .map(|r| match &r.times {
+                Some(times) => frames_at_interval(&r.frames, times, interval),
+                None => r.frames.clone(),
+            })
+            .collect();
         Prepared {
-            frames: data.frames(),
-            features: layout.features(),
-            plain,
-            mirrored,
+            layout: data.layout,
+            frames: config.frames,
+            preprocessing: config.preprocessing,
+            recordings,
+            labels: data.labels_of(),
         }
     }
 
-    /// A (rows, frames, features) tensor; `flip[i]` picks the mirrored copy.
-    pub fn batch(&self, rows: &[usize], flip: &[bool]) -> candle_core::Result<Tensor> {
-        let mut values = Vec::with_capacity(rows.len() * self.frames * self.features);
-        for (i, &row) in rows.iter().enumerate() {
-            let source = if flip.get(i).copied().unwrap_or(false) && !self.mirrored.is_empty() {
-                &self.mirrored[row]
-            } else {
-                &self.plain[row]
-            };
-            values.extend_from_slice(source);
+    /// Values per frame the model reads.
+    pub fn model_features(&self) -> usize {
+        self.preprocessing.model_features(self.layout)
+    }
+
+    /// Frames of recording `row` at the model's rate.
+    pub fn recording(&self, row: usize) -> &Array2<f32> {
+        &self.recordings[row]
+    }
+
+    /// Augmented windows, one per entry of `rows`.
+    pub fn drawn(
+        &self,
+        rows: &[usize],
+        augment: &AugmentConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> candle_core::Result<Batch> {
+        let windows = rows
+            .iter()
+            .map(|&r| {
+                augment::draw_window(&self.recordings[r], self.layout, self.frames, augment, rng)
+            })
+            .collect();
+        self.batch(windows, rows.to_vec())
+    }
+
+    /// Every window of every recording in `rows`, unchanged.
+    pub fn every_window(&self, rows: &[usize]) -> candle_core::Result<Batch> {
+        let mut windows = Vec::new();
+        let mut owners = Vec::new();
+        for &r in rows {
+            for w in augment::all_windows(&self.recordings[r], self.frames) {
+                windows.push(w);
+                owners.push(r);
+            }
         }
-        Tensor::from_vec(
-            values,
-            (rows.len(), self.frames, self.features),
-            &Device::Cpu,
-        )
+        self.batch(windows, owners)
+    }
+
+    fn batch(&self, windows: Vec<Vec<f32>>, rows: Vec<usize>) -> candle_core::Result<Batch> {
+        let width = self.model_features();
+        let mut values = Vec::with_capacity(windows.len() * self.frames * width);
+        for w in &windows {
+            values.extend(self.preprocessing.apply_window(self.layout, w));
+        }
+        let x = Tensor::from_vec(values, (windows.len(), self.frames, width), &Device::Cpu)?;
+        let y: Vec<u32> = rows.iter().map(|&r| self.labels[r] as u32).collect();
+        let y = Tensor::from_vec(y, rows.len(), &Device::Cpu)?;
+        Ok(Batch { x, y, rows })
     }
 }
 
@@ -204,14 +263,25 @@ pub fn train(
     prepared: &Prepared,
     split: &Split,
     config: &TrainConfig,
-    mut on_epoch: impl FnMut(&EpochLog),
+    on_epoch: impl FnMut(&EpochLog),
 ) -> candle_core::Result<TrainOutcome> {
-    let mut net = SignNet::new(
-        data.layout.features(),
+    let net = SignNet::new(
+        prepared.model_features(),
         data.labels.len(),
         &config.net,
         config.seed,
     )?;
+    train_from(net, prepared, split, config, on_epoch)
+}
+
+/// Trains `net` (fresh, or started from another model's weights) on `split.train`.
+pub fn train_from(
+    mut net: SignNet,
+    prepared: &Prepared,
+    split: &Split,
+    config: &TrainConfig,
+    mut on_epoch: impl FnMut(&EpochLog),
+) -> candle_core::Result<TrainOutcome> {
     let mut optimiser = AdamW::new(
         net.varmap().all_vars(),
         ParamsAdamW {
@@ -224,23 +294,26 @@ pub fn train(
     let mut history = Vec::new();
     // (validation loss, epoch, weights) of the best epoch so far.
     let mut best: Option<(f32, usize, super::net::Snapshot)> = None;
-    let mut order = split.train.clone();
+    let validation = if split.val.is_empty() {
+        None
+    } else {
+        Some(prepared.every_window(&split.val)?)
+    };
+    let mut order: Vec<usize> = split
+        .train
+        .iter()
+        .flat_map(|&r| std::iter::repeat_n(r, config.windows_per_recording.max(1)))
+        .collect();
     for epoch in 1..=config.epochs {
         order.shuffle(&mut rng);
-        let (train_loss, train_accuracy) = train_epoch(
-            &net,
-            &mut optimiser,
-            data,
-            prepared,
-            &order,
-            config,
-            &mut rng,
-        )?;
-        let (val_loss, val_accuracy) = if split.val.is_empty() {
-            (None, None)
-        } else {
-            let (l, a) = evaluate(&net, data, prepared, &split.val)?;
-            (Some(l), Some(a))
+        let (train_loss, train_accuracy) =
+            train_epoch(&net, &mut optimiser, prepared, &order, config, &mut rng)?;
+        let (val_loss, val_accuracy) = match &validation {
+            None => (None, None),
+            Some(batch) => {
+                let (l, a) = evaluate(&net, batch)?;
+                (Some(l), Some(a))
+            }
         };
         let log = EpochLog {
             epoch,
@@ -280,7 +353,6 @@ pub fn train(
 fn train_epoch(
     net: &SignNet,
     optimiser: &mut AdamW,
-    data: &Dataset,
     prepared: &Prepared,
     order: &[usize],
     config: &TrainConfig,
@@ -288,85 +360,75 @@ fn train_epoch(
 ) -> candle_core::Result<(f32, f32)> {
     let (mut loss_sum, mut correct) = (0.0f32, 0usize);
     for rows in order.chunks(config.batch_size.max(1)) {
-        let flip: Vec<bool> = rows
-            .iter()
-            .map(|_| config.mirror && rand::Rng::random_bool(rng, 0.5))
-            .collect();
-        let x = prepared.batch(rows, &flip)?;
-        let y = labels_tensor(data, rows)?;
-        let logits = net.forward(&x, Some(rng))?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+        let batch = prepared.drawn(rows, &config.augment, rng)?;
+        let logits = net.forward(&batch.x, Some(rng))?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &batch.y)?;
         optimiser.backward_step(&loss)?;
         loss_sum += loss.to_scalar::<f32>()? * rows.len() as f32;
-        correct += count_correct(&logits, data, rows)?;
+        correct += count_correct(&logits, &batch.y)?;
     }
     let n = order.len().max(1) as f32;
     Ok((loss_sum / n, correct as f32 / n))
 }
 
-/// Mean loss and accuracy on `rows`, without dropout or augmentation.
-pub fn evaluate(
-    net: &SignNet,
-    data: &Dataset,
-    prepared: &Prepared,
-    rows: &[usize],
-) -> candle_core::Result<(f32, f32)> {
-    let x = prepared.batch(rows, &[])?;
-    let logits = net.forward(&x, None)?;
-    let loss = candle_nn::loss::cross_entropy(&logits, &labels_tensor(data, rows)?)?;
-    let correct = count_correct(&logits, data, rows)?;
-    Ok((
-        loss.to_scalar::<f32>()?,
-        correct as f32 / rows.len().max(1) as f32,
-    ))
+/// Mean loss and accuracy over a batch's windows, without dropout.
+pub fn evaluate(net: &SignNet, batch: &Batch) -> candle_core::Result<(f32, f32)> {
+    let windows = batch.rows.len();
+    if windows == 0 {
+        return Ok((0.0, 0.0));
+    }
+    let logits = net.forward(&batch.x, None)?;
+    let loss = candle_nn::loss::cross_entropy(&logits, &batch.y)?;
+    let correct = count_correct(&logits, &batch.y)?;
+    Ok((loss.to_scalar::<f32>()?, correct as f32 / windows as f32))
 }
 
-fn labels_tensor(data: &Dataset, rows: &[usize]) -> candle_core::Result<Tensor> {
-    let y: Vec<u32> = rows.iter().map(|&r| data.y[r] as u32).collect();
-    Tensor::from_vec(y, rows.len(), &Device::Cpu)
-}
-
-fn count_correct(logits: &Tensor, data: &Dataset, rows: &[usize]) -> candle_core::Result<usize> {
+fn count_correct(logits: &Tensor, y: &Tensor) -> candle_core::Result<usize> {
     let predicted = logits.argmax(1)?.to_vec1::<u32>()?;
-    Ok(predicted
-        .iter()
-        .zip(rows)
-        .filter(|(p, r)| **p as usize == data.y[**r])
-        .count())
+    let truth = y.to_vec1::<u32>()?;
+    Ok(predicted.iter().zip(&truth).filter(|(p, t)| p == t).count())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::data::Recording;
     use super::*;
-    use crate::landmarks::keypoints::Layout;
-    use ndarray::Array3;
 
     /// Two classes told apart by the right hand's height; 6 recordings each.
     fn toy() -> Dataset {
         let layout = Layout::PoseHands;
-        let rows = 12;
-        let mut x = Array3::<f32>::zeros((rows, 5, layout.features()));
-        let mut y = Vec::new();
-        for r in 0..rows {
-            let class = r % 2;
-            y.push(class);
-            for f in 0..5 {
-                let mut frame = x.slice_mut(ndarray::s![r, f, ..]);
-                frame[11 * 4_usize] = 0.6;
-                frame[12 * 4_usize] = 0.4;
-                frame[11 * 4 + 1_usize] = 0.5;
-                frame[12 * 4 + 1_usize] = 0.5;
-                let rh: usize = layout.right_hand().start;
-                frame[rh] = 0.45 + 0.01 * r as f32;
-                frame[rh + 1] = if class == 0 { 0.2 } else { 0.8 };
-            }
-        }
+        let recordings = (0..12)
+            .map(|r| {
+                let class = r % 2;
+                let mut frames = Array2::<f32>::zeros((5, layout.features()));
+                for mut frame in frames.outer_iter_mut() {
+                    frame[11 * 4] = 0.6;
+                    frame[12 * 4] = 0.4;
+                    frame[11 * 4 + 1] = 0.5;
+                    frame[12 * 4 + 1] = 0.5;
+                    // A hand of 21 points around its wrist, high or low.
+                    let rh: usize = layout.right_hand().start;
+                    let (x, y) = (0.45 + 0.01 * r as f32, if class == 0 { 0.2 } else { 0.8 });
+                    for p in 0..21 {
+                        frame[rh + 3 * p] = x + 0.01 * (p % 3) as f32;
+                        frame[rh + 3 * p + 1] = y - 0.005 * p as f32;
+                    }
+                }
+                Recording {
+                    frames,
+                    label: class,
+                    group: r,
+                    source: 0,
+                    name: format!("toy {r}"),
+                    times: None,
+                }
+            })
+            .collect();
         Dataset {
             labels: vec!["Up".into(), "Down".into()],
             layout,
-            x,
-            y,
-            groups: (0..rows).collect(),
+            recordings,
+            sources: vec!["toy".into()],
         }
     }
 
@@ -375,8 +437,8 @@ mod tests {
         let data = toy();
         let split = split_by_recording(&data, 0.34, 1);
         assert_eq!(split.train.len() + split.val.len(), 12);
-        assert!(split.val.iter().any(|&r| data.y[r] == 0));
-        assert!(split.val.iter().any(|&r| data.y[r] == 1));
+        assert!(split.val.iter().any(|&r| data.recordings[r].label == 0));
+        assert!(split.val.iter().any(|&r| data.recordings[r].label == 1));
         let folds = kfold_by_recording(&data, 3, 1);
         let mut seen: Vec<usize> = folds.iter().flat_map(|f| f.val.clone()).collect();
         seen.sort_unstable();
@@ -386,27 +448,47 @@ mod tests {
     #[test]
     fn learns_a_separable_toy_problem_and_is_reproducible() {
         let data = toy();
-        let config = TrainConfig {
-            epochs: 40,
-            batch_size: 4,
-            learning_rate: 1e-2,
-            net: NetConfig {
+        let small_nets = [
+            NetConfig::Lstm {
                 lstm: vec![8],
                 dense: vec![8],
                 dropout: 0.0,
             },
-            ..TrainConfig::default()
-        };
-        let prepared = Prepared::new(&data, config.preprocessing, config.mirror);
-        let split = Split {
-            train: (0..12).collect(),
-            val: vec![],
-        };
-        let a = train(&data, &prepared, &split, &config, |_| {}).unwrap();
-        let b = train(&data, &prepared, &split, &config, |_| {}).unwrap();
-        let last = a.history.last().unwrap();
-        assert_eq!(a.history, b.history, "same seed, same run");
-        let (_, accuracy) = evaluate(&a.net, &data, &prepared, &split.train).unwrap();
-        assert!(accuracy == 1.0, "accuracy {accuracy}, last epoch {last:?}");
+            NetConfig::Conv {
+                embed: 16,
+                conv: vec![16],
+                kernel: 3,
+                dense: vec![16],
+                dropout: 0.0,
+            },
+        ];
+        for net in small_nets {
+            let config = TrainConfig {
+                epochs: 40,
+                batch_size: 4,
+                learning_rate: 1e-2,
+                frames: 5,
+                span_seconds: 0.5,
+                augment: AugmentConfig::none(),
+                net,
+                ..TrainConfig::default()
+            };
+            let prepared = Prepared::new(&data, &config);
+            let split = Split {
+                train: (0..12).collect(),
+                val: vec![],
+            };
+            let a = train(&data, &prepared, &split, &config, |_| {}).unwrap();
+            let b = train(&data, &prepared, &split, &config, |_| {}).unwrap();
+            let last = a.history.last().unwrap();
+            assert_eq!(a.history, b.history, "same seed, same run");
+            let batch = prepared.every_window(&split.train).unwrap();
+            let (_, accuracy) = evaluate(&a.net, &batch).unwrap();
+            assert!(
+                accuracy == 1.0,
+                "{:?}: accuracy {accuracy}, last epoch {last:?}",
+                config.net
+            );
+        }
     }
 }
