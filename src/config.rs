@@ -103,7 +103,7 @@ pub struct ModelsSection {
 pub struct DecisionSection {
     /// Minimum probability for a sign.
     pub threshold: Option<Spanned<f64>>,
-    /// Frames a sign must win before it is emitted.
+    /// Consecutive windows (one per model frame interval) a sign must win before it is emitted.
     pub debounce: Option<Spanned<i64>>,
     /// Frames of silence after an emitted sign.
     pub cooldown: Option<Spanned<i64>>,
@@ -154,9 +154,9 @@ pub struct Settings {
     pub layout: Layout,
     /// Minimum probability for a sign to count.
     pub threshold: f32,
-    /// Frames a sign must win before it is emitted.
+    /// Consecutive windows (one per model frame interval) a sign must win before it is emitted.
     pub debounce: u32,
-    /// Frames after an emitted sign during which none is emitted.
+    /// Windows after an emitted sign during which none is emitted.
     pub cooldown: u32,
     /// Signs kept in the transcript.
     pub transcript_length: usize,

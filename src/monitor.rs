@@ -133,11 +133,12 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<()> {
             args.stats_interval
         );
     }
-    let classifier = open_classifier(&settings.sign_model)?;
+    let sign_model = crate::classify::model::sign_model_for(&settings.sign_model, settings.layout);
+    let classifier = open_classifier(&sign_model)?;
     if classifier.layout() != settings.layout {
         anyhow::bail!(
             "{} reads the {} layout but the settings ask for {} (models.layout / --layout)",
-            settings.sign_model.display(),
+            sign_model.display(),
             classifier.layout(),
             settings.layout
         );

@@ -275,7 +275,7 @@ fn bad_models_and_data_are_clear_errors() {
     let model = copy_shipped(dir.path());
     edit_sidecar(&model, "\"Bird\",", "");
     let err = eval_error(&model, SHARED);
-    assert!(err.contains("5 labels") && err.contains("outputs"), "{err}");
+    assert!(err.contains("6 labels") && err.contains("outputs"), "{err}");
 
     let model = copy_shipped(dir.path());
     std::fs::remove_file(model.with_extension("json")).unwrap();
@@ -312,4 +312,28 @@ fn bad_models_and_data_are_clear_errors() {
     std::fs::write(corrupt.join("1.npy"), b"\x93NUMPY garbage").unwrap();
     let err = eval_error(&shipped, dir.path().join("corrupt").to_str().unwrap());
     assert!(err.contains("1.npy"), "{err}");
+}
+
+/// The shipped model's recipe (models/README.md) run again gives the shipped
+/// model to the byte: training is seeded end to end (weights, windows,
+/// augmentation, dropout) and nothing else enters it.
+#[test]
+fn the_shipped_recipe_gives_the_shipped_model_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("signs.onnx");
+    signtop()
+        .args(["train", "--data", SHARED, FM5])
+        .args(["--val-split", "0", "--epochs", "120", "--seed", "42"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    assert!(
+        std::fs::read(&out).unwrap() == std::fs::read(SHIPPED).unwrap(),
+        "retrained model differs from models/signs.onnx"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.with_extension("json")).unwrap(),
+        std::fs::read_to_string(Path::new(SHIPPED).with_extension("json")).unwrap()
+    );
 }

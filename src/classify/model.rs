@@ -17,8 +17,25 @@ use super::preprocess::Preprocessing;
 use super::window::{DEFAULT_SPAN_SECONDS, Window};
 use crate::landmarks::keypoints::Layout;
 
-/// The built-in sign model.
+/// The built-in sign model (layout 258).
 pub const DEFAULT_SIGN_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/signs.onnx");
+/// The built-in sign model for the 1662 layout (face included).
+pub const DEFAULT_SIGN_MODEL_1662: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/models/signs_1662.onnx");
+
+/// The sign model to load: `configured`, except that the built-in 258 model
+/// asked for with the 1662 layout means the built-in 1662 model.
+pub fn sign_model_for(configured: &Path, layout: Layout) -> PathBuf {
+    let is_default = |p: &Path| {
+        p == Path::new(DEFAULT_SIGN_MODEL)
+            || p.canonicalize().ok() == Path::new(DEFAULT_SIGN_MODEL).canonicalize().ok()
+    };
+    if layout.has_face() && is_default(configured) {
+        PathBuf::from(DEFAULT_SIGN_MODEL_1662)
+    } else {
+        configured.to_path_buf()
+    }
+}
 /// Longest window a sidecar may ask for.
 const MAX_SPAN_SECONDS: f64 = 60.0;
 /// The `format` value every sidecar carries.

@@ -39,6 +39,9 @@ pub struct TrainConfig {
     pub span_seconds: f64,
     /// Windows drawn from each training recording per epoch.
     pub windows_per_recording: usize,
+    /// Fewest windows an epoch draws: few recordings (a user's own takes)
+    /// get more windows each, so an epoch is still several optimiser steps.
+    pub min_windows_per_epoch: usize,
     /// Per-window preprocessing (stored in the sidecar).
     pub preprocessing: Preprocessing,
     /// How training windows are changed.
@@ -59,6 +62,7 @@ impl Default for TrainConfig {
             frames: DEFAULT_WINDOW_LEN,
             span_seconds: DEFAULT_SPAN_SECONDS,
             windows_per_recording: 2,
+            min_windows_per_epoch: 256,
             preprocessing: Preprocessing::HandShapes,
             augment: AugmentConfig::default(),
             net: NetConfig::default(),
@@ -299,10 +303,18 @@ pub fn train_from(
     } else {
         Some(prepared.every_window(&split.val)?)
     };
+    let per_recording = config
+        .windows_per_recording
+        .max(
+            config
+                .min_windows_per_epoch
+                .div_ceil(split.train.len().max(1)),
+        )
+        .max(1);
     let mut order: Vec<usize> = split
         .train
         .iter()
-        .flat_map(|&r| std::iter::repeat_n(r, config.windows_per_recording.max(1)))
+        .flat_map(|&r| std::iter::repeat_n(r, per_recording))
         .collect();
     for epoch in 1..=config.epochs {
         order.shuffle(&mut rng);
