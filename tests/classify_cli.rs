@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use assert_cmd::Command;
+use common::system::{self, FONTS_DEJAVU};
 use ndarray::{Array3, Axis};
 use ndarray_npy::{read_npy, write_npy};
 use predicates::prelude::*;
@@ -77,6 +80,7 @@ fn train_exports_a_model_tract_agrees_with_and_eval_reports_it() {
     let loaded = SignModel::load(&model).unwrap();
     assert_eq!(loaded.labels(), ["Bird", "Butterfly", "Cow"]);
     let plots = dir.path().join("plots");
+    system::require(&[FONTS_DEJAVU]);
     signtop()
         .arg("eval")
         .arg("--data")
