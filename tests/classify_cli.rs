@@ -123,6 +123,21 @@ fn the_shipped_model_reads_windows_and_scores_the_dev_data() {
         .stdout(predicate::str::contains("accuracy"));
 }
 
+#[test]
+fn the_built_in_model_is_the_shipped_one() {
+    let built_in = SignModel::built_in().unwrap();
+    let shipped = SignModel::load(Path::new(SHIPPED)).unwrap();
+    assert_eq!(built_in.sidecar(), shipped.sidecar());
+    let x: Array3<f32> = read_npy(format!("{SHARED}_X.npy")).unwrap();
+    let first = x.index_axis(Axis(0), 0);
+    let frames = first.as_standard_layout();
+    let frames = frames.as_slice().unwrap();
+    assert_eq!(
+        built_in.predict_raw(frames).unwrap(),
+        shipped.predict_raw(frames).unwrap()
+    );
+}
+
 fn copy_shipped(dir: &Path) -> PathBuf {
     let model = dir.join("m.onnx");
     std::fs::copy(SHIPPED, &model).unwrap();

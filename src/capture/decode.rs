@@ -56,6 +56,43 @@ pub enum DecodeError {
     Ffmpeg { path: PathBuf, message: String },
 }
 
+/// What to decode: a path, or a clip built into the binary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaInput {
+    /// A still image, animated GIF, folder of images or video on disk.
+    Path(PathBuf),
+    /// An animated GIF held in memory; `name` stands for its path in
+    /// messages and descriptions.
+    Gif {
+        /// What to call it.
+        name: PathBuf,
+        /// The GIF file's bytes.
+        bytes: &'static [u8],
+    },
+}
+
+impl MediaInput {
+    /// The path, or the name that stands for it.
+    pub fn name(&self) -> &Path {
+        match self {
+            MediaInput::Path(path) => path,
+            MediaInput::Gif { name, .. } => name,
+        }
+    }
+}
+
+/// `From` a path in each form a caller may hold.
+macro_rules! media_input_from_paths {
+    ($($path:ty),*) => {$(
+        impl From<$path> for MediaInput {
+            fn from(path: $path) -> MediaInput {
+                MediaInput::Path(path.into())
+            }
+        }
+    )*};
+}
+media_input_from_paths!(PathBuf, &PathBuf, &Path, &str, String);
+
 /// What kind of input a path is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MediaKind {
@@ -122,6 +159,14 @@ impl MediaReader {
     /// Opens `path`, deciding by what it is: folder, GIF, image, or else a video.
     pub fn open(path: &Path) -> Result<MediaReader, DecodeError> {
         Self::open_with(path, &Tools::default())
+    }
+
+    /// Opens a path or a built-in clip.
+    pub fn open_input(input: &MediaInput) -> Result<MediaReader, DecodeError> {
+        match input {
+            MediaInput::Path(path) => MediaReader::open(path),
+            MediaInput::Gif { name, bytes } => gif_reader(name, std::io::Cursor::new(*bytes)),
+        }
     }
 
     /// Like [`MediaReader::open`], with the video programs named.
@@ -238,15 +283,23 @@ fn open_folder(path: &Path) -> Result<MediaReader, DecodeError> {
 }
 
 fn open_gif(path: &Path) -> Result<MediaReader, DecodeError> {
-    let image_err = |source| DecodeError::Image {
-        path: path.to_path_buf(),
-        source,
-    };
     let file = File::open(path).map_err(|source| DecodeError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let decoder = GifDecoder::new(BufReader::new(file)).map_err(image_err)?;
+    gif_reader(path, BufReader::new(file))
+}
+
+/// The frames of the GIF read from `data`; `path` names it.
+fn gif_reader(
+    path: &Path,
+    data: impl std::io::BufRead + std::io::Seek + 'static,
+) -> Result<MediaReader, DecodeError> {
+    let image_err = |source| DecodeError::Image {
+        path: path.to_path_buf(),
+        source,
+    };
+    let decoder = GifDecoder::new(data).map_err(image_err)?;
     let (width, height) = decoder.dimensions();
     let mut rest = decoder.into_frames();
     let first = rest

@@ -15,8 +15,15 @@ use super::preprocess::Preprocessing;
 use super::window::Window;
 use crate::landmarks::keypoints::Layout;
 
-/// The built-in sign model.
+/// This checkout's sign model: the one built into the binary (the tests
+/// read it; the binary itself never looks for it).
 pub const DEFAULT_SIGN_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/signs.onnx");
+/// The sign model built into the binary: `models/signs.onnx` when it was built.
+pub const BUILT_IN_ONNX: &[u8] = include_bytes!("../../models/signs.onnx");
+/// The built-in sign model's sidecar: `models/signs.json` when it was built.
+pub const BUILT_IN_SIDECAR: &str = include_str!("../../models/signs.json");
+/// How messages name the built-in sign model.
+pub const BUILT_IN_NAME: &str = "(built in) signs.onnx";
 /// The `format` value every sidecar carries.
 pub const SIDECAR_FORMAT: &str = "signtop-sign-model/1";
 
@@ -120,11 +127,16 @@ impl Sidecar {
             path: path.clone(),
             source,
         })?;
+        Sidecar::from_json(&text, &path)
+    }
+
+    /// Parses and checks a sidecar's JSON text; `path` names it in messages.
+    pub fn from_json(text: &str, path: &Path) -> Result<Sidecar, ClassifyError> {
         let invalid = |message: String| ClassifyError::SidecarInvalid {
-            path: path.clone(),
+            path: path.to_path_buf(),
             message,
         };
-        let sidecar: Sidecar = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let sidecar: Sidecar = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
         if sidecar.format != SIDECAR_FORMAT {
             return Err(invalid(format!(
                 "format is {:?}, expected {SIDECAR_FORMAT:?}",
@@ -171,17 +183,40 @@ impl SignModel {
     /// Loads `path` (ONNX) and its sidecar, checks they agree, optimises for batch 1.
     pub fn load(path: &Path) -> Result<SignModel, ClassifyError> {
         let sidecar = Sidecar::load_for(path)?;
+        let model = tract_onnx::onnx()
+            .model_for_path(path)
+            .map_err(|source| onnx_error(path, source))?;
+        SignModel::prepare(path, sidecar, model)
+    }
+
+    /// The sign model built into the binary ([`BUILT_IN_ONNX`], [`BUILT_IN_SIDECAR`]).
+    pub fn built_in() -> Result<SignModel, ClassifyError> {
+        SignModel::from_bytes(Path::new(BUILT_IN_NAME), BUILT_IN_ONNX, BUILT_IN_SIDECAR)
+    }
+
+    /// [`SignModel::load`] from an ONNX file's bytes and its sidecar's JSON;
+    /// `name` stands for the model's path in messages.
+    pub fn from_bytes(name: &Path, onnx: &[u8], sidecar: &str) -> Result<SignModel, ClassifyError> {
+        let sidecar = Sidecar::from_json(sidecar, &Sidecar::path_for(name))?;
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut &onnx[..])
+            .map_err(|source| onnx_error(name, source))?;
+        SignModel::prepare(name, sidecar, model)
+    }
+
+    /// Checks the ONNX graph against its sidecar and optimises it for batch 1.
+    fn prepare(
+        path: &Path,
+        sidecar: Sidecar,
+        model: InferenceModel,
+    ) -> Result<SignModel, ClassifyError> {
         let layout = sidecar
             .layout()
             .map_err(|e| ClassifyError::SidecarInvalid {
                 path: Sidecar::path_for(path),
                 message: e.to_string(),
             })?;
-        let onnx_err = |source: anyhow::Error| ClassifyError::Onnx {
-            path: path.to_path_buf(),
-            source,
-        };
-        let model = tract_onnx::onnx().model_for_path(path).map_err(onnx_err)?;
+        let onnx_err = |source: anyhow::Error| onnx_error(path, source);
         check_input(path, &model, &sidecar, layout)?;
         let shape = [1, sidecar.frames, sidecar.features];
         let typed = model
@@ -258,6 +293,14 @@ impl SignModel {
             layout: self.layout,
             got,
         }
+    }
+}
+
+/// tract could not load or optimise the model at `path`.
+fn onnx_error(path: &Path, source: anyhow::Error) -> ClassifyError {
+    ClassifyError::Onnx {
+        path: path.to_path_buf(),
+        source,
     }
 }
 
