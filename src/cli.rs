@@ -59,7 +59,7 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("signtop: error: {err:#}");
+            eprintln!("signtop: error: {}", crate::report::chain(err.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -24,7 +24,7 @@ pub enum ConfigError {
         path: PathBuf,
     },
     /// The config file exists but could not be read.
-    #[error("{}: cannot read config file: {source}", path.display())]
+    #[error("{}: cannot read config file", path.display())]
     Read {
         /// The file asked for.
         path: PathBuf,

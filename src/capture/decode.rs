@@ -26,13 +26,13 @@ pub enum DecodeError {
     #[error("{0}: no such file or folder")]
     NotFound(PathBuf),
     /// The file or folder could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
     /// An image or GIF could not be decoded.
-    #[error("decoding {path}: {source}")]
+    #[error("decoding {path}")]
     Image {
         path: PathBuf,
         source: image::ImageError,

@@ -87,7 +87,7 @@ pub enum CaptureError {
         last: String,
     },
     /// Any other failing V4L2 call.
-    #[error("{}: {operation} failed: {source}", path.display())]
+    #[error("{}: {operation} failed", path.display())]
     Device {
         /// The device path.
         path: PathBuf,

@@ -31,7 +31,7 @@ pub const SIDECAR_FORMAT: &str = "signtop-sign-model/1";
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
     /// The sidecar JSON is missing or unreadable.
-    #[error("reading the sign model's sidecar {path}: {source}")]
+    #[error("reading the sign model's sidecar {path}")]
     SidecarRead {
         /// The sidecar path.
         path: PathBuf,
@@ -47,7 +47,7 @@ pub enum ClassifyError {
         message: String,
     },
     /// tract cannot load the ONNX file.
-    #[error("sign model {path}: not a loadable ONNX model: {source}")]
+    #[error("sign model {path}: not a loadable ONNX model")]
     Onnx {
         /// The model path.
         path: PathBuf,
@@ -91,8 +91,8 @@ pub enum ClassifyError {
         got: String,
     },
     /// Inference failed.
-    #[error("running the sign model: {0}")]
-    Run(anyhow::Error),
+    #[error("running the sign model")]
+    Run(#[source] anyhow::Error),
 }
 
 /// What the sidecar JSON next to a sign model says.

@@ -100,7 +100,7 @@ impl std::fmt::Display for ModelSource {
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// File missing, unreadable, or not runnable with the expected input.
-    #[error("model {path}: expected an ONNX model with input f32 {shape:?}: {source}")]
+    #[error("model {path}: expected an ONNX model with input f32 {shape:?}")]
     Load {
         /// The model file.
         path: PathBuf,
@@ -110,7 +110,7 @@ pub enum ModelError {
         source: anyhow::Error,
     },
     /// Inference failed.
-    #[error("running {name}: {source}")]
+    #[error("running {name}")]
     Run {
         /// Model file name.
         name: String,
