@@ -202,3 +202,26 @@ fn the_user_config_file_is_read_without_config() {
         .failure()
         .stderr(contains("signtop.toml:2").and(contains("decision.threshold")));
 }
+
+#[test]
+fn the_demo_runs_on_the_built_in_clip_and_loops() {
+    // No --input, --models or --sign-model: everything from the binary.
+    let logs = tempfile::tempdir().unwrap();
+    let frames = 2 * CLIP_FRAMES + 10;
+    let out = signtop(&logs)
+        .args(["--headless", "--demo", "--max-speed", "--frames"])
+        .arg(frames.to_string())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let lines = lines(&out);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary", "{summary}");
+    // More frames than the clip has: it played again from the start.
+    assert_eq!(summary["frames_in"], frames, "{summary}");
+    let processed = summary["processed"].as_u64().unwrap();
+    let dropped = summary["dropped"].as_u64().unwrap();
+    assert_eq!(processed + dropped, frames, "{summary}");
+}

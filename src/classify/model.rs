@@ -31,8 +31,10 @@ pub const SIDECAR_FORMAT: &str = "signtop-sign-model/1";
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
     /// The sidecar JSON is missing or unreadable.
-    #[error("reading the sign model's sidecar {path}")]
+    #[error("sign model {model}: reading its sidecar {path}")]
     SidecarRead {
+        /// The model path.
+        model: PathBuf,
         /// The sidecar path.
         path: PathBuf,
         /// The I/O error.
@@ -124,6 +126,7 @@ impl Sidecar {
     pub fn load_for(model: &Path) -> Result<Sidecar, ClassifyError> {
         let path = Sidecar::path_for(model);
         let text = std::fs::read_to_string(&path).map_err(|source| ClassifyError::SidecarRead {
+            model: model.to_path_buf(),
             path: path.clone(),
             source,
         })?;
