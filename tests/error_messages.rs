@@ -36,6 +36,18 @@ fn error_of(cmd: &mut Command) -> String {
     line.to_string()
 }
 
+/// The error of `signtop landmarks` on `input`.
+fn landmarks_error(dir: &Path, input: &Path) -> String {
+    error_of(
+        signtop(dir)
+            .arg("landmarks")
+            .arg("--input")
+            .arg(input)
+            .arg("--out")
+            .arg(dir.join("k.npy")),
+    )
+}
+
 /// Asserts no link of `message` repeats another or is said inside another.
 fn assert_each_cause_once(message: &str, needle: &str) {
     assert!(message.contains(needle), "{needle:?} not in {message}");
@@ -56,14 +68,7 @@ fn a_truncated_gif_is_told_once() {
     let gif = std::fs::read(COW).unwrap();
     let truncated = dir.path().join("trunc.gif");
     std::fs::write(&truncated, &gif[..gif.len() / 3]).unwrap();
-    let message = error_of(
-        signtop(dir.path())
-            .arg("landmarks")
-            .arg("--input")
-            .arg(&truncated)
-            .arg("--out")
-            .arg(dir.path().join("k.npy")),
-    );
+    let message = landmarks_error(dir.path(), &truncated);
     assert_each_cause_once(&message, "trunc.gif");
     // The monitor says it the same way.
     let message = error_of(
@@ -79,14 +84,7 @@ fn a_corrupt_png_is_told_once() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("bad.png");
     std::fs::write(&png, b"\x89PNG\r\n\x1a\n not really a PNG").unwrap();
-    let message = error_of(
-        signtop(dir.path())
-            .arg("landmarks")
-            .arg("--input")
-            .arg(&png)
-            .arg("--out")
-            .arg(dir.path().join("k.npy")),
-    );
+    let message = landmarks_error(dir.path(), &png);
     assert_each_cause_once(&message, "bad.png");
 }
 
