@@ -12,7 +12,7 @@ use crate::capture::decode::MediaReader;
 use crate::landmarks::holistic::{Holistic, HolisticOptions, StageTimings};
 use crate::landmarks::inspect::PartRates;
 use crate::landmarks::keypoints::Layout;
-use crate::landmarks::model::{DEFAULT_MODELS_DIR, Model};
+use crate::landmarks::model::{Model, ModelSource};
 use crate::landmarks::parallel;
 use crate::pipeline::metrics::Latency;
 
@@ -32,7 +32,7 @@ pub struct BenchArgs {
     /// Keypoint layout: 258 (pose + hands) or 1662 (with the face path).
     #[arg(long, default_value = "258", value_name = "258|1662")]
     pub layout: Layout,
-    /// Models directory.
+    /// Models directory [default: the models built into signtop].
     #[arg(long, value_name = "DIR")]
     pub models_dir: Option<PathBuf>,
 }
@@ -98,10 +98,7 @@ pub fn header() -> String {
 
 /// Runs `signtop bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let dir = args
-        .models_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODELS_DIR));
+    let dir = ModelSource::dir_or_built_in(args.models_dir.clone());
     if args.models {
         // On the landmark threads, as in the pipeline: each model's big
         // convolutions shared by all cores.
@@ -114,7 +111,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Times each model on its own (`--models`).
-fn run_models(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
+fn run_models(args: &BenchArgs, dir: &ModelSource) -> anyhow::Result<()> {
     let frames: Vec<RgbImage> = decode_timed(&args.input)?
         .into_iter()
         .map(|(frame, _)| frame)
@@ -237,14 +234,14 @@ const PIPELINE_STAGES: &[&str] = &[
 /// run over the same clip would see it; one untimed warm-up frame comes first.
 pub fn bench_pipeline(
     input: &Path,
-    models_dir: &Path,
+    models: &ModelSource,
     layout: Layout,
     frames: usize,
 ) -> anyhow::Result<PipelineReport> {
     let decoded = decode_timed(input)?;
     let (width, height) = decoded[0].0.dimensions();
     let mut holistic = Holistic::new(&HolisticOptions {
-        models_dir: models_dir.to_path_buf(),
+        models: models.clone(),
         layout,
     })
     .context("loading the landmark models")?;
@@ -340,7 +337,7 @@ fn to_input(image: &RgbImage, side: u32) -> Vec<f32> {
 
 /// Times `n` runs of one model, cycling over `frames` (one warm-up run first).
 fn time_model(
-    dir: &Path,
+    dir: &ModelSource,
     file: &str,
     side: u32,
     frames: &[RgbImage],
@@ -387,7 +384,7 @@ mod tests {
 
     #[test]
     fn pipeline_bench_times_every_stage_of_every_frame() {
-        let models = Path::new(DEFAULT_MODELS_DIR);
+        let models = &ModelSource::BuiltIn;
         // 10 frames in the folder, 12 timed: the folder replays once, from a
         // fresh start, so the pose detector runs on frame 0 of each pass.
         let report = bench_pipeline(Path::new(ASTRONAUT), models, Layout::PoseHands, 12).unwrap();
@@ -429,7 +426,7 @@ mod tests {
 
     #[test]
     fn pipeline_bench_runs_the_face_path_for_1662() {
-        let models = Path::new(DEFAULT_MODELS_DIR);
+        let models = &ModelSource::BuiltIn;
         let report =
             bench_pipeline(Path::new(ASTRONAUT), models, Layout::PoseFaceHands, 2).unwrap();
         assert_eq!(report.stage("face").map(StageStats::count), Some(2));

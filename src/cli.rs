@@ -48,6 +48,9 @@ pub enum Command {
     VmProbe(probe::ProbeArgs),
     /// Time the landmark models (`--models`) on real frames: p50/p95/p99 and FPS.
     Bench(crate::bench::BenchArgs),
+    /// Print the built-in config file: every setting with its default (to
+    /// start ~/.config/signtop/signtop.toml from).
+    Config,
 }
 
 /// Parses the command line, runs it, and turns an error into a message and exit code 1.
@@ -56,7 +59,7 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("signtop: error: {err:#}");
+            eprintln!("signtop: error: {}", crate::report::chain(err.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -80,6 +83,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(args)) => crate::train::eval::run(&args),
         Some(Command::VmProbe(args)) => probe::run(&args),
         Some(Command::Bench(args)) => crate::bench::run(&args),
+        Some(Command::Config) => {
+            print!("{}", crate::config::DEFAULT_CONFIG);
+            Ok(())
+        }
         None => crate::monitor::run(&cli.monitor),
     }
 }

@@ -24,7 +24,7 @@ pub enum ConfigError {
         path: PathBuf,
     },
     /// The config file exists but could not be read.
-    #[error("{}: cannot read config file: {source}", path.display())]
+    #[error("{}: cannot read config file", path.display())]
     Read {
         /// The file asked for.
         path: PathBuf,
@@ -68,6 +68,10 @@ pub enum ConfigError {
         reason: String,
     },
 }
+
+/// `config/signtop.toml`, built in: every setting with its default
+/// (`signtop config` prints it, to start a config file from).
+pub const DEFAULT_CONFIG: &str = include_str!("../config/signtop.toml");
 
 /// The `[camera]` section as written in the file.
 #[derive(Debug, Default, Deserialize)]
@@ -146,10 +150,10 @@ pub struct Settings {
     pub fps: u32,
     /// Flip frames left-right before detection.
     pub mirror: bool,
-    /// Landmark models directory.
-    pub models: PathBuf,
-    /// Sign classifier ONNX file.
-    pub sign_model: PathBuf,
+    /// Landmark models directory (None: the models built into signtop).
+    pub models: Option<PathBuf>,
+    /// Sign classifier ONNX file (None: the one built into signtop).
+    pub sign_model: Option<PathBuf>,
     /// Keypoint layout fed to the classifier.
     pub layout: Layout,
     /// Minimum probability for a sign to count.
@@ -172,8 +176,8 @@ impl Default for Settings {
             height: 480,
             fps: 30,
             mirror: false,
-            models: PathBuf::from(crate::landmarks::model::DEFAULT_MODELS_DIR),
-            sign_model: PathBuf::from(crate::classify::DEFAULT_SIGN_MODEL),
+            models: None,
+            sign_model: None,
             layout: Layout::PoseHands,
             threshold: 0.7,
             debounce: 5,
@@ -407,10 +411,10 @@ impl Settings {
 
     fn merge_models(&mut self, src: &Source, m: &ModelsSection) -> Result<(), ConfigError> {
         if let Some(v) = &m.models {
-            self.models = src.path_beside(non_empty_path(src, "models.models", v)?);
+            self.models = Some(src.path_beside(non_empty_path(src, "models.models", v)?));
         }
         if let Some(v) = &m.sign_model {
-            self.sign_model = src.path_beside(non_empty_path(src, "models.sign_model", v)?);
+            self.sign_model = Some(src.path_beside(non_empty_path(src, "models.sign_model", v)?));
         }
         if let Some(v) = &m.layout {
             self.layout = v.get_ref().parse().map_err(|_| {
@@ -474,10 +478,10 @@ impl Settings {
             self.mirror = v;
         }
         if let Some(v) = &o.models {
-            self.models = v.clone();
+            self.models = Some(v.clone());
         }
         if let Some(v) = &o.sign_model {
-            self.sign_model = v.clone();
+            self.sign_model = Some(v.clone());
         }
         if let Some(v) = o.layout {
             self.layout = v;
@@ -552,31 +556,29 @@ mod tests {
     #[test]
     fn shipped_config_equals_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/signtop.toml");
-        let mut loaded = Settings::load(Some(&path)).unwrap();
-        let defaults = Settings::default();
-        // The file names the models relative to itself: the same files.
-        for p in [&mut loaded.models, &mut loaded.sign_model] {
-            *p = p.canonicalize().unwrap();
-        }
-        assert_eq!(
-            loaded.models,
-            Path::new(&defaults.models).canonicalize().unwrap()
-        );
-        assert_eq!(
-            loaded.sign_model,
-            defaults.sign_model.canonicalize().unwrap()
-        );
-        loaded.models = defaults.models.clone();
-        loaded.sign_model = defaults.sign_model.clone();
-        assert_eq!(loaded, defaults);
+        assert_eq!(Settings::load(Some(&path)).unwrap(), Settings::default());
+        let built_in = Settings::from_toml_str(DEFAULT_CONFIG, Path::new("signtop.toml"));
+        assert_eq!(built_in.unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn the_shipped_config_shows_how_to_set_the_model_paths() {
+        // Commented out (the built-in models are the default); uncommented
+        // they must parse as the keys they document.
+        let uncommented = DEFAULT_CONFIG
+            .replace("# models = ", "models = ")
+            .replace("# sign_model = ", "sign_model = ");
+        let s =
+            Settings::from_toml_str(&uncommented, Path::new("/etc/signtop/signtop.toml")).unwrap();
+        assert!(s.models.is_some() && s.sign_model.is_some(), "{s:?}");
     }
 
     #[test]
     fn relative_model_paths_are_relative_to_the_file() {
         let text = "[models]\nmodels = \"m\"\nsign_model = \"/abs/s.onnx\"\n";
         let s = Settings::from_toml_str(text, Path::new("/etc/signtop/signtop.toml")).unwrap();
-        assert_eq!(s.models, Path::new("/etc/signtop/m"));
-        assert_eq!(s.sign_model, Path::new("/abs/s.onnx"));
+        assert_eq!(s.models.unwrap(), Path::new("/etc/signtop/m"));
+        assert_eq!(s.sign_model.unwrap(), Path::new("/abs/s.onnx"));
     }
 
     #[test]

@@ -13,5 +13,6 @@ pub mod landmarks;
 pub mod logging;
 pub mod monitor;
 pub mod pipeline;
+pub mod report;
 pub mod train;
 pub mod tui;

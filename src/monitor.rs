@@ -13,7 +13,7 @@ use clap::Args;
 use crate::capture::{CameraConfig, ReplayConfig, SourceSpec, open_source};
 use crate::classify::SmoothingConfig;
 use crate::config::{CliOverrides, Settings};
-use crate::landmarks::{Holistic, HolisticOptions, Layout};
+use crate::landmarks::{Holistic, HolisticOptions, Layout, ModelSource};
 use crate::pipeline::{Classifier, Landmarker, Pipeline, PipelineConfig, StopFlag};
 use crate::tui::{self, App, AppOptions, SourceLine, Theme};
 
@@ -26,6 +26,13 @@ pub struct MonitorArgs {
     /// Replay a video, GIF, folder of images or still image instead of the camera.
     #[arg(long, value_name = "PATH")]
     pub input: Option<PathBuf>,
+    /// The monitor on the built-in demo clip (a person signing "Cow"), looped
+    /// at its own pace until stopped: signtop working, no camera needed.
+    #[arg(long, conflicts_with = "input")]
+    pub demo: bool,
+    /// Replay --input from its start again at its end, until stopped.
+    #[arg(long = "loop", requires = "input")]
+    pub looped: bool,
     /// Print JSON Lines (decisions and periodic stats) instead of the dashboard.
     #[arg(long)]
     pub headless: bool,
@@ -133,17 +140,17 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<()> {
             args.stats_interval
         );
     }
-    let sign_model = crate::classify::model::sign_model_for(&settings.sign_model, settings.layout);
-    let classifier = open_classifier(&sign_model)?;
+    let classifier = open_classifier(settings.sign_model.as_deref(), settings.layout)?;
     if classifier.layout() != settings.layout {
         anyhow::bail!(
             "{} reads the {} layout but the settings ask for {} (models.layout / --layout)",
-            sign_model.display(),
+            sign_model_name(settings.sign_model.as_deref()),
             classifier.layout(),
             settings.layout
         );
     }
-    let landmarker = open_landmarker(&settings.models, settings.layout)?;
+    let models = ModelSource::dir_or_built_in(settings.models.clone());
+    let landmarker = open_landmarker(&models, settings.layout)?;
     let source = open_source(&source_spec(args, &settings)).context("opening the frame source")?;
     let stop = StopFlag::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     let config = pipeline_config(args, &settings);
@@ -168,31 +175,52 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<()> {
 }
 
 /// The landmark stage: Holistic (pose, both hands, the face for 1662).
-fn open_landmarker(models: &Path, layout: Layout) -> anyhow::Result<Box<dyn Landmarker>> {
+fn open_landmarker(models: &ModelSource, layout: Layout) -> anyhow::Result<Box<dyn Landmarker>> {
     let options = HolisticOptions {
-        models_dir: models.to_path_buf(),
+        models: models.clone(),
         layout,
     };
     let holistic = Holistic::new(&options)
-        .with_context(|| format!("loading the landmark models from {}", models.display()))?;
+        .with_context(|| format!("loading the landmark models from {models}"))?;
     Ok(Box::new(holistic))
 }
 
-/// The classifier stage: the sign model on tract.
-fn open_classifier(path: &Path) -> anyhow::Result<Box<dyn Classifier>> {
-    let model = crate::classify::SignModel::load(path)
-        .with_context(|| format!("loading the sign model {}", path.display()))?;
+/// The classifier stage: the sign model on tract (the built-in one for the
+/// layout unless a file is given).
+fn open_classifier(path: Option<&Path>, layout: Layout) -> anyhow::Result<Box<dyn Classifier>> {
+    let model = match path {
+        Some(path) => crate::classify::SignModel::load(path),
+        None => crate::classify::SignModel::built_in(layout),
+    };
+    // Every ClassifyError names the model.
+    let model = model.context("loading the sign model")?;
     Ok(Box::new(model))
 }
 
-/// Camera from the settings, or the replayed file.
+/// The sign model file, or what stands for the built-in one.
+fn sign_model_name(path: Option<&Path>) -> String {
+    path.map_or_else(
+        || crate::classify::model::BUILT_IN_NAME.to_string(),
+        |p| p.display().to_string(),
+    )
+}
+
+/// Camera from the settings, the replayed file, or the demo clip.
 fn source_spec(args: &MonitorArgs, settings: &Settings) -> SourceSpec {
-    match &args.input {
-        Some(path) => SourceSpec::Replay(ReplayConfig {
-            path: path.clone(),
+    let replay = match &args.input {
+        Some(path) => Some(ReplayConfig {
+            looped: args.looped,
+            ..ReplayConfig::new(path)
+        }),
+        None if args.demo => Some(ReplayConfig::demo()),
+        None => None,
+    };
+    match replay {
+        Some(replay) => SourceSpec::Replay(ReplayConfig {
             // Only an explicit --fps paces a replay; the file's camera.fps is for the camera.
             fps: args.fps.map(f64::from),
             max_speed: args.max_speed,
+            ..replay
         }),
         None => SourceSpec::Camera(CameraConfig {
             device: PathBuf::from(&settings.device),
@@ -262,6 +290,39 @@ mod tests {
         assert_eq!(
             config.smoothing.cooldown, 10,
             "the config's default, not the Smoother's"
+        );
+    }
+
+    #[test]
+    fn demo_replays_the_built_in_clip_in_a_loop_at_its_own_pace() {
+        let args = MonitorArgs {
+            demo: true,
+            ..MonitorArgs::default()
+        };
+        let spec = source_spec(&args, &Settings::default());
+        let SourceSpec::Replay(replay) = spec else {
+            panic!("{spec:?}")
+        };
+        assert!(replay.looped && replay.fps.is_none() && !replay.max_speed);
+        assert_eq!(replay.input, ReplayConfig::demo().input);
+    }
+
+    #[test]
+    fn loop_replays_the_input_again() {
+        let args = MonitorArgs {
+            input: Some("clip.mp4".into()),
+            looped: true,
+            fps: Some(5),
+            ..MonitorArgs::default()
+        };
+        let SourceSpec::Replay(replay) = source_spec(&args, &Settings::default()) else {
+            panic!("not a replay")
+        };
+        assert!(replay.looped);
+        assert_eq!(replay.fps, Some(5.0));
+        assert_eq!(
+            replay.input,
+            crate::capture::decode::MediaInput::from("clip.mp4")
         );
     }
 

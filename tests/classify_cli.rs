@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use assert_cmd::Command;
+use common::system::{self, FONTS_DEJAVU};
 use ndarray::{Array3, Axis};
 use ndarray_npy::{read_npy, write_npy};
 use predicates::prelude::*;
@@ -85,6 +88,7 @@ fn train_exports_a_model_tract_agrees_with_and_eval_reports_it() {
     let loaded = SignModel::load(&model).unwrap();
     assert_eq!(loaded.labels(), ["Bird", "Butterfly", "Cow"]);
     let plots = dir.path().join("plots");
+    system::require(&[FONTS_DEJAVU]);
     signtop()
         .arg("eval")
         .arg("--data")
@@ -255,6 +259,24 @@ fn train_reports_other_sessions_and_reads_recordings_of_any_length() {
     assert!(
         err.contains("short.npy") && err.contains("shorter than"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_built_in_model_is_the_shipped_one() {
+    let built_in = SignModel::built_in(Layout::PoseHands).unwrap();
+    let shipped = SignModel::load(Path::new(SHIPPED)).unwrap();
+    assert_eq!(built_in.sidecar(), shipped.sidecar());
+    let twin = SignModel::built_in(Layout::PoseFaceHands).unwrap();
+    assert_eq!(twin.layout(), Layout::PoseFaceHands);
+    assert_eq!(twin.labels(), shipped.labels());
+    let x: Array3<f32> = read_npy(format!("{SHARED}_X.npy")).unwrap();
+    let first = x.index_axis(Axis(0), 0);
+    let frames = first.as_standard_layout();
+    let frames = frames.as_slice().unwrap();
+    assert_eq!(
+        built_in.predict_raw(frames).unwrap(),
+        shipped.predict_raw(frames).unwrap()
     );
 }
 

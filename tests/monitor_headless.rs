@@ -34,10 +34,16 @@ fn lines(stdout: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// The JSON Lines of a run that must succeed.
+fn successful_lines(cmd: &mut Command) -> Vec<Value> {
+    lines(&cmd.assert().success().get_output().stdout)
+}
+
 #[test]
 fn headless_replay_prints_valid_json_and_counts_add_up() {
     let logs = tempfile::tempdir().unwrap();
-    let out = signtop(&logs)
+    let mut replay = signtop(&logs);
+    replay
         .args([
             "--headless",
             "--max-speed",
@@ -46,13 +52,8 @@ fn headless_replay_prints_valid_json_and_counts_add_up() {
             "--input",
             CLIP,
         ])
-        .args(["--models", MODELS, "--sign-model", SIGN_MODEL])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let lines = lines(&out);
+        .args(["--models", MODELS, "--sign-model", SIGN_MODEL]);
+    let lines = successful_lines(&mut replay);
     let summary = lines.last().unwrap();
     assert_eq!(summary["type"], "summary", "{summary}");
     let n = |k: &str| summary[k].as_u64().unwrap();
@@ -252,4 +253,21 @@ fn the_user_config_file_is_read_without_config() {
         .assert()
         .failure()
         .stderr(contains("signtop.toml:2").and(contains("decision.threshold")));
+}
+
+#[test]
+fn the_demo_runs_on_the_built_in_clip_and_loops() {
+    // No --input, --models or --sign-model: everything from the binary.
+    let logs = tempfile::tempdir().unwrap();
+    let frames = 2 * CLIP_FRAMES + 10;
+    let mut demo = signtop(&logs);
+    demo.args(["--headless", "--demo", "--max-speed", "--frames"])
+        .arg(frames.to_string());
+    let lines = successful_lines(&mut demo);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary", "{summary}");
+    // More frames than the clip has: it played again from the start.
+    let n = |k: &str| summary[k].as_u64().unwrap();
+    assert_eq!(n("frames_in"), frames, "{summary}");
+    assert_eq!(n("frames_in"), n("processed") + n("dropped"), "{summary}");
 }

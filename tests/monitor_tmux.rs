@@ -4,8 +4,12 @@
 //! left, cursor shown).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::system::{self, PROCPS, TMUX};
 
 const CLIP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -21,6 +25,8 @@ struct Tmux {
 
 impl Tmux {
     fn start(name: &str, command: &str) -> Tmux {
+        // tmux, and pgrep and kill for the SIGTERM test.
+        system::require(&[TMUX, PROCPS]);
         let socket = format!("signtop-test-{name}-{}", std::process::id());
         let tmux = Tmux { socket };
         tmux.run(&[

@@ -18,17 +18,12 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::system::{self, BUSYBOX, CPIO, KMOD, QEMU};
 use serde_json::Value;
 
 const SIGNTOP: &str = env!("CARGO_BIN_EXE_signtop");
-
-/// Debian packages the VM needs, by the program that shows each is installed.
-const PACKAGES: [(&str, &str); 4] = [
-    ("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),
-    ("/bin/busybox", "busybox-static"),
-    ("/usr/bin/cpio", "cpio"),
-    ("/usr/sbin/depmod", "kmod"),
-];
 
 /// Longest the VM may run before it is killed.
 const VM_TIMEOUT: Duration = Duration::from_secs(300);
@@ -43,7 +38,7 @@ fn vm_output() -> &'static str {
     static OUTPUT: OnceLock<String> = OnceLock::new();
     OUTPUT.get_or_init(|| {
         let started = Instant::now();
-        ensure_packages();
+        system::require(&[QEMU, BUSYBOX, CPIO, KMOD]);
         let kernel = Kernel::cached();
         let initrd = build_initramfs(&kernel);
         let output = boot(&kernel, &initrd);
@@ -75,33 +70,6 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Installs the Debian packages that are missing (needs root, as in CI).
-fn ensure_packages() {
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .filter(|(program, _)| !Path::new(program).exists())
-        .map(|(_, package)| *package)
-        .collect();
-    if missing.is_empty() {
-        return;
-    }
-    assert!(
-        is_root(),
-        "the VM test needs these Debian packages: sudo apt-get install -y {}",
-        missing.join(" ")
-    );
-    run(Command::new("apt-get").arg("update"));
-    run(Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive"));
 }
 
 /// A Debian kernel's image and the modules vivid needs, kept under the cache.
@@ -204,7 +172,7 @@ fn kernel_package() -> String {
     depends()
         .or_else(|| {
             // No package lists yet (a fresh container): fetch them once.
-            if is_root() {
+            if system::is_root() {
                 run(Command::new("apt-get").arg("update"));
             }
             depends()

@@ -12,7 +12,7 @@ use super::decode::DecodeError;
 pub enum CaptureError {
     /// The device node does not exist (or the device is gone and stayed gone).
     #[error(
-        "no camera at {}: the device does not exist (`signtop devices` lists the cameras)",
+        "no camera at {}: the device does not exist (`signtop devices` lists the cameras; without a camera, `signtop --demo` shows signtop on a built-in clip and `signtop --input PATH` replays a video, GIF or images)",
         path.display()
     )]
     NoDevice {
@@ -87,7 +87,7 @@ pub enum CaptureError {
         last: String,
     },
     /// Any other failing V4L2 call.
-    #[error("{}: {operation} failed: {source}", path.display())]
+    #[error("{}: {operation} failed", path.display())]
     Device {
         /// The device path.
         path: PathBuf,

@@ -46,7 +46,7 @@ use std::fmt;
 pub use camera::{Backoff, Camera, CameraConfig};
 pub use error::CaptureError;
 pub use frame::{Frame, monotonic_now};
-pub use replay::{Replay, ReplayConfig};
+pub use replay::{DEMO_CLIP, Replay, ReplayConfig};
 pub use thread::{CaptureStats, CaptureThread, Received};
 
 /// A source of frames: a camera or a replayed file.

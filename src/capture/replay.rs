@@ -1,17 +1,24 @@
-//! Replay: a video, GIF, folder of images or still image as a frame source,
-//! paced at the clip's frame rate (or a given one), or flat out for benchmarks.
+//! Replay: a video, GIF, folder of images or still image (or the built-in
+//! demo clip) as a frame source, paced at the clip's frame rate (or a given
+//! one), or flat out for benchmarks; once, or looped until stopped.
 //!
 //! Decoding runs ahead on its own thread (the decoders are not `Send`, and
 //! decoding overlaps pacing), handing frames over through a two-frame channel.
 
-use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
-use super::decode::{DecodeError, MediaInfo, MediaKind, MediaReader};
+use super::decode::{DecodeError, MediaInfo, MediaInput, MediaKind, MediaReader};
 use super::{CaptureError, Frame, Source, SourceInfo, SourceStats, monotonic_now};
+
+/// The demo clip built into the binary (`models/demo/cow_correct.gif`, MIT,
+/// from the SignPose repository: see `models/demo/README.md`).
+pub const DEMO_CLIP: &[u8] = include_bytes!("../../models/demo/cow_correct.gif");
+
+/// How the demo clip is named in descriptions and messages.
+pub const DEMO_CLIP_NAME: &str = "demo cow_correct.gif";
 
 /// Pace for inputs that carry no frame rate (stills, folders) when none is given.
 pub const DEFAULT_FPS: f64 = 30.0;
@@ -25,21 +32,35 @@ const DECODE_AHEAD: usize = 2;
 /// How to replay a file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReplayConfig {
-    /// Video, GIF, folder of images or still image.
-    pub path: PathBuf,
+    /// Video, GIF, folder of images or still image, or a built-in clip.
+    pub input: MediaInput,
     /// Frames per second to pace at (None: the clip's own rate, or [`DEFAULT_FPS`]).
     pub fps: Option<f64>,
     /// Deliver frames as fast as they decode, ignoring any rate.
     pub max_speed: bool,
+    /// Start again from the first frame at the end, until stopped.
+    pub looped: bool,
 }
 
 impl ReplayConfig {
-    /// Replays `path` at its own rate.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
+    /// The built-in demo clip, looped at its own rate.
+    pub fn demo() -> Self {
         ReplayConfig {
-            path: path.into(),
+            looped: true,
+            ..ReplayConfig::new(MediaInput::Gif {
+                name: DEMO_CLIP_NAME.into(),
+                bytes: DEMO_CLIP,
+            })
+        }
+    }
+
+    /// Replays `input` once at its own rate.
+    pub fn new(input: impl Into<MediaInput>) -> Self {
+        ReplayConfig {
+            input: input.into(),
             fps: None,
             max_speed: false,
+            looped: false,
         }
     }
 }
@@ -67,7 +88,7 @@ impl Replay {
                 "--fps {fps} must be above 0 and at most {MAX_FPS}"
             )));
         }
-        let (media, frames) = spawn_decoder(config.path.clone())?;
+        let (media, frames) = spawn_decoder(config.input.clone(), config.looped)?;
         let rate = config.fps.or(media.fps).unwrap_or(DEFAULT_FPS);
         let fps = (!config.max_speed).then_some(rate);
         tracing::info!(?media, ?fps, "replay opened");
@@ -105,22 +126,24 @@ impl Replay {
     }
 }
 
-/// Opens `path` on a decoder thread; returns its media info and the frame channel.
+/// Opens `input` on a decoder thread (reopened at each end when `looped`);
+/// returns its media info and the frame channel.
 fn spawn_decoder(
-    path: PathBuf,
+    input: MediaInput,
+    looped: bool,
 ) -> Result<(MediaInfo, Receiver<Result<RgbImage, DecodeError>>), CaptureError> {
     let (info_tx, info_rx) = sync_channel(1);
     let (frame_tx, frame_rx) = sync_channel(DECODE_AHEAD);
     let io_err = |source| DecodeError::Io {
-        path: path.clone(),
+        path: input.name().to_path_buf(),
         source,
     };
     std::thread::Builder::new()
         .name("replay-decode".into())
         .spawn({
-            let path = path.clone();
+            let input = input.clone();
             move || {
-                let reader = match MediaReader::open(&path) {
+                let mut reader = match MediaReader::open_input(&input) {
                     Ok(reader) => reader,
                     Err(err) => {
                         let _ = info_tx.send(Err(err));
@@ -130,11 +153,26 @@ fn spawn_decoder(
                 if info_tx.send(Ok(reader.info().clone())).is_err() {
                     return;
                 }
-                for frame in reader {
-                    // A closed channel means the replay was dropped: stop decoding.
-                    if frame_tx.send(frame).is_err() {
+                loop {
+                    let mut sent = 0u64;
+                    for frame in reader {
+                        // A closed channel means the replay was dropped: stop decoding.
+                        if frame_tx.send(frame).is_err() {
+                            return;
+                        }
+                        sent += 1;
+                    }
+                    // An input that gave nothing this time would loop on nothing.
+                    if !looped || sent == 0 {
                         return;
                     }
+                    reader = match MediaReader::open_input(&input) {
+                        Ok(reader) => reader,
+                        Err(err) => {
+                            let _ = frame_tx.send(Err(err));
+                            return;
+                        }
+                    };
                 }
             }
         })
@@ -262,6 +300,41 @@ mod tests {
                 "frame {i} came {since_first:?} after the first"
             );
         }
+    }
+
+    #[test]
+    fn a_looped_replay_starts_again_with_rising_sequence_numbers() {
+        let dir = folder(3);
+        let mut replay = Replay::open(&ReplayConfig {
+            max_speed: true,
+            looped: true,
+            ..ReplayConfig::new(dir.path())
+        })
+        .unwrap();
+        let got = frames(&mut replay, 8);
+        assert_eq!(got.len(), 8, "a looped replay does not end");
+        let shades: Vec<u8> = got.iter().map(|f| f.image.get_pixel(0, 0)[0]).collect();
+        assert_eq!(shades, [0, 10, 20, 0, 10, 20, 0, 10]);
+        assert!(got.iter().enumerate().all(|(i, f)| f.sequence == i as u64));
+    }
+
+    #[test]
+    fn the_demo_clip_is_built_in_and_plays_at_its_own_rate() {
+        let demo = ReplayConfig::demo();
+        assert_eq!(Replay::open(&demo).unwrap().info().fps, Some(10.0));
+        let mut replay = Replay::open(&ReplayConfig {
+            max_speed: true,
+            ..demo
+        })
+        .unwrap();
+        let info = replay.info();
+        assert_eq!((info.width, info.height), (347, 196));
+        assert!(info.description.contains("cow_correct.gif"), "{info}");
+        // 47 frames, then the first again.
+        let got = frames(&mut replay, 48);
+        assert_eq!(got.len(), 48);
+        assert_eq!(got[47].image, got[0].image);
+        assert_ne!(got[46].image, got[0].image);
     }
 
     #[test]

@@ -17,25 +17,24 @@ use super::preprocess::Preprocessing;
 use super::window::{DEFAULT_SPAN_SECONDS, Window};
 use crate::landmarks::keypoints::Layout;
 
-/// The built-in sign model (layout 258).
+/// This checkout's sign model: the one built into the binary (the tests
+/// read it; the binary itself never looks for it).
 pub const DEFAULT_SIGN_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/signs.onnx");
-/// The built-in sign model for the 1662 layout (face included).
+/// This checkout's 1662-layout sign model (face included), also built in.
 pub const DEFAULT_SIGN_MODEL_1662: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/models/signs_1662.onnx");
-
-/// The sign model to load: `configured`, except that the built-in 258 model
-/// asked for with the 1662 layout means the built-in 1662 model.
-pub fn sign_model_for(configured: &Path, layout: Layout) -> PathBuf {
-    let is_default = |p: &Path| {
-        p == Path::new(DEFAULT_SIGN_MODEL)
-            || p.canonicalize().ok() == Path::new(DEFAULT_SIGN_MODEL).canonicalize().ok()
-    };
-    if layout.has_face() && is_default(configured) {
-        PathBuf::from(DEFAULT_SIGN_MODEL_1662)
-    } else {
-        configured.to_path_buf()
-    }
-}
+/// The sign model built into the binary: `models/signs.onnx` when it was built.
+pub const BUILT_IN_ONNX: &[u8] = include_bytes!("../../models/signs.onnx");
+/// The built-in sign model's sidecar: `models/signs.json` when it was built.
+pub const BUILT_IN_SIDECAR: &str = include_str!("../../models/signs.json");
+/// How messages name the built-in sign model.
+pub const BUILT_IN_NAME: &str = "(built in) signs.onnx";
+/// The built-in 1662-layout sign model and its sidecar.
+pub const BUILT_IN_ONNX_1662: &[u8] = include_bytes!("../../models/signs_1662.onnx");
+/// See [`BUILT_IN_ONNX_1662`].
+pub const BUILT_IN_SIDECAR_1662: &str = include_str!("../../models/signs_1662.json");
+/// How messages name the built-in 1662-layout sign model.
+pub const BUILT_IN_NAME_1662: &str = "(built in) signs_1662.onnx";
 /// Longest window a sidecar may ask for.
 const MAX_SPAN_SECONDS: f64 = 60.0;
 /// The `format` value every sidecar carries.
@@ -45,8 +44,10 @@ pub const SIDECAR_FORMAT: &str = "signtop-sign-model/1";
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
     /// The sidecar JSON is missing or unreadable.
-    #[error("reading the sign model's sidecar {path}: {source}")]
+    #[error("sign model {model}: reading its sidecar {path}")]
     SidecarRead {
+        /// The model path.
+        model: PathBuf,
         /// The sidecar path.
         path: PathBuf,
         /// The I/O error.
@@ -61,7 +62,7 @@ pub enum ClassifyError {
         message: String,
     },
     /// tract cannot load the ONNX file.
-    #[error("sign model {path}: not a loadable ONNX model: {source}")]
+    #[error("sign model {path}: not a loadable ONNX model")]
     Onnx {
         /// The model path.
         path: PathBuf,
@@ -105,8 +106,8 @@ pub enum ClassifyError {
         got: String,
     },
     /// Inference failed.
-    #[error("running the sign model: {0}")]
-    Run(anyhow::Error),
+    #[error("running the sign model")]
+    Run(#[source] anyhow::Error),
 }
 
 /// What the sidecar JSON next to a sign model says.
@@ -142,14 +143,20 @@ impl Sidecar {
     pub fn load_for(model: &Path) -> Result<Sidecar, ClassifyError> {
         let path = Sidecar::path_for(model);
         let text = std::fs::read_to_string(&path).map_err(|source| ClassifyError::SidecarRead {
+            model: model.to_path_buf(),
             path: path.clone(),
             source,
         })?;
+        Sidecar::from_json(&text, &path)
+    }
+
+    /// Parses and checks a sidecar's JSON text; `path` names it in messages.
+    pub fn from_json(text: &str, path: &Path) -> Result<Sidecar, ClassifyError> {
         let invalid = |message: String| ClassifyError::SidecarInvalid {
-            path: path.clone(),
+            path: path.to_path_buf(),
             message,
         };
-        let sidecar: Sidecar = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let sidecar: Sidecar = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
         if sidecar.format != SIDECAR_FORMAT {
             return Err(invalid(format!(
                 "format is {:?}, expected {SIDECAR_FORMAT:?}",
@@ -208,17 +215,50 @@ impl SignModel {
     /// Loads `path` (ONNX) and its sidecar, checks they agree, optimises for batch 1.
     pub fn load(path: &Path) -> Result<SignModel, ClassifyError> {
         let sidecar = Sidecar::load_for(path)?;
+        let model = tract_onnx::onnx()
+            .model_for_path(path)
+            .map_err(|source| onnx_error(path, source))?;
+        SignModel::prepare(path, sidecar, model)
+    }
+
+    /// The sign model built into the binary for `layout` ([`BUILT_IN_ONNX`] and
+    /// [`BUILT_IN_SIDECAR`], or their 1662 twins).
+    pub fn built_in(layout: Layout) -> Result<SignModel, ClassifyError> {
+        match layout {
+            Layout::PoseHands => {
+                SignModel::from_bytes(Path::new(BUILT_IN_NAME), BUILT_IN_ONNX, BUILT_IN_SIDECAR)
+            }
+            Layout::PoseFaceHands => SignModel::from_bytes(
+                Path::new(BUILT_IN_NAME_1662),
+                BUILT_IN_ONNX_1662,
+                BUILT_IN_SIDECAR_1662,
+            ),
+        }
+    }
+
+    /// [`SignModel::load`] from an ONNX file's bytes and its sidecar's JSON;
+    /// `name` stands for the model's path in messages.
+    pub fn from_bytes(name: &Path, onnx: &[u8], sidecar: &str) -> Result<SignModel, ClassifyError> {
+        let sidecar = Sidecar::from_json(sidecar, &Sidecar::path_for(name))?;
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut &onnx[..])
+            .map_err(|source| onnx_error(name, source))?;
+        SignModel::prepare(name, sidecar, model)
+    }
+
+    /// Checks the ONNX graph against its sidecar and optimises it for batch 1.
+    fn prepare(
+        path: &Path,
+        sidecar: Sidecar,
+        model: InferenceModel,
+    ) -> Result<SignModel, ClassifyError> {
         let layout = sidecar
             .layout()
             .map_err(|e| ClassifyError::SidecarInvalid {
                 path: Sidecar::path_for(path),
                 message: e.to_string(),
             })?;
-        let onnx_err = |source: anyhow::Error| ClassifyError::Onnx {
-            path: path.to_path_buf(),
-            source,
-        };
-        let model = tract_onnx::onnx().model_for_path(path).map_err(onnx_err)?;
+        let onnx_err = |source: anyhow::Error| onnx_error(path, source);
         check_input(path, &model, &sidecar, layout)?;
         let shape = [
             1,
@@ -293,6 +333,14 @@ impl SignModel {
             layout: self.layout,
             got,
         }
+    }
+}
+
+/// tract could not load or optimise the model at `path`.
+fn onnx_error(path: &Path, source: anyhow::Error) -> ClassifyError {
+    ClassifyError::Onnx {
+        path: path.to_path_buf(),
+        source,
     }
 }
 

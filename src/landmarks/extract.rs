@@ -17,7 +17,7 @@ use super::draw::draw_keypoints;
 use super::holistic::{Holistic, HolisticOptions};
 use super::inspect::PartRates;
 use super::keypoints::{Keypoints, Layout};
-use super::model::DEFAULT_MODELS_DIR;
+use super::model::ModelSource;
 use crate::capture::decode::MediaReader;
 
 /// Arguments of `signtop landmarks`.
@@ -37,7 +37,7 @@ pub struct ExtractArgs {
     /// ... (DIR is created if needed).
     #[arg(long, value_name = "DIR")]
     pub draw: Option<PathBuf>,
-    /// Folder of the landmark ONNX models [default: the repository's models/].
+    /// Folder of the landmark ONNX models [default: the ones built into signtop].
     #[arg(long, value_name = "DIR")]
     pub models: Option<PathBuf>,
 }
@@ -140,25 +140,19 @@ fn check_output(out: &Path) -> anyhow::Result<()> {
 }
 
 fn load_holistic(args: &ExtractArgs) -> anyhow::Result<Holistic> {
-    let models_dir = args
-        .models
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODELS_DIR));
-    anyhow::ensure!(
-        models_dir.is_dir(),
-        "the models folder {} does not exist (--models DIR)",
-        models_dir.display()
-    );
+    if let Some(dir) = &args.models {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "the models folder {} does not exist (--models DIR)",
+            dir.display()
+        );
+    }
     let options = HolisticOptions {
-        models_dir,
+        models: ModelSource::dir_or_built_in(args.models.clone()),
         layout: args.layout,
     };
-    Holistic::new(&options).with_context(|| {
-        format!(
-            "loading the landmark models from {}",
-            options.models_dir.display()
-        )
-    })
+    Holistic::new(&options)
+        .with_context(|| format!("loading the landmark models from {}", options.models))
 }
 
 /// A bar on stderr when a person watches it; nothing otherwise.

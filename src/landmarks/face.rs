@@ -4,13 +4,12 @@
 //! previous frame's face landmarks while they still fit it, then the 468-point
 //! face mesh on the rotated crop (no iris refinement).
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
 use super::keypoints::{FACE_LANDMARKS, Landmark};
-use super::model::{Model, ModelError};
+use super::model::{Model, ModelError, ModelSource};
 use super::roi::{Roi, TrackingRequirements, rotation_from};
 use super::ssd::{self, Anchor, FACE_SSD};
 use super::warp::{Border, warp_roi};
@@ -75,7 +74,7 @@ pub struct FaceTracker {
 
 impl FaceTracker {
     /// Loads `face_detection_short_range.onnx` and `face_landmark.onnx` from `dir`.
-    pub fn new(dir: &Path) -> Result<FaceTracker, ModelError> {
+    pub fn new(dir: &ModelSource) -> Result<FaceTracker, ModelError> {
         let side = FACE_SSD.input;
         Ok(FaceTracker {
             detector: Model::load(dir, "face_detection_short_range.onnx", &[1, side, side, 3])?,
@@ -416,8 +415,7 @@ mod tests {
 
     #[test]
     fn no_pose_or_a_blank_frame_gives_no_face() {
-        let dir = Path::new(crate::landmarks::model::DEFAULT_MODELS_DIR);
-        let mut tracker = FaceTracker::new(dir).unwrap();
+        let mut tracker = FaceTracker::new(&ModelSource::BuiltIn).unwrap();
         let frame = RgbImage::from_pixel(640, 480, image::Rgb([128, 128, 128]));
         assert_eq!(tracker.process(&frame, None).unwrap(), None);
         assert_eq!(tracker.last_timings(), FaceTimings::default());

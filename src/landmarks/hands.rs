@@ -5,13 +5,13 @@
 //! pose wrist the box was built from: the person's own left and right.
 
 use std::f32::consts::FRAC_PI_2;
-use std::path::Path;
+
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
 use super::keypoints::{HAND_LANDMARKS, Landmark};
-use super::model::{Model, ModelError};
+use super::model::{Model, ModelError, ModelSource};
 use super::roi::{Roi, TrackingRequirements, alignment_rect_towards, rotation_from};
 use super::warp::{Border, warp_roi};
 
@@ -87,7 +87,7 @@ pub struct HandModels {
 
 impl HandModels {
     /// Loads `hand_recrop.onnx` and `hand_landmark_full.onnx` from `dir`.
-    pub fn load(dir: &Path) -> Result<HandModels, ModelError> {
+    pub fn load(dir: &ModelSource) -> Result<HandModels, ModelError> {
         Ok(HandModels {
             recrop: Model::load(dir, "hand_recrop.onnx", &[1, RECROP_INPUT, RECROP_INPUT, 3])?,
             landmarker: Model::load(

@@ -2,7 +2,6 @@
 //! layout), as MediaPipe's `holistic_landmark_cpu` graph wires them; one frame
 //! in, SignPose-layout keypoints out, tracking state kept between frames.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
@@ -10,7 +9,7 @@ use image::RgbImage;
 use super::face::FaceTracker;
 use super::hands::{HandAhead, HandModels, HandRois, HandTracker, HandsAhead, Side};
 use super::keypoints::{Keypoints, Landmark, Layout};
-use super::model::{DEFAULT_MODELS_DIR, ModelError};
+use super::model::{ModelError, ModelSource};
 use super::parallel;
 use super::pose::PoseTracker;
 use super::roi::Roi;
@@ -18,8 +17,8 @@ use super::roi::Roi;
 /// What to load and which parts to find.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HolisticOptions {
-    /// Folder holding the ONNX landmark models.
-    pub models_dir: PathBuf,
+    /// Where the ONNX landmark models come from.
+    pub models: ModelSource,
     /// 258 (pose + hands) or 1662 (with the face).
     pub layout: Layout,
 }
@@ -27,7 +26,7 @@ pub struct HolisticOptions {
 impl Default for HolisticOptions {
     fn default() -> HolisticOptions {
         HolisticOptions {
-            models_dir: PathBuf::from(DEFAULT_MODELS_DIR),
+            models: ModelSource::BuiltIn,
             layout: Layout::PoseHands,
         }
     }
@@ -106,7 +105,7 @@ pub struct Holistic {
 impl Holistic {
     /// Loads the models the layout needs (the face models only for 1662).
     pub fn new(options: &HolisticOptions) -> Result<Holistic, ModelError> {
-        let dir = &options.models_dir;
+        let dir = &options.models;
         Ok(Holistic {
             layout: options.layout,
             pose: PoseTracker::new(dir)?,
@@ -337,7 +336,7 @@ mod tests {
     /// A models folder holding only the pose and hand models (symlinks).
     fn folder_without_face_models() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let models = std::path::Path::new(DEFAULT_MODELS_DIR);
+        let models = std::path::Path::new(super::super::model::DEFAULT_MODELS_DIR);
         for file in [
             "pose_detection.onnx",
             "pose_landmark_full.onnx",
@@ -353,7 +352,7 @@ mod tests {
     fn only_the_1662_layout_loads_and_runs_the_face_models() {
         let dir = folder_without_face_models();
         let mut holistic = Holistic::new(&HolisticOptions {
-            models_dir: dir.path().to_path_buf(),
+            models: ModelSource::Dir(dir.path().to_path_buf()),
             layout: Layout::PoseHands,
         })
         .unwrap();
@@ -361,7 +360,7 @@ mod tests {
         let kp = holistic.process(&frame).unwrap();
         assert!(kp.face.is_none() && holistic.last_timings().face.is_none());
         let err = Holistic::new(&HolisticOptions {
-            models_dir: dir.path().to_path_buf(),
+            models: ModelSource::Dir(dir.path().to_path_buf()),
             layout: Layout::PoseFaceHands,
         })
         .err()

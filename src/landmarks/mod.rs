@@ -24,3 +24,4 @@ pub mod warp;
 
 pub use holistic::{Holistic, HolisticOptions, StageTimings};
 pub use keypoints::{Keypoints, Landmark, Layout, Parts};
+pub use model::ModelSource;

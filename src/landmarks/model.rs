@@ -17,14 +17,90 @@ use super::prelu::Prelu;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::logic::Iff;
 
-/// Built-in models directory (overridable with `--models DIR`).
+/// This checkout's `models/` folder: what the binary has built in (the tests
+/// read it; the binary itself never looks for it).
 pub const DEFAULT_MODELS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+
+/// The landmark models built into the binary: `models/` when it was built,
+/// so a copied or installed binary needs no files beside it.
+const BUILT_IN: [(&str, &[u8]); 6] = [
+    (
+        "pose_detection.onnx",
+        include_bytes!("../../models/pose_detection.onnx"),
+    ),
+    (
+        "pose_landmark_full.onnx",
+        include_bytes!("../../models/pose_landmark_full.onnx"),
+    ),
+    (
+        "hand_recrop.onnx",
+        include_bytes!("../../models/hand_recrop.onnx"),
+    ),
+    (
+        "hand_landmark_full.onnx",
+        include_bytes!("../../models/hand_landmark_full.onnx"),
+    ),
+    (
+        "face_detection_short_range.onnx",
+        include_bytes!("../../models/face_detection_short_range.onnx"),
+    ),
+    (
+        "face_landmark.onnx",
+        include_bytes!("../../models/face_landmark.onnx"),
+    ),
+];
+
+/// Where the landmark models are read from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The models built into the binary.
+    #[default]
+    BuiltIn,
+    /// A folder holding ONNX files of the same names (`--models DIR`).
+    Dir(PathBuf),
+}
+
+impl ModelSource {
+    /// A folder when one is given, else the built-in models.
+    pub fn dir_or_built_in(dir: Option<PathBuf>) -> ModelSource {
+        dir.map_or(ModelSource::BuiltIn, ModelSource::Dir)
+    }
+
+    /// The model named `file`, as it is called in messages.
+    pub fn path_of(&self, file: &str) -> PathBuf {
+        match self {
+            ModelSource::BuiltIn => Path::new("(built in)").join(file),
+            ModelSource::Dir(dir) => dir.join(file),
+        }
+    }
+
+    /// The bytes of the model named `file`.
+    pub fn read(&self, file: &str) -> std::io::Result<std::borrow::Cow<'static, [u8]>> {
+        match self {
+            ModelSource::BuiltIn => BUILT_IN
+                .iter()
+                .find(|(name, _)| *name == file)
+                .map(|(_, bytes)| std::borrow::Cow::Borrowed(*bytes))
+                .ok_or_else(|| std::io::Error::other("no built-in model of that name")),
+            ModelSource::Dir(dir) => std::fs::read(dir.join(file)).map(std::borrow::Cow::Owned),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSource::BuiltIn => f.write_str("the built-in models"),
+            ModelSource::Dir(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
 
 /// A model file that could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// File missing, unreadable, or not runnable with the expected input.
-    #[error("model {path}: expected an ONNX model with input f32 {shape:?}: {source}")]
+    #[error("model {path}: expected an ONNX model with input f32 {shape:?}")]
     Load {
         /// The model file.
         path: PathBuf,
@@ -34,7 +110,7 @@ pub enum ModelError {
         source: anyhow::Error,
     },
     /// Inference failed.
-    #[error("running {name}: {source}")]
+    #[error("running {name}")]
     Run {
         /// Model file name.
         name: String,
@@ -84,29 +160,32 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads `dir/file`, fixing its first input to f32 `shape`, in the
-    /// faster channel order for that model ([`ChannelOrder::for_model`]).
-    pub fn load(dir: &Path, file: &str, shape: &[usize]) -> Result<Model, ModelError> {
-        Model::load_with(dir, file, shape, ChannelOrder::for_model(file))
+    /// Loads the model `file` from `models`, fixing its first input to f32
+    /// `shape`, in the faster channel order for that model
+    /// ([`ChannelOrder::for_model`]).
+    pub fn load(models: &ModelSource, file: &str, shape: &[usize]) -> Result<Model, ModelError> {
+        Model::load_with(models, file, shape, ChannelOrder::for_model(file))
     }
 
     /// [`Model::load`] with the depthwise convolutions and resizes in `layout`.
     pub fn load_with(
-        dir: &Path,
+        models: &ModelSource,
         file: &str,
         shape: &[usize],
         layout: ChannelOrder,
     ) -> Result<Model, ModelError> {
-        let path = dir.join(file);
         let err = |source: anyhow::Error| ModelError::Load {
-            path: path.clone(),
+            path: models.path_of(file),
             shape: shape.to_vec(),
             source,
         };
-        if !path.is_file() {
-            return Err(err(anyhow::anyhow!("file not found")));
-        }
-        let plan = typed_model(&path, shape)
+        let bytes = models.read(file).map_err(|e| {
+            err(match e.kind() {
+                std::io::ErrorKind::NotFound => anyhow::anyhow!("file not found"),
+                _ => e.into(),
+            })
+        })?;
+        let plan = typed_model(&bytes, shape)
             .and_then(|m| optimise(m, layout))
             .and_then(|m| m.into_runnable())
             .map_err(err)?;
@@ -146,11 +225,11 @@ impl Model {
     }
 }
 
-/// The ONNX model at `path` as tract's typed graph, its first input fixed to
-/// f32 `shape`.
-fn typed_model(path: &Path, shape: &[usize]) -> TractResult<TypedModel> {
+/// The ONNX model in `bytes` as tract's typed graph, its first input fixed
+/// to f32 `shape`.
+fn typed_model(bytes: &[u8], shape: &[usize]) -> TractResult<TypedModel> {
     tract_onnx::onnx()
-        .model_for_path(path)?
+        .model_for_read(&mut &bytes[..])?
         .with_input_fact(0, f32::fact(shape).into())?
         .into_typed()
 }
@@ -761,9 +840,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_built_in_models_are_those_of_the_models_folder() {
+        for (file, _) in BUILT_IN {
+            let built_in = ModelSource::BuiltIn.read(file).unwrap();
+            let on_disk = std::fs::read(Path::new(DEFAULT_MODELS_DIR).join(file)).unwrap();
+            assert!(built_in.as_ref() == on_disk.as_slice(), "{file}");
+        }
+        let err = ModelSource::BuiltIn.read("nothing.onnx").unwrap_err();
+        assert!(err.to_string().contains("no built-in model"), "{err}");
+    }
+
+    #[test]
     fn missing_model_names_file_and_shape() {
         let e = Model::load(
-            Path::new("/nonexistent"),
+            &ModelSource::Dir("/nonexistent".into()),
             "pose_detection.onnx",
             &[1, 224, 224, 3],
         )
@@ -788,7 +878,7 @@ mod tests {
 
     #[test]
     fn channels_last_computes_what_the_loaded_order_does() {
-        let dir = Path::new(DEFAULT_MODELS_DIR);
+        let dir = &ModelSource::BuiltIn;
         for (file, side) in [
             ("pose_detection.onnx", 224),
             ("pose_landmark_full.onnx", 256),
@@ -835,7 +925,8 @@ mod tests {
         ] {
             let shape = [1, side, side, 3];
             let plan = |ours: bool| {
-                let model = typed_model(&dir.join(file), &shape).unwrap();
+                let bytes = std::fs::read(dir.join(file)).unwrap();
+                let model = typed_model(&bytes, &shape).unwrap();
                 let model = optimise_with(model, ChannelOrder::for_model(file), ours).unwrap();
                 let count = |n: &&TypedNode| n.op_as::<PointwiseConv>().is_some();
                 let rewritten = model.nodes().iter().filter(count).count();
@@ -885,7 +976,8 @@ mod tests {
     /// One of `models/` as tract's decluttered graph, before any rewrite.
     fn decluttered(file: &str, side: usize) -> TypedModel {
         let path = Path::new(DEFAULT_MODELS_DIR).join(file);
-        let mut model = typed_model(&path, &[1, side, side, 3]).unwrap();
+        let bytes = std::fs::read(path).unwrap();
+        let mut model = typed_model(&bytes, &[1, side, side, 3]).unwrap();
         model.declutter().unwrap();
         model
     }
@@ -950,7 +1042,7 @@ mod tests {
 
     #[test]
     fn converted_models_load_and_run() {
-        let dir = Path::new(DEFAULT_MODELS_DIR);
+        let dir = &ModelSource::Dir(DEFAULT_MODELS_DIR.into());
         for (file, side) in [
             ("pose_detection.onnx", 224),
             ("pose_landmark_full.onnx", 256),

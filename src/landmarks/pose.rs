@@ -3,13 +3,12 @@
 //! the image, visibility by sigmoid, and ROI tracking from the previous
 //! frame's alignment landmarks (33 hip centre, 34 body scale point).
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
 use super::keypoints::{Landmark, POSE_LANDMARKS};
-use super::model::{Model, ModelError};
+use super::model::{Model, ModelError, ModelSource};
 use super::roi::{Roi, alignment_rect};
 use super::smoothing::{AUX_FILTER, LandmarkSmoother, POSE_FILTER, bounding_scale};
 use super::ssd::{self, Anchor};
@@ -45,7 +44,7 @@ pub struct PoseTracker {
 
 impl PoseTracker {
     /// Loads `pose_detection.onnx` and `pose_landmark_full.onnx` from `dir`.
-    pub fn new(dir: &Path) -> Result<PoseTracker, ModelError> {
+    pub fn new(dir: &ModelSource) -> Result<PoseTracker, ModelError> {
         let side = ssd::POSE_DETECTOR_INPUT;
         Ok(PoseTracker {
             detector: Model::load(dir, "pose_detection.onnx", &[1, side, side, 3])?,

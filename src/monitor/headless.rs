@@ -66,7 +66,11 @@ fn write_lines(
     let mut summary = stats_line("summary", finished.as_ref().unwrap_or(&last));
     if let Err(err) = &finished {
         // Every stage has ended, so the failure is recorded by now.
-        summary["error"] = json!(controls.failure().unwrap_or_else(|| err.to_string()));
+        summary["error"] = json!(
+            controls
+                .failure()
+                .unwrap_or_else(|| crate::report::chain(err))
+        );
     }
     writeln!(out, "{summary}")?;
     out.flush()?;
@@ -193,7 +197,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            format!("{err}").contains("the test classifier's bug"),
+            format!("{err:#}").contains("the test classifier's bug"),
             "{err}"
         );
         let text = String::from_utf8(out).unwrap();
@@ -201,7 +205,7 @@ mod tests {
         assert_eq!(last["type"], "summary");
         assert_eq!(
             last["error"],
-            "classify: the classify thread panicked: the test classifier's bug"
+            "classify: the thread panicked: the test classifier's bug"
         );
         assert!(last["processed"].as_u64().unwrap() < 47);
     }

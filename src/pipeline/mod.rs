@@ -91,16 +91,16 @@ impl Classifier for crate::classify::SignModel {
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     /// The frame source failed.
-    #[error("capture: {0}")]
+    #[error("capture")]
     Capture(#[from] CaptureError),
     /// The landmark models failed on a frame.
-    #[error("landmarks: {0}")]
-    Landmarks(StageFailure),
+    #[error("landmarks")]
+    Landmarks(#[source] StageFailure),
     /// The sign model failed on a window.
-    #[error("classifier: {0}")]
-    Classifier(StageFailure),
+    #[error("classifier")]
+    Classifier(#[source] StageFailure),
     /// A thread could not be started.
-    #[error("starting the {stage} thread: {source}")]
+    #[error("{stage}: starting the thread")]
     Spawn {
         /// Which stage.
         stage: &'static str,
@@ -108,7 +108,7 @@ pub enum PipelineError {
         source: std::io::Error,
     },
     /// A stage thread panicked.
-    #[error("the {stage} thread panicked: {message}")]
+    #[error("{stage}: the thread panicked: {message}")]
     Panicked {
         /// Which stage.
         stage: &'static str,
@@ -217,8 +217,9 @@ impl Controls {
 
     /// Keeps the first stage failure, for the dashboard to show, and stops
     /// the other stages.
-    fn record_failure(&self, stage: &str, err: &PipelineError) {
-        lock(&self.failure).get_or_insert_with(|| format!("{stage}: {err}"));
+    fn record_failure(&self, err: &PipelineError) {
+        // Every variant's message starts with its stage.
+        lock(&self.failure).get_or_insert_with(|| crate::report::chain(err));
         self.halt.request();
     }
 
@@ -249,7 +250,7 @@ fn run_stage(
             })
         });
     if let Err(err) = &result {
-        controls.record_failure(stage, err);
+        controls.record_failure(err);
     }
     result
 }
@@ -698,7 +699,7 @@ mod tests {
         let failure = pipeline.failure().expect("the panic is recorded");
         assert_eq!(
             failure,
-            "classify: the classify thread panicked: index out of bounds in the test classifier"
+            "classify: the thread panicked: index out of bounds in the test classifier"
         );
         // finish() stops the other stages and returns the panic.
         match pipeline.finish() {

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::augment::all_windows;
 use super::data;
-use crate::classify::model::{DEFAULT_SIGN_MODEL, SignModel};
+use crate::classify::model::{BUILT_IN_NAME, DEFAULT_SIGN_MODEL, SignModel};
 use crate::classify::smoothing::argmax;
 use crate::classify::window::frames_at_interval;
 use crate::pipeline::metrics::Latency;
@@ -22,9 +22,9 @@ pub struct EvalArgs {
     /// a 258 model.
     #[arg(long, value_name = "DIR_OR_PREFIX", num_args = 1.., required = true)]
     pub data: Vec<PathBuf>,
-    /// The sign model (ONNX with its sidecar .json).
-    #[arg(long, value_name = "FILE.onnx", default_value = DEFAULT_SIGN_MODEL)]
-    pub model: PathBuf,
+    /// The sign model (ONNX with its sidecar .json); default: the built-in one.
+    #[arg(long, value_name = "FILE.onnx")]
+    pub model: Option<PathBuf>,
     /// Write PNG plots here: training curves (from the model's .train.json)
     /// and the confusion matrix.
     #[arg(long, value_name = "DIR")]
@@ -138,10 +138,17 @@ impl Confusion {
 
 /// Runs `signtop eval`.
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
-    let model = SignModel::load(&args.model)?;
+    let model = match &args.model {
+        Some(path) => SignModel::load(path)?,
+        None => SignModel::built_in(crate::landmarks::keypoints::Layout::PoseHands)?,
+    };
+    let name = args
+        .model
+        .as_ref()
+        .map_or_else(|| BUILT_IN_NAME.to_string(), |p| p.display().to_string());
     println!(
         "{}: {} classes ({}), {} frames over {:.1} s, layout {}\n",
-        args.model.display(),
+        name,
         model.labels().len(),
         model.labels().join(", "),
         model.frames(),
@@ -155,7 +162,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     println!("\n{}", report.timing);
     if let Some(dir) = &args.plots {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let written = super::plots::write_all(dir, &args.model, &report.total)?;
+        let log = args
+            .model
+            .as_deref()
+            .unwrap_or(std::path::Path::new(DEFAULT_SIGN_MODEL));
+        let written = super::plots::write_all(dir, log, &report.total)?;
         for path in written {
             println!("wrote {}", path.display());
         }

@@ -29,10 +29,10 @@ const IR_VERSION: i64 = 7;
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// Reading the network's weights failed.
-    #[error("reading the network's weights: {0}")]
+    #[error("reading the network's weights")]
     Weights(#[from] candle_core::Error),
     /// Writing the file failed.
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}")]
     Write {
         /// The model file.
         path: std::path::PathBuf,
