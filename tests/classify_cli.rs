@@ -143,6 +143,11 @@ fn the_shipped_model_reads_windows_and_scores_several_sources_each_on_its_own_li
         .stdout(predicate::str::contains("ms per window"));
 }
 
+/// A 258-layout recording of `frames` frames in which nothing was found.
+fn write_zero_recording(path: &Path, frames: usize) {
+    write_npy(path, &ndarray::Array2::<f32>::zeros((frames, 258))).unwrap();
+}
+
 /// A folder holding one clip's keypoints as one recording of `sign`.
 fn clip_folder(dir: &Path, keypoints: &Path, sign: &str) -> PathBuf {
     let folder = dir.join(sign);
@@ -250,11 +255,7 @@ fn train_reports_other_sessions_and_reads_recordings_of_any_length() {
     assert_eq!(loaded.labels(), ["Bird", "Butterfly", "Cow", "Elephant"]);
 
     // A recording shorter than the window is an error naming it.
-    write_npy(
-        data.join("Cow/short.npy"),
-        &ndarray::Array2::<f32>::zeros((12, 258)),
-    )
-    .unwrap();
+    write_zero_recording(&data.join("Cow/short.npy"), 12);
     let err = eval_error(&model, data.to_str().unwrap());
     assert!(
         err.contains("short.npy") && err.contains("shorter than"),
@@ -346,11 +347,7 @@ fn bad_models_and_data_are_clear_errors() {
     // Classes none of which the model knows.
     let strange = dir.path().join("strange");
     std::fs::create_dir_all(strange.join("Zebra")).unwrap();
-    write_npy(
-        strange.join("Zebra/1.npy"),
-        &ndarray::Array2::<f32>::zeros((30, 258)),
-    )
-    .unwrap();
+    write_zero_recording(&strange.join("Zebra/1.npy"), 30);
     let err = eval_error(&shipped, strange.to_str().unwrap());
     assert!(
         err.contains("Zebra") && err.contains("none of its classes"),
