@@ -13,5 +13,7 @@ pub mod landmarks;
 pub mod logging;
 pub mod monitor;
 pub mod pipeline;
+pub mod practice;
+pub mod record;
 pub mod train;
 pub mod tui;
