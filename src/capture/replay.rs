@@ -50,7 +50,8 @@ pub struct Replay {
     /// Pacing rate; None = flat out.
     fps: Option<f64>,
     frames: Receiver<Result<RgbImage, DecodeError>>,
-    started: Option<Instant>,
+    /// When the first frame was read, as an Instant and on CLOCK_MONOTONIC.
+    started: Option<(Instant, Duration)>,
     stats: SourceStats,
 }
 
@@ -85,15 +86,25 @@ impl Replay {
         &self.media
     }
 
-    /// Sleeps until frame `index` is due (the first frame sets the clock).
-    fn pace(&mut self, index: u64) {
-        let Some(fps) = self.fps else { return };
-        let started = *self.started.get_or_insert_with(Instant::now);
-        let due = started + Duration::from_secs_f64(index as f64 / fps);
+    /// Sleeps until frame `index` is due (the first frame sets the clock) and
+    /// returns its capture stamp: when it was due on the clip's own clock, as
+    /// a camera stamps a frame when it was captured, however late it is read
+    /// (so a slow consumer never changes a paced replay's timing); flat out,
+    /// when it was decoded.
+    fn pace(&mut self, index: u64) -> Duration {
+        let Some(fps) = self.fps else {
+            return monotonic_now();
+        };
+        let (started, started_stamp) = *self
+            .started
+            .get_or_insert_with(|| (Instant::now(), monotonic_now()));
+        let offset = Duration::from_secs_f64(index as f64 / fps);
+        let due = started + offset;
         let now = Instant::now();
         if due > now {
             std::thread::sleep(due - now);
         }
+        started_stamp + offset
     }
 }
 
@@ -147,12 +158,12 @@ impl Source for Replay {
             Err(_) => return Ok(None),
         };
         let sequence = self.stats.frames;
-        self.pace(sequence);
+        let timestamp = self.pace(sequence);
         self.stats.frames += 1;
         Ok(Some(Frame {
             image,
             sequence,
-            timestamp: monotonic_now(),
+            timestamp,
         }))
     }
 
