@@ -34,8 +34,14 @@ pub struct Preview {
 impl Preview {
     /// Asks the terminal which image protocol and font size it has (call
     /// before the dashboard takes the terminal); half blocks when it does
-    /// not answer.
+    /// not answer, and without asking inside tmux or screen and over SSH:
+    /// there the answer may never come, and the query's reader would keep
+    /// the keys typed after it.
     pub fn detect() -> Preview {
+        if behind_a_multiplexer_or_ssh() {
+            tracing::info!("tmux, screen or SSH: the preview uses half blocks");
+            return Preview::halfblocks();
+        }
         let picker = Picker::from_query_stdio().unwrap_or_else(|err| {
             tracing::info!(%err, "terminal image query failed; the preview uses half blocks");
             Picker::halfblocks()
@@ -149,6 +155,18 @@ impl Preview {
             }
         }
     }
+}
+
+/// Inside tmux or screen, or logged in over SSH.
+fn behind_a_multiplexer_or_ssh() -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let term = std::env::var("TERM").unwrap_or_default();
+    set("TMUX")
+        || set("STY")
+        || set("SSH_CONNECTION")
+        || set("SSH_TTY")
+        || term.starts_with("screen")
+        || term.starts_with("tmux")
 }
 
 /// The largest cell size inside `panel` that keeps a `w` x `h` image's shape.
@@ -277,7 +295,10 @@ mod tests {
         let hand_columns: Vec<u16> = (0..42)
             .filter(|&x| (0..12).any(|y| matches!(b.buffer()[(x, y)].symbol(), "▀" | "▄")))
             .collect();
-        assert!(!hand_columns.is_empty() && hand_columns.iter().all(|&x| x >= 21), "{b}");
+        assert!(
+            !hand_columns.is_empty() && hand_columns.iter().all(|&x| x >= 21),
+            "{b}"
+        );
     }
 
     #[test]
