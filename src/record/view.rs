@@ -341,18 +341,7 @@ mod tests {
         let mut screen = screen();
         screen.preview = true;
         let mut preview = Preview::halfblocks();
-        let mut image = image::RgbImage::from_pixel(640, 480, image::Rgb([30, 30, 30]));
-        for (x, y, p) in image.enumerate_pixels_mut() {
-            if (200..440).contains(&x) && (100..400).contains(&y) {
-                *p = image::Rgb([200, 180, 150]);
-            }
-        }
-        preview.set_frame(crate::pipeline::PreviewFrame {
-            image,
-            keypoints: screen.keypoints.clone(),
-            mirrored: false,
-            captured: Duration::ZERO,
-        });
+        preview.set_frame(crate::tui::preview::test_frame(&screen.keypoints));
         insta::assert_snapshot!(render_with(&session(), &screen, &mut preview, 100, 30));
     }
 

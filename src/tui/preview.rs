@@ -157,6 +157,24 @@ impl Preview {
     }
 }
 
+/// A 640x480 frame, dark with a lighter body-sized block in the middle, and
+/// `keypoints`: what the screens' snapshot tests show in the preview.
+#[cfg(test)]
+pub(crate) fn test_frame(keypoints: &crate::landmarks::Keypoints) -> PreviewFrame {
+    let mut image = RgbImage::from_pixel(640, 480, image::Rgb([30, 30, 30]));
+    for (x, y, p) in image.enumerate_pixels_mut() {
+        if (200..440).contains(&x) && (100..400).contains(&y) {
+            *p = image::Rgb([200, 180, 150]);
+        }
+    }
+    PreviewFrame {
+        image,
+        keypoints: keypoints.clone(),
+        mirrored: false,
+        captured: std::time::Duration::ZERO,
+    }
+}
+
 /// Inside tmux or screen, or logged in over SSH.
 fn behind_a_multiplexer_or_ssh() -> bool {
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
