@@ -1,7 +1,7 @@
 //! End to end in a real terminal (tmux): `signtop record` on a replay (keys,
 //! a take saved, SIGTERM mid-take discarding only that take), `signtop
 //! practice` with a fixed seed (CORRECT, skip, the summary), and the camera
-//! preview in half blocks with its toggle.
+//! preview in half blocks with its toggle, and `w` writing the transcript.
 #![allow(clippy::unwrap_used)]
 
 mod tmux_support;
@@ -142,7 +142,11 @@ fn practice_shows_correct_skips_and_prints_the_summary() {
 fn the_preview_draws_half_blocks_in_tmux_and_v_toggles_it() {
     let _serial = serial();
     let logs = tempfile::tempdir().unwrap();
-    let args = format!("--preview --fps 5 --sign-model {SIGN_MODEL}");
+    let dir = tempfile::tempdir().unwrap();
+    let args = format!(
+        "--preview --fps 5 --sign-model {SIGN_MODEL} --transcript {}",
+        dir.path().join("t.jsonl").display()
+    );
     let tmux = Tmux::start("preview", &command(&args, &logs));
     tmux.wait_for("preview (half blocks)");
     tmux.wait_until("half blocks drawn", |s| s.matches(['▀', '▄']).count() > 100);
@@ -150,6 +154,14 @@ fn the_preview_draws_half_blocks_in_tmux_and_v_toggles_it() {
     tmux.wait_for("skeleton");
     tmux.keys("v");
     tmux.wait_for("preview (half blocks)");
+    // w writes the transcript so far beside --transcript, and says where.
+    tmux.keys("w");
+    tmux.wait_for("written to");
+    let written: Vec<String> = files_in(dir.path())
+        .into_iter()
+        .filter(|n| n.starts_with("signtop-transcript-"))
+        .collect();
+    assert_eq!(written.len(), 1, "{:?}", files_in(dir.path()));
     tmux.keys("q");
     tmux.wait_for("EXITED rc=0");
 }
