@@ -43,6 +43,11 @@ pub enum Command {
     /// Evaluate a sign model on labelled sequences: accuracy, precision/recall,
     /// confusion matrix, and optional PNG plots.
     Eval(crate::train::eval::EvalArgs),
+    /// Record takes of signs for training: DIR/<sign>/take-NNN.npy (+ .json),
+    /// each saved the moment it ends.
+    Record(crate::record::RecordArgs),
+    /// Practise signs: a random target, a CORRECT flash, score and streak.
+    Practice(crate::practice::PracticeArgs),
     /// Exercise the camera source against the vivid test driver (used by the VM test).
     #[command(hide = true)]
     VmProbe(probe::ProbeArgs),
@@ -81,6 +86,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Devices(args)) => devices::run(&args),
         Some(Command::Train(args)) => crate::train::run_train(&args),
         Some(Command::Eval(args)) => crate::train::eval::run(&args),
+        Some(Command::Record(args)) => crate::record::run(&args),
+        Some(Command::Practice(args)) => crate::practice::run(&args),
         Some(Command::VmProbe(args)) => probe::run(&args),
         Some(Command::Bench(args)) => crate::bench::run(&args),
         Some(Command::Config) => {

@@ -121,6 +121,8 @@ pub struct DecisionSection {
 pub struct UiSection {
     /// Dashboard redraws per second.
     pub ui_refresh_hz: Option<Spanned<i64>>,
+    /// Camera preview instead of the skeleton.
+    pub preview: Option<Spanned<bool>>,
 }
 
 /// The config file as written: every key optional, unknown keys refused.
@@ -166,6 +168,8 @@ pub struct Settings {
     pub transcript_length: usize,
     /// Dashboard redraws per second.
     pub ui_refresh_hz: u32,
+    /// Camera preview instead of the skeleton at the start (`v` toggles).
+    pub preview: bool,
 }
 
 impl Default for Settings {
@@ -184,6 +188,7 @@ impl Default for Settings {
             cooldown: 10,
             transcript_length: 20,
             ui_refresh_hz: 20,
+            preview: false,
         }
     }
 }
@@ -217,6 +222,8 @@ pub struct CliOverrides {
     pub transcript_length: Option<usize>,
     /// `--ui-refresh-hz`.
     pub ui_refresh_hz: Option<u32>,
+    /// `--preview`.
+    pub preview: Option<bool>,
 }
 
 const SIZE_RANGE: RangeInclusive<i64> = 16..=8192;
@@ -456,6 +463,9 @@ impl Settings {
             let n = src.int("ui.ui_refresh_hz", v, REFRESH_RANGE)?;
             self.ui_refresh_hz = narrow(n, self.ui_refresh_hz);
         }
+        if let Some(v) = &u.preview {
+            self.preview = *v.get_ref();
+        }
         Ok(())
     }
 
@@ -509,6 +519,9 @@ impl Settings {
         }
         if let Some(v) = o.ui_refresh_hz {
             self.ui_refresh_hz = flag_in("ui-refresh-hz", v, REFRESH_RANGE)?;
+        }
+        if let Some(v) = o.preview {
+            self.preview = v;
         }
         Ok(())
     }

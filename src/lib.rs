@@ -14,5 +14,7 @@ pub mod logging;
 pub mod monitor;
 pub mod pipeline;
 pub mod report;
+pub mod practice;
+pub mod record;
 pub mod train;
 pub mod tui;

@@ -3,6 +3,8 @@
 //! hands it to the dashboard or to the headless JSON Lines printer.
 
 pub mod headless;
+pub mod reload;
+pub mod transcript_log;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -100,6 +102,12 @@ pub struct MonitorArgs {
     /// Dashboard redraws per second [ui.ui_refresh_hz].
     #[arg(long)]
     pub ui_refresh_hz: Option<u32>,
+    /// Camera preview instead of the skeleton at the start; `v` switches [ui.preview].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub preview: Option<bool>,
+    /// Append each decision (wall-clock time, sign, probability) to FILE as JSON Lines.
+    #[arg(long, value_name = "FILE")]
+    pub transcript: Option<PathBuf>,
 }
 
 impl MonitorArgs {
@@ -119,7 +127,13 @@ impl MonitorArgs {
             cooldown: self.cooldown,
             transcript_length: self.transcript_length,
             ui_refresh_hz: self.ui_refresh_hz,
+            preview: self.preview,
         }
+    }
+
+    /// JSON Lines instead of a screen: asked for, or stdout is not a terminal.
+    pub fn is_headless(&self) -> bool {
+        self.headless || !std::io::stdout().is_terminal()
     }
 
     /// The config file merged with the flags.
@@ -134,12 +148,134 @@ impl MonitorArgs {
 /// Runs the monitor.
 pub fn run(args: &MonitorArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
+    check_stats_interval(args)?;
+    let classifier = open_sign_model(&settings)?;
+    let live = start(args, &settings, classifier, false)?;
+    // A model file is watched for changes; the built-in model cannot change.
+    let watcher = settings
+        .sign_model
+        .as_deref()
+        .map(|path| {
+            reload::ModelWatcher::start(path, settings.layout, live.pipeline.shared_controls())
+                .context("starting the sign model watcher")
+        })
+        .transpose()?;
+    let transcript = open_transcript(args)?;
+    if live.headless {
+        let interval = std::time::Duration::from_secs_f64(args.stats_interval);
+        let outputs = headless::Outputs {
+            watcher: watcher.as_ref(),
+            transcript,
+        };
+        return headless::run(live.pipeline, interval, &live.stop, outputs);
+    }
+    let mut app = App::new(
+        live.pipeline.labels().to_vec(),
+        source_line(&live.pipeline),
+        &app_options(args, &settings),
+    );
+    let theme = Theme::from_env(args.no_color);
+    let mut services = tui::Services {
+        preview: tui::Preview::detect(),
+        watcher,
+        transcript,
+        snapshot_dir: snapshot_dir(args),
+    };
+    let shown = tui::run(
+        &live.pipeline,
+        &mut app,
+        theme,
+        settings.ui_refresh_hz,
+        &live.stop,
+        &mut services,
+    );
+    let finished = live.pipeline.finish();
+    shown.context("drawing the dashboard")?;
+    let summary = finished?;
+    log_summary(&summary);
+    Ok(())
+}
+
+/// The figures a run ends with, in the log (the preview's cost is read from here).
+pub fn log_summary(m: &crate::pipeline::MetricsSnapshot) {
+    tracing::info!(
+        frames_in = m.frames_in,
+        processed = m.processed,
+        dropped = m.dropped,
+        landmarks_p50_ms = m.landmarks.service.p50,
+        landmarks_p95_ms = m.landmarks.service.p95,
+        ui_p50_ms = m.ui.service.p50,
+        ui_p95_ms = m.ui.service.p95,
+        ui_frames = m.ui.processed,
+        "monitor stopped"
+    );
+}
+
+fn check_stats_interval(args: &MonitorArgs) -> anyhow::Result<()> {
     if !(args.stats_interval > 0.0 && args.stats_interval.is_finite()) {
         anyhow::bail!(
             "--stats-interval {} must be a positive number of seconds",
             args.stats_interval
         );
     }
+    Ok(())
+}
+
+/// A running pipeline with its stop flag (raised by SIGINT and SIGTERM too)
+/// and whether its output goes to JSON Lines.
+pub struct Live {
+    /// The stage threads.
+    pub pipeline: Pipeline,
+    /// The stop flag they watch.
+    pub stop: StopFlag,
+    /// JSON Lines instead of a screen.
+    pub headless: bool,
+}
+
+/// Opens the source and the landmark models and starts the pipeline with
+/// `classifier`: what the monitor, `record` and `practice` share.
+/// `keep_landmarked` hands every landmarked frame on in order (a recording).
+pub fn start(
+    args: &MonitorArgs,
+    settings: &Settings,
+    classifier: Box<dyn Classifier>,
+    keep_landmarked: bool,
+) -> anyhow::Result<Live> {
+    let models = ModelSource::dir_or_built_in(settings.models.clone());
+    let landmarker = open_landmarker(&models, settings.layout)?;
+    let source = open_source(&source_spec(args, settings)).context("opening the frame source")?;
+    let stop = StopFlag::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
+    let mut config = pipeline_config(args, settings);
+    config.keep_landmarked = keep_landmarked;
+    let pipeline = Pipeline::start(source, landmarker, classifier, &config, stop.clone())?;
+    Ok(Live {
+        pipeline,
+        stop,
+        headless: args.is_headless(),
+    })
+}
+
+/// `--transcript FILE`, opened for appending.
+pub fn open_transcript(
+    args: &MonitorArgs,
+) -> anyhow::Result<Option<transcript_log::TranscriptLog>> {
+    args.transcript
+        .as_deref()
+        .map(transcript_log::TranscriptLog::open)
+        .transpose()
+}
+
+/// Where `w` writes the transcript so far: beside `--transcript`, else here.
+pub fn snapshot_dir(args: &MonitorArgs) -> PathBuf {
+    args.transcript
+        .as_deref()
+        .and_then(Path::parent)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// The sign model of the settings, checked against their layout.
+pub fn open_sign_model(settings: &Settings) -> anyhow::Result<Box<dyn Classifier>> {
     let classifier = open_classifier(settings.sign_model.as_deref(), settings.layout)?;
     if classifier.layout() != settings.layout {
         anyhow::bail!(
@@ -149,29 +285,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<()> {
             settings.layout
         );
     }
-    let models = ModelSource::dir_or_built_in(settings.models.clone());
-    let landmarker = open_landmarker(&models, settings.layout)?;
-    let source = open_source(&source_spec(args, &settings)).context("opening the frame source")?;
-    let stop = StopFlag::on_signals().context("installing the SIGINT/SIGTERM handlers")?;
-    let config = pipeline_config(args, &settings);
-    let pipeline = Pipeline::start(source, landmarker, classifier, &config, stop.clone())?;
-    let headless = args.headless || !std::io::stdout().is_terminal();
-    if headless {
-        let interval = std::time::Duration::from_secs_f64(args.stats_interval);
-        return headless::run(pipeline, interval, &stop);
-    }
-    let mut app = App::new(
-        pipeline.labels().to_vec(),
-        source_line(&pipeline),
-        &app_options(args, &settings),
-    );
-    let theme = Theme::from_env(args.no_color);
-    let shown = tui::run(&pipeline, &mut app, theme, settings.ui_refresh_hz, &stop);
-    let finished = pipeline.finish();
-    shown.context("drawing the dashboard")?;
-    let summary = finished?;
-    tracing::info!(?summary.frames_in, ?summary.processed, ?summary.dropped, "monitor stopped");
-    Ok(())
+    Ok(classifier)
 }
 
 /// The landmark stage: Holistic (pose, both hands, the face for 1662).
@@ -246,19 +360,22 @@ fn pipeline_config(args: &MonitorArgs, settings: &Settings) -> PipelineConfig {
         max_frames: args.frames,
         handoff_capacity: HANDOFF_CAPACITY,
         every_frame: args.every_frame,
+        keep_landmarked: false,
+        preview: settings.preview,
     }
 }
 
-fn app_options(args: &MonitorArgs, settings: &Settings) -> AppOptions {
+pub fn app_options(args: &MonitorArgs, settings: &Settings) -> AppOptions {
     AppOptions {
         threshold: settings.threshold,
         mirror: settings.mirror,
         kiosk: args.kiosk,
         transcript_length: settings.transcript_length,
+        preview: settings.preview,
     }
 }
 
-fn source_line(pipeline: &Pipeline) -> SourceLine {
+pub fn source_line(pipeline: &Pipeline) -> SourceLine {
     let info = pipeline.source_info();
     SourceLine {
         description: info.description.clone(),

@@ -5,11 +5,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod tmux_support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::system::{self, PROCPS, TMUX};
+use tmux_support::Tmux;
+
 
 const CLIP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -17,102 +19,6 @@ const CLIP: &str = concat!(
 );
 const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
 const SIGN_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/signs.onnx");
-
-/// A tmux server of its own, killed when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(name: &str, command: &str) -> Tmux {
-        // tmux, and pgrep and kill for the SIGTERM test.
-        system::require(&[TMUX, PROCPS]);
-        let socket = format!("signtop-test-{name}-{}", std::process::id());
-        let tmux = Tmux { socket };
-        tmux.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "120",
-            "-y",
-            "36",
-            command,
-        ]);
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "t"])
-    }
-
-    /// The screen with its colour and attribute escapes.
-    fn screen_with_escapes(&self) -> String {
-        self.run(&["capture-pane", "-p", "-e", "-t", "t"])
-    }
-
-    fn resize(&self, width: u16, height: u16) {
-        let (w, h) = (width.to_string(), height.to_string());
-        self.run(&["resize-window", "-t", "t", "-x", &w, "-y", &h]);
-    }
-
-    fn keys(&self, keys: &str) {
-        self.run(&["send-keys", "-t", "t", keys]);
-    }
-
-    fn format(&self, var: &str) -> String {
-        self.run(&["display-message", "-p", "-t", "t", var])
-            .trim()
-            .to_string()
-    }
-
-    /// Waits until the screen contains `text`.
-    fn wait_for(&self, text: &str) -> String {
-        self.wait_until(text, |screen| screen.contains(text))
-    }
-
-    /// Waits until `ready` holds for the screen (`what` names it in the failure).
-    fn wait_until(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "never saw {what:?}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .status();
-    }
-}
 
 #[test]
 fn keys_work_and_the_terminal_is_restored() {
@@ -211,33 +117,13 @@ fn no_color_draws_without_colours() {
     tmux.wait_for("EXITED rc=0");
 }
 
-/// The pid of the monitor started by `command` with log folder `logs`.
-fn monitor_pid(logs: &tempfile::TempDir) -> String {
-    let pattern = format!("log-file {}", logs.path().join("log").display());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = Command::new("pgrep")
-            .args(["-f", "-n", &pattern])
-            .output()
-            .unwrap();
-        let pids = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        // pgrep -f also matches the pane's shell, whose command line holds
-        // the same text; the monitor is the shell's child, started last (-n).
-        if !pids.is_empty() {
-            return pids;
-        }
-        assert!(Instant::now() < deadline, "no process matches {pattern}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn sigterm_ends_the_dashboard_and_restores_the_terminal() {
     let logs = tempfile::tempdir().unwrap();
     let tmux = Tmux::start("sigterm", &command("", &logs));
     tmux.wait_for("performance");
     assert_eq!(tmux.format("#{alternate_on}"), "1");
-    let pid = monitor_pid(&logs);
+    let pid = tmux_support::monitor_pid(&logs);
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
     assert_exited_cleanly(&tmux);

@@ -1,18 +1,35 @@
 //! Headless output: JSON Lines on stdout, one line per decision and a stats
-//! line every interval, then a summary line when the input ends or a stop
-//! is asked for (schema in README.md, "Headless output").
+//! line every interval, a line when the sign model is reloaded (or a new one
+//! refused), then a summary line when the input ends or a stop is asked for
+//! (schema in README.md, "Headless output").
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+use super::reload::{ModelEvent, ModelWatcher};
+use super::transcript_log::{self, TranscriptLog, TranscriptRecord};
 use crate::pipeline::{MetricsSnapshot, Percentiles, Pipeline, Recv, SignEvent, StopFlag};
+
+/// Where a headless run's news goes besides stdout.
+#[derive(Default)]
+pub struct Outputs<'a> {
+    /// Reloads of the sign model to report.
+    pub watcher: Option<&'a ModelWatcher>,
+    /// `--transcript FILE`.
+    pub transcript: Option<TranscriptLog>,
+}
 
 /// Prints decisions and stats until the pipeline ends or a stop; the summary
 /// line's counts satisfy `frames_in = processed + dropped`.
-pub fn run(pipeline: Pipeline, interval: Duration, stop: &StopFlag) -> anyhow::Result<()> {
-    match print(pipeline, interval, stop) {
+pub fn run(
+    pipeline: Pipeline,
+    interval: Duration,
+    stop: &StopFlag,
+    outputs: Outputs<'_>,
+) -> anyhow::Result<()> {
+    match print(pipeline, interval, stop, outputs) {
         // The reader went away (e.g. `| head`): a normal way to stop.
         Err(err) if is_broken_pipe(&err) => Ok(()),
         other => other,
@@ -24,9 +41,14 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-fn print(pipeline: Pipeline, interval: Duration, stop: &StopFlag) -> anyhow::Result<()> {
+fn print(
+    pipeline: Pipeline,
+    interval: Duration,
+    stop: &StopFlag,
+    outputs: Outputs<'_>,
+) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
-    write_lines(pipeline, interval, stop, &mut stdout.lock())
+    write_lines(pipeline, interval, stop, outputs, &mut stdout.lock())
 }
 
 /// The JSON Lines of a run, to `out`.
@@ -34,17 +56,35 @@ fn write_lines(
     pipeline: Pipeline,
     interval: Duration,
     stop: &StopFlag,
+    mut outputs: Outputs<'_>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let started = pipeline.started();
+    let mut labels = pipeline.labels().to_vec();
     let mut next_stats = Instant::now() + interval;
+    let mut decisions = |pipeline: &Pipeline, labels: &[String], out: &mut dyn Write| {
+        for sign in pipeline.drain_signs() {
+            transcript_log::append_to(&mut outputs.transcript, &TranscriptRecord::of(&sign));
+            writeln!(out, "{}", decision_line(&sign, labels, started))?;
+        }
+        anyhow::Ok(())
+    };
     loop {
         let closed = matches!(
             pipeline.recv_newest(Duration::from_millis(20)),
             Recv::Closed
         );
-        for sign in pipeline.drain_signs() {
-            writeln!(out, "{}", decision_line(&sign, pipeline.labels(), started))?;
+        decisions(&pipeline, &labels, out)?;
+        for event in outputs
+            .watcher
+            .map(ModelWatcher::drain_events)
+            .unwrap_or_default()
+        {
+            if let ModelEvent::Loaded { labels: new, .. } = &event {
+                labels.clone_from(new);
+            }
+            writeln!(out, "{}", model_line(&event, pipeline.started()))?;
+            out.flush()?;
         }
         if Instant::now() >= next_stats {
             writeln!(out, "{}", stats_line("stats", &pipeline.snapshot()))?;
@@ -55,9 +95,7 @@ fn write_lines(
             break;
         }
     }
-    for sign in pipeline.drain_signs() {
-        writeln!(out, "{}", decision_line(&sign, pipeline.labels(), started))?;
-    }
+    decisions(&pipeline, &labels, out)?;
     // A failed stage still gets its summary line (the counts so far, and
     // the error), then the error goes on to stderr and the exit status.
     let controls = pipeline.shared_controls();
@@ -94,6 +132,24 @@ pub fn decision_line(sign: &SignEvent, labels: &[String], started: Duration) -> 
         "probabilities": probabilities,
         "latency_ms": round(sign.decided.saturating_sub(sign.captured).as_secs_f64() * 1000.0),
     })
+}
+
+/// A reload of the sign model: `{"type":"model","time":..,"path":..,"labels":[..]}`,
+/// or `{"type":"model_error","time":..,"path":..,"error":..}` when refused.
+pub fn model_line(event: &ModelEvent, started: Duration) -> Value {
+    let time = round(
+        crate::capture::monotonic_now()
+            .saturating_sub(started)
+            .as_secs_f64(),
+    );
+    match event {
+        ModelEvent::Loaded { path, labels } => {
+            json!({"type": "model", "time": time, "path": path, "labels": labels})
+        }
+        ModelEvent::Failed { path, error } => {
+            json!({"type": "model_error", "time": time, "path": path, "error": error})
+        }
+    }
 }
 
 /// A stats or summary line: counts, drops, fps and latency percentiles per stage.
@@ -177,6 +233,8 @@ mod tests {
             handoff_capacity: 4,
             // Every frame through: the window fills and the classifier panics.
             every_frame: true,
+            keep_landmarked: false,
+            preview: false,
         };
         let pipeline = Pipeline::start(
             Box::new(source),
@@ -193,6 +251,7 @@ mod tests {
             pipeline,
             Duration::from_secs(60),
             &StopFlag::new(),
+            Outputs::default(),
             &mut out,
         )
         .unwrap_err();

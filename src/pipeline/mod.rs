@@ -3,6 +3,12 @@
 //! newest-wins hand-offs between them, per-stage and end-to-end latency and
 //! frame rates, and a clean stop on request, end of input or signal.
 //!
+//! Besides the classified frames, the landmark stage can hand on every
+//! landmarked frame in order (for `signtop record`) and, while the preview is
+//! on, the newest camera frame with its keypoints (one slot, newest wins, so
+//! drawing it never holds the models up). A new sign model can be swapped in
+//! while running ([`Controls::replace_classifier`]).
+//!
 //! The landmark and classifier stages are small traits ([`Landmarker`],
 //! [`Classifier`]) over what the real models provide, so the pipeline runs on
 //! whatever `landmarks`/`classify` build without knowing their types.
@@ -27,6 +33,9 @@ use crate::landmarks::{Keypoints, Layout};
 pub use handoff::{HandoffStats, Recv};
 pub use metrics::{Percentiles, StageSnapshot};
 pub use shutdown::StopFlag;
+
+/// Landmarked frames kept for [`Pipeline::drain_landmarked`] (17 s at 60 FPS).
+const LANDMARKED_CAPACITY: usize = 1024;
 
 /// A boxed error from a model stage.
 pub type StageFailure = Box<dyn std::error::Error + Send + Sync>;
@@ -132,6 +141,31 @@ pub struct Classified {
     pub held: Option<usize>,
 }
 
+/// A frame with its keypoints, as the landmark stage made them: what a
+/// recording keeps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LandmarkedFrame {
+    /// The source's frame counter.
+    pub sequence: u64,
+    /// Capture time (CLOCK_MONOTONIC).
+    pub captured: Duration,
+    /// The frame's keypoints (mirrored when mirroring is on).
+    pub keypoints: Keypoints,
+}
+
+/// The newest camera frame and its keypoints, for the preview.
+#[derive(Clone, Debug)]
+pub struct PreviewFrame {
+    /// The frame as captured (never mirrored).
+    pub image: RgbImage,
+    /// Its keypoints (mirrored when `mirrored`).
+    pub keypoints: Keypoints,
+    /// Whether the keypoints were mirrored (the image is not).
+    pub mirrored: bool,
+    /// Capture time (CLOCK_MONOTONIC).
+    pub captured: Duration,
+}
+
 /// A sign added to the transcript.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignEvent {
@@ -169,6 +203,24 @@ pub struct PipelineConfig {
     /// Process every frame (a replay waits for the slowest stage) instead of
     /// always the newest: for analysing recordings, not for live cameras.
     pub every_frame: bool,
+    /// Also hand every landmarked frame on, in order, to
+    /// [`Pipeline::drain_landmarked`] (a recording needs them all).
+    pub keep_landmarked: bool,
+    /// Start with the preview frames on ([`Controls::set_preview`]).
+    pub preview: bool,
+}
+
+/// A sign model waiting to replace the running one.
+#[derive(Default)]
+struct Replacement(Mutex<Option<Box<dyn Classifier>>>);
+
+impl std::fmt::Debug for Replacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let waiting = lock(&self.0).is_some();
+        f.debug_struct("Replacement")
+            .field("waiting", &waiting)
+            .finish()
+    }
 }
 
 /// Settings the consumer may change while running.
@@ -182,9 +234,29 @@ pub struct Controls {
     /// dashboard keeps its panels and shows the failure until q).
     halt: StopFlag,
     failure: Mutex<Option<String>>,
+    /// Whether the landmark stage hands frames to the preview.
+    preview: AtomicBool,
+    /// Raised when `replacement` holds a model (checked every frame, locked rarely).
+    has_replacement: AtomicBool,
+    replacement: Replacement,
 }
 
 impl Controls {
+    fn new(threshold: f32, mirror: bool, preview: bool, stop: StopFlag) -> Controls {
+        let controls = Controls {
+            threshold: AtomicU32::new(0),
+            mirror: AtomicBool::new(mirror),
+            stop,
+            halt: StopFlag::new(),
+            failure: Mutex::new(None),
+            preview: AtomicBool::new(preview),
+            has_replacement: AtomicBool::new(false),
+            replacement: Replacement::default(),
+        };
+        controls.set_threshold(threshold);
+        controls
+    }
+
     /// The decision threshold now.
     pub fn threshold(&self) -> f32 {
         f32::from_bits(self.threshold.load(Ordering::Relaxed))
@@ -208,6 +280,32 @@ impl Controls {
     /// Turns mirroring on or off.
     pub fn set_mirror(&self, on: bool) {
         self.mirror.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the landmark stage hands its frames to the preview.
+    pub fn preview(&self) -> bool {
+        self.preview.load(Ordering::Relaxed)
+    }
+
+    /// Turns the preview frames on or off (off: no frame is kept for it).
+    pub fn set_preview(&self, on: bool) {
+        self.preview.store(on, Ordering::Relaxed);
+    }
+
+    /// Swaps `classifier` in at the classifier stage's next frame: the window
+    /// and smoothing start afresh, the pipeline keeps running. The caller
+    /// checks its layout matches (see [`Classifier::layout`]).
+    pub fn replace_classifier(&self, classifier: Box<dyn Classifier>) {
+        *lock(&self.replacement.0) = Some(classifier);
+        self.has_replacement.store(true, Ordering::Release);
+    }
+
+    /// The model waiting to be swapped in, if any.
+    fn take_replacement(&self) -> Option<Box<dyn Classifier>> {
+        if !self.has_replacement.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        lock(&self.replacement.0).take()
     }
 
     /// The stop flag every stage watches.
@@ -335,6 +433,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Pipeline {
     outputs: handoff::Receiver<Classified>,
     signs: handoff::Receiver<SignEvent>,
+    landmarked: handoff::Receiver<LandmarkedFrame>,
+    previews: handoff::Receiver<PreviewFrame>,
     handoffs: [handoff::StatsHandle; 2],
     controls: Arc<Controls>,
     metrics: Arc<Metrics>,
@@ -352,14 +452,12 @@ impl Pipeline {
         config: &PipelineConfig,
         stop: StopFlag,
     ) -> Result<Pipeline, PipelineError> {
-        let controls = Arc::new(Controls {
-            threshold: AtomicU32::new(0),
-            mirror: AtomicBool::new(config.mirror),
+        let controls = Arc::new(Controls::new(
+            config.smoothing.threshold,
+            config.mirror,
+            config.preview,
             stop,
-            halt: StopFlag::new(),
-            failure: Mutex::new(None),
-        });
-        controls.set_threshold(config.smoothing.threshold);
+        ));
         let metrics = Arc::new(Metrics {
             started: monotonic_now(),
             ..Metrics::default()
@@ -372,6 +470,12 @@ impl Pipeline {
         let (out_tx, outputs) = handoff::handoff(cap);
         // Decisions are rare and must not be skipped: a roomy ring, drained in order.
         let (signs_tx, signs) = handoff::handoff(256);
+        // A recording drains every frame in order, a few times a second: room
+        // for a few seconds of a fast camera.
+        let (landmarked_tx, landmarked) = handoff::handoff(LANDMARKED_CAPACITY);
+        let landmarked_tx = config.keep_landmarked.then_some(landmarked_tx);
+        // The preview shows the newest frame only.
+        let (preview_tx, previews) = handoff::handoff(1);
         let handoffs = [frames_tx.stats_handle(), marked_tx.stats_handle()];
         let ctx = stages::Context {
             controls: Arc::clone(&controls),
@@ -402,7 +506,14 @@ impl Pipeline {
         let c = ctx.clone();
         spawn(
             "landmarks",
-            Box::new(move || stages::landmarks(landmarker, &frames_rx, marked_tx, &c)),
+            Box::new(move || {
+                let outputs = stages::LandmarkOutputs {
+                    next: marked_tx,
+                    landmarked: landmarked_tx,
+                    preview: preview_tx,
+                };
+                stages::landmarks(landmarker, &frames_rx, outputs, &c)
+            }),
         )?;
         let c = ctx;
         let smoothing = config.smoothing;
@@ -417,6 +528,8 @@ impl Pipeline {
         Ok(Pipeline {
             outputs,
             signs,
+            landmarked,
+            previews,
             handoffs,
             controls,
             metrics,
@@ -459,6 +572,23 @@ impl Pipeline {
     /// Signs decided since the last call, oldest first.
     pub fn drain_signs(&self) -> Vec<SignEvent> {
         self.signs.drain()
+    }
+
+    /// Every landmarked frame since the last call, oldest first (only with
+    /// [`PipelineConfig::keep_landmarked`]; empty otherwise).
+    pub fn drain_landmarked(&self) -> Vec<LandmarkedFrame> {
+        self.landmarked.drain()
+    }
+
+    /// Landmarked frames lost because nobody drained them in time.
+    pub fn landmarked_dropped(&self) -> u64 {
+        self.landmarked.stats().dropped
+    }
+
+    /// The newest preview frame, if one came since the last call (only while
+    /// [`Controls::set_preview`] is on).
+    pub fn take_preview(&self) -> Option<PreviewFrame> {
+        self.previews.take_newest()
     }
 
     /// The first stage error or panic, as "stage: what happened", once one
@@ -562,6 +692,16 @@ impl Drop for Pipeline {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::{Classifier, Layout, StageFailure};
+
+    /// Controls as a fresh pipeline has them, for tests of what uses them.
+    pub(crate) fn controls() -> std::sync::Arc<super::Controls> {
+        std::sync::Arc::new(super::Controls::new(
+            0.5,
+            false,
+            false,
+            super::StopFlag::new(),
+        ))
+    }
 
     /// A classifier that panics with `message` on the first full window.
     pub(crate) struct PanicsOnPredict {
@@ -669,6 +809,8 @@ mod tests {
             max_frames,
             handoff_capacity: capacity,
             every_frame,
+            keep_landmarked: false,
+            preview: false,
         };
         Pipeline::start(
             Box::new(source),

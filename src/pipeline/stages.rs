@@ -11,7 +11,8 @@ use crate::landmarks::Keypoints;
 
 use super::handoff::{Receiver, Recv, Sender};
 use super::{
-    Classified, Classifier, Controls, Landmarker, Metrics, PipelineError, SignEvent, lock,
+    Classified, Classifier, Controls, LandmarkedFrame, Landmarker, Metrics, PipelineError,
+    PreviewFrame, SignEvent, lock,
 };
 
 /// How long a stage waits for input before looking at the stop flag again.
@@ -84,11 +85,21 @@ pub(super) fn capture(
     Ok(())
 }
 
+/// Where the landmark stage's results go.
+pub(super) struct LandmarkOutputs {
+    /// To the classifier.
+    pub next: Sender<Landmarked>,
+    /// Every frame in order, for a recording (when asked for).
+    pub landmarked: Option<Sender<LandmarkedFrame>>,
+    /// The newest frame for the preview (while it is on).
+    pub preview: Sender<PreviewFrame>,
+}
+
 /// Runs the landmark models on the newest frame each time.
 pub(super) fn landmarks(
     mut landmarker: Box<dyn Landmarker>,
     input: &Receiver<Frame>,
-    mut out: Sender<Landmarked>,
+    mut outputs: LandmarkOutputs,
     ctx: &Context,
 ) -> Result<(), PipelineError> {
     while !ctx.stopping() {
@@ -108,8 +119,25 @@ pub(super) fn landmarks(
         };
         lock(&ctx.metrics.landmarks).record(start.elapsed(), frame.timestamp, monotonic_now());
         record_sub_stages(&ctx.metrics, &landmarker.timings());
+        if let Some(tap) = &mut outputs.landmarked {
+            let item = LandmarkedFrame {
+                sequence: frame.sequence,
+                captured: frame.timestamp,
+                keypoints: keypoints.clone(),
+            };
+            ctx.send(tap, item);
+        }
+        if ctx.controls.preview() {
+            // The frame is done with: moved, not copied; the UI draws it.
+            outputs.preview.push(PreviewFrame {
+                keypoints: keypoints.clone(),
+                mirrored: ctx.controls.mirror(),
+                captured: frame.timestamp,
+                image: frame.image,
+            });
+        }
         ctx.send(
-            &mut out,
+            &mut outputs.next,
             Landmarked {
                 sequence: frame.sequence,
                 captured: frame.timestamp,
@@ -166,6 +194,15 @@ impl ClassifyState {
         }
     }
 
+    /// Fresh state for a new `classifier`, with the same smoothing and transcript length.
+    fn for_replacement(&self, classifier: &dyn Classifier) -> ClassifyState {
+        ClassifyState::new(
+            self.smoother.config(),
+            self.transcript.max_len(),
+            classifier,
+        )
+    }
+
     /// Feeds one window's probabilities; returns the sign to add to the
     /// transcript (if any) and the sign still held.
     fn decide(
@@ -215,6 +252,10 @@ pub(super) fn classify(
     ctx: &Context,
 ) -> Result<(), PipelineError> {
     while !ctx.stopping() {
+        if let Some(next) = ctx.controls.take_replacement() {
+            state = state.for_replacement(&*next);
+            classifier = next;
+        }
         let item = match ctx.receive(input) {
             Recv::Item(item) => item,
             Recv::Empty => continue,

@@ -23,6 +23,21 @@ pub enum Action {
     SetThreshold(f32),
     /// Mirror the keypoints (or not) from now on.
     SetMirror(bool),
+    /// Show the camera preview (true) or the skeleton.
+    SetPreview(bool),
+    /// Load the sign model again from its file.
+    ReloadModel,
+    /// Write the transcript so far to a file.
+    WriteTranscript,
+}
+
+/// A message under the header: what a reload or a key did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    /// What happened.
+    pub text: String,
+    /// An error (e.g. a new model refused) rather than news.
+    pub error: bool,
 }
 
 /// One sign in the on-screen transcript.
@@ -60,6 +75,8 @@ pub struct AppOptions {
     pub kiosk: bool,
     /// Signs kept on screen.
     pub transcript_length: usize,
+    /// Camera preview instead of the skeleton.
+    pub preview: bool,
 }
 
 /// Everything the dashboard draws.
@@ -100,6 +117,12 @@ pub struct App {
     pub failure: Option<String>,
     /// Quit was asked for.
     pub quit: bool,
+    /// Camera preview shown instead of the skeleton.
+    pub preview: bool,
+    /// The last reload or file written (an error stays until the next news).
+    pub notice: Option<Notice>,
+    /// Every sign since the start (or the last clear), for writing the transcript.
+    pub history: Vec<crate::monitor::transcript_log::TranscriptRecord>,
     /// When the monitor started (CLOCK_MONOTONIC), for transcript times.
     pub started: Duration,
 }
@@ -125,6 +148,9 @@ impl App {
             ended: false,
             failure: None,
             quit: false,
+            preview: options.preview,
+            notice: None,
+            history: Vec::new(),
             started: Duration::ZERO,
         }
     }
@@ -152,7 +178,14 @@ impl App {
             KeyCode::Char('c') => {
                 self.transcript.clear();
                 self.pending.clear();
+                self.history.clear();
             }
+            KeyCode::Char('v') => {
+                self.preview = !self.preview;
+                return Action::SetPreview(self.preview);
+            }
+            KeyCode::Char('l') => return Action::ReloadModel,
+            KeyCode::Char('w') => return Action::WriteTranscript,
             KeyCode::Char('m') => {
                 self.mirror = !self.mirror;
                 return Action::SetMirror(self.mirror);
@@ -184,15 +217,34 @@ impl App {
         if self.frozen {
             return;
         }
-        if let Some(p) = &classified.probabilities {
+        // A window of the model before a reload has another class count: skipped.
+        if let Some(p) = classified
+            .probabilities
+            .as_ref()
+            .filter(|p| p.len() == self.labels.len())
+        {
             self.probabilities.clone_from(p);
         }
         self.held = classified.held;
         self.keypoints.clone_from(&classified.keypoints);
     }
 
+    /// A new sign model runs: its labels from now on.
+    pub fn on_new_labels(&mut self, labels: Vec<String>) {
+        self.labels = labels;
+        self.probabilities.clear();
+        self.held = None;
+    }
+
+    /// Shows `text` under the header.
+    pub fn notify(&mut self, text: String, error: bool) {
+        self.notice = Some(Notice { text, error });
+    }
+
     /// Adds a recognised sign (held back while frozen).
     pub fn on_sign(&mut self, sign: &SignEvent) {
+        self.history
+            .push(crate::monitor::transcript_log::TranscriptRecord::of(sign));
         let line = TranscriptLine {
             label: sign.label.clone(),
             probability: sign.probability,
@@ -232,6 +284,7 @@ mod tests {
             mirror: false,
             kiosk,
             transcript_length: 3,
+            preview: false,
         };
         App::new(
             vec!["hello".into(), "thanks".into()],
@@ -270,7 +323,7 @@ mod tests {
     #[test]
     fn kiosk_ignores_everything_but_quit() {
         let mut a = app(true);
-        for c in ['?', ' ', '+', 'c', 'm'] {
+        for c in ['?', ' ', '+', 'c', 'm', 'v', 'l', 'w'] {
             assert_eq!(a.on_key(key(c)), Action::None);
         }
         assert!(!a.show_help && !a.frozen && !a.mirror);
@@ -318,6 +371,40 @@ mod tests {
         a.on_classified(&classified);
         assert_eq!(a.probabilities, vec![0.2, 0.8]);
         assert_eq!(a.held, Some(1));
+    }
+
+    #[test]
+    fn preview_reload_and_write_keys() {
+        let mut a = app(false);
+        assert_eq!(a.on_key(key('v')), Action::SetPreview(true));
+        assert_eq!(a.on_key(key('v')), Action::SetPreview(false));
+        assert_eq!(a.on_key(key('l')), Action::ReloadModel);
+        a.on_sign(&sign("hello", 1));
+        assert_eq!(a.history.len(), 1);
+        assert_eq!(a.on_key(key('w')), Action::WriteTranscript);
+        a.on_key(key('c'));
+        assert!(a.history.is_empty(), "clear empties what w writes too");
+    }
+
+    #[test]
+    fn new_labels_drop_windows_of_the_old_model() {
+        let mut a = app(false);
+        a.on_new_labels(vec!["a".into(), "b".into(), "c".into()]);
+        let old = Classified {
+            sequence: 1,
+            captured: Duration::ZERO,
+            keypoints: Keypoints::default(),
+            probabilities: Some(vec![0.2, 0.8]),
+            held: None,
+        };
+        a.on_classified(&old);
+        assert!(a.probabilities.is_empty());
+        let new = Classified {
+            probabilities: Some(vec![0.2, 0.3, 0.5]),
+            ..old
+        };
+        a.on_classified(&new);
+        assert_eq!(a.probabilities.len(), 3);
     }
 
     #[test]

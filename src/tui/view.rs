@@ -9,8 +9,9 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Clear, Paragraph, Sparkline, Wrap};
 
-use super::app::App;
+use super::app::{App, Notice};
 use super::bars::ProbabilityBars;
+use super::preview::Preview;
 use super::skeleton::Skeleton;
 use super::theme::Theme;
 use crate::pipeline::{Percentiles, StageSnapshot};
@@ -27,12 +28,15 @@ pub const KEYS: &[(&str, &str)] = &[
     ("+ / -", "raise / lower the decision threshold"),
     ("c", "clear the transcript"),
     ("m", "mirror left-right (selfie view)"),
+    ("v", "camera preview / skeleton"),
+    ("l", "load the sign model again"),
+    ("w", "write the transcript to a file"),
     ("?", "show / hide this help"),
     ("Esc", "close this help"),
 ];
 
-/// Draws the whole dashboard.
-pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
+/// Draws the whole dashboard (the camera preview, when on, from `preview`).
+pub fn draw(frame: &mut Frame, app: &App, theme: Theme, preview: &mut Preview) {
     let area = frame.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         draw_too_small(frame, area);
@@ -45,11 +49,20 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
         }
         return;
     }
-    let [header, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    let notice_rows = u16::from(app.notice.is_some());
+    let [header, notice, body] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(notice_rows),
+        Constraint::Min(0),
+    ])
+    .areas(area);
     draw_header(frame, header, app, theme);
+    if let Some(n) = &app.notice {
+        draw_notice(frame, notice, n, theme);
+    }
     let bars_height = app.labels.len() as u16 + 2;
     if area.width >= 100 && area.height >= 28 {
-        draw_full(frame, body, app, theme, bars_height);
+        draw_full(frame, body, app, theme, bars_height, preview);
     } else if area.width >= 70 && area.height >= 18 {
         draw_medium(frame, body, app, theme, bars_height);
     } else {
@@ -67,14 +80,25 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
     }
 }
 
-fn draw_full(frame: &mut Frame, body: Rect, app: &App, theme: Theme, bars_height: u16) {
+fn draw_full(
+    frame: &mut Frame,
+    body: Rect,
+    app: &App,
+    theme: Theme,
+    bars_height: u16,
+    preview: &mut Preview,
+) {
     let top_height = bars_height.max(body.height * 9 / 20);
     let [top, bottom] =
         Layout::vertical([Constraint::Length(top_height), Constraint::Min(0)]).areas(body);
     let [bars, skeleton] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
     draw_bars(frame, bars, app, theme, 1);
-    draw_skeleton(frame, skeleton, app, theme);
+    if app.preview {
+        draw_preview(frame, skeleton, preview, theme);
+    } else {
+        draw_skeleton(frame, skeleton, app, theme);
+    }
     let [transcript, perf, status] = Layout::horizontal([
         Constraint::Percentage(30),
         Constraint::Percentage(48),
@@ -96,11 +120,11 @@ fn draw_medium(frame: &mut Frame, body: Rect, app: &App, theme: Theme, bars_heig
     draw_performance(frame, perf, app, theme);
 }
 
-fn panel(title: &str, theme: Theme) -> Block<'_> {
+pub(crate) fn panel(title: &str, theme: Theme) -> Block<'_> {
     Block::bordered().title(Span::styled(format!(" {title} "), theme.title()))
 }
 
-fn draw_too_small(frame: &mut Frame, area: Rect) {
+pub(crate) fn draw_too_small(frame: &mut Frame, area: Rect) {
     let text = format!(
         "terminal too small: {}x{} (need {MIN_WIDTH}x{MIN_HEIGHT})",
         area.width, area.height
@@ -156,7 +180,26 @@ fn draw_bars(frame: &mut Frame, area: Rect, app: &App, theme: Theme, rows_per_ba
     );
 }
 
-fn draw_skeleton(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
+/// One line under the header: news in the title style, an error in the warning one.
+pub(crate) fn draw_notice(frame: &mut Frame, area: Rect, notice: &Notice, theme: Theme) {
+    let style = if notice.error {
+        theme.warn()
+    } else {
+        theme.title()
+    };
+    frame.render_widget(
+        Paragraph::new(Line::styled(format!(" {}", notice.text), style)),
+        area,
+    );
+}
+
+/// The camera frame with its landmarks, in place of the skeleton.
+pub(crate) fn draw_preview(frame: &mut Frame, area: Rect, preview: &mut Preview, theme: Theme) {
+    let title = format!("preview ({})", preview.protocol_name());
+    preview.draw(frame, area, panel(&title, theme), theme);
+}
+
+pub(crate) fn draw_skeleton(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let aspect = if app.source.height == 0 {
         4.0 / 3.0
     } else {
@@ -335,7 +378,7 @@ fn draw_kiosk(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
 }
 
 /// Why the pipeline stopped, over the panels as they were when it did.
-fn draw_failure(frame: &mut Frame, area: Rect, failure: &str, theme: Theme) {
+pub(crate) fn draw_failure(frame: &mut Frame, area: Rect, failure: &str, theme: Theme) {
     let width = 64.min(area.width);
     let text = vec![
         Line::from(Span::styled(failure.to_string(), theme.warn())),
@@ -366,15 +409,20 @@ fn draw_failure(frame: &mut Frame, area: Rect, failure: &str, theme: Theme) {
 }
 
 fn draw_help(frame: &mut Frame, area: Rect, theme: Theme) {
+    draw_keys(frame, area, KEYS, theme);
+}
+
+/// A popup listing `keys` and what each does.
+pub(crate) fn draw_keys(frame: &mut Frame, area: Rect, keys: &[(&str, &str)], theme: Theme) {
     let width = 52.min(area.width);
-    let height = (KEYS.len() as u16 + 2).min(area.height);
+    let height = (keys.len() as u16 + 2).min(area.height);
     let popup = Rect::new(
         area.x + (area.width - width) / 2,
         area.y + (area.height - height) / 2,
         width,
         height,
     );
-    let lines: Vec<Line> = KEYS
+    let lines: Vec<Line> = keys
         .iter()
         .map(|(key, what)| {
             Line::from(vec![
@@ -417,6 +465,7 @@ mod tests {
             mirror: false,
             kiosk,
             transcript_length: 20,
+            preview: false,
         };
         let source = SourceLine {
             description: "cow_correct.gif".into(),
@@ -505,7 +554,10 @@ mod tests {
 
     fn render(app: &App, width: u16, height: u16) -> TestBackend {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-        terminal.draw(|f| draw(f, app, Theme::new(false))).unwrap();
+        let mut preview = Preview::halfblocks();
+        terminal
+            .draw(|f| draw(f, app, Theme::new(false), &mut preview))
+            .unwrap();
         terminal.backend().clone()
     }
 
@@ -559,6 +611,29 @@ mod tests {
         a.held = None;
         a.transcript.clear();
         insta::assert_snapshot!(render(&a, 80, 20));
+    }
+
+    #[test]
+    fn a_refused_model_is_shown_under_the_header() {
+        let mut a = app(false);
+        a.notify(
+            "models/signs.onnx not loaded: it reads the 1662 layout but the pipeline makes 258; the old model keeps running".into(),
+            true,
+        );
+        insta::assert_snapshot!(render(&a, 110, 32));
+    }
+
+    #[test]
+    fn the_preview_replaces_the_skeleton() {
+        let mut a = app(false);
+        a.preview = true;
+        let mut preview = Preview::halfblocks();
+        preview.set_frame(crate::tui::preview::test_frame(&a.keypoints));
+        let mut terminal = Terminal::new(TestBackend::new(110, 32)).unwrap();
+        terminal
+            .draw(|f| draw(f, &a, Theme::new(false), &mut preview))
+            .unwrap();
+        insta::assert_snapshot!(terminal.backend());
     }
 
     #[test]
