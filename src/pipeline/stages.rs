@@ -144,6 +144,8 @@ pub(super) struct ClassifyState {
     smoother: Smoother,
     transcript: Transcript,
     labels: Vec<String>,
+    /// The last frame's sequence number.
+    last_sequence: Option<u64>,
 }
 
 impl ClassifyState {
@@ -158,6 +160,7 @@ impl ClassifyState {
             smoother: Smoother::new(smoothing),
             transcript: Transcript::new(transcript_length),
             labels: classifier.labels().to_vec(),
+            last_sequence: None,
         }
     }
 
@@ -216,6 +219,13 @@ pub(super) fn classify(
             Recv::Closed => break,
         };
         let start = Instant::now();
+        // A sequence number going back starts another pass of a looped
+        // replay: the frames before it are no part of the signing that
+        // follows (cameras keep theirs rising, across reopens too).
+        if state.last_sequence.is_some_and(|last| item.sequence < last) {
+            state.window.clear();
+        }
+        state.last_sequence = Some(item.sequence);
         state.window.push(&item.keypoints);
         let probabilities = if state.window.is_full() {
             Some(
@@ -273,6 +283,7 @@ mod tests {
             }),
             transcript: Transcript::new(10),
             labels: labels.iter().map(|s| s.to_string()).collect(),
+            last_sequence: None,
         }
     }
 
