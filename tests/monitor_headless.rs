@@ -271,3 +271,24 @@ fn the_demo_runs_on_the_built_in_clip_and_loops() {
     assert_eq!(n("frames_in"), frames, "{summary}");
     assert_eq!(n("frames_in"), n("processed") + n("dropped"), "{summary}");
 }
+
+#[test]
+fn a_looped_replay_recognises_each_pass_alone() {
+    // Every frame of three passes: the windows across a seam (the clip's
+    // end, then its start) are no signing; each pass starts a new window.
+    let logs = tempfile::tempdir().unwrap();
+    let frames = 3 * CLIP_FRAMES;
+    let mut replay = signtop(&logs);
+    replay
+        .args(["--headless", "--every-frame", "--max-speed", "--loop"])
+        .args(["--input", CLIP, "--frames"])
+        .arg(frames.to_string());
+    let lines = successful_lines(&mut replay);
+    let signs: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "decision")
+        .map(|l| l["sign"].as_str().unwrap())
+        .collect();
+    assert_eq!(signs, ["Cow", "Cow", "Cow"], "{lines:?}");
+    assert_eq!(lines.last().unwrap()["processed"], frames);
+}

@@ -175,6 +175,8 @@ pub(super) struct ClassifyState {
     /// The newest window's probabilities and the sign it still holds.
     latest: Option<Vec<f32>>,
     held: Option<usize>,
+    /// The last frame's sequence number.
+    last_sequence: Option<u64>,
 }
 
 impl ClassifyState {
@@ -191,6 +193,7 @@ impl ClassifyState {
             labels: classifier.labels().to_vec(),
             latest: None,
             held: None,
+            last_sequence: None,
         }
     }
 
@@ -262,6 +265,13 @@ pub(super) fn classify(
             Recv::Closed => break,
         };
         let start = Instant::now();
+        // A sequence number going back starts another pass of a looped
+        // replay: the frames before it are no part of the signing that
+        // follows (cameras keep theirs rising, across reopens too).
+        if state.last_sequence.is_some_and(|last| item.sequence < last) {
+            state.window.clear();
+        }
+        state.last_sequence = Some(item.sequence);
         state.window.push(item.captured, &item.keypoints);
         // A window is due once per model frame interval of capture time,
         // whatever the camera's rate: the decisions keep to time, not frames.
@@ -327,6 +337,7 @@ mod tests {
             }),
             transcript: Transcript::new(10),
             labels: labels.iter().map(|s| s.to_string()).collect(),
+            last_sequence: None,
         }
     }
 
