@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use tmux_support::Tmux;
 
-
 const CLIP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/media/cow_correct.gif"

@@ -11,12 +11,12 @@
 //! - with the face (1662): a found flag and ten face-mesh points (eyes, brows,
 //!   nose, lips, chin) in body coordinates.
 //!
-//! A hand not found in a frame but found within the last [`HOLD_FRAMES`]
-//! frames of the window keeps its last shape and place (MediaPipe loses hands
-//! for a frame or two in motion; measured in models/README.md). Lower-body
-//! points, depth of the pose and visibility are left out: they differ between
-//! sessions and say nothing about these signs. A frame without a pose is all
-//! zeros. The live monitor and training call the same [`window_features`].
+//! A hand not found in a frame is zeros with its flag at 0, at once: holding
+//! a lost hand's last values for 3 frames was measured and did worse
+//! (models/README.md, ablation). Lower-body points, depth of the pose and
+//! visibility are left out: they differ between sessions and say nothing
+//! about these signs. A frame without a pose is all zeros. The live monitor
+//! and training call the same [`window_features`].
 
 use crate::landmarks::keypoints::{HAND_LANDMARKS, Layout};
 
@@ -31,8 +31,6 @@ const MIDDLE_MCP: usize = 9;
 const FACE_POINTS: [usize; 10] = [33, 133, 362, 263, 70, 300, 1, 13, 14, 152];
 /// Shoulder widths or hand sizes below this (normalised image units) are no frame of reference.
 const MIN_SCALE: f32 = 1e-3;
-/// Frames a lost hand keeps its last seen values.
-pub const HOLD_FRAMES: usize = 3;
 
 /// Values per hand: found flag, wrist x, y, then 20 points x, y, z.
 const HAND_VALUES: usize = 3 + (HAND_LANDMARKS - 1) * 3;
@@ -81,12 +79,9 @@ pub fn window_features(layout: Layout, frames: &[f32]) -> Vec<f32> {
     let rows = frames.len() / layout.features();
     let mut out = vec![0.0; rows * width];
     let hands = [layout.left_hand(), layout.right_hand()];
-    // Per hand: the last frame it was found in and its values there.
-    let mut last_seen: [Option<(usize, [f32; HAND_VALUES])>; 2] = [None, None];
-    for (t, (frame, row)) in frames
+    for (frame, row) in frames
         .chunks_exact(layout.features())
         .zip(out.chunks_exact_mut(width))
-        .enumerate()
     {
         let Some(body) = Body::of(&frame[layout.pose()]) else {
             continue;
@@ -97,23 +92,9 @@ pub fn window_features(layout: Layout, frames: &[f32]) -> Vec<f32> {
             xy.copy_from_slice(&body.place(p[0], p[1]));
         }
         let (hands_out, face_out) = rest.split_at_mut(2 * HAND_VALUES);
-        for (h, (range, slot)) in hands
-            .iter()
-            .zip(hands_out.chunks_exact_mut(HAND_VALUES))
-            .enumerate()
-        {
-            match hand_values(&frame[range.clone()], &body) {
-                Some(values) => {
-                    slot.copy_from_slice(&values);
-                    last_seen[h] = Some((t, values));
-                }
-                None => {
-                    if let Some((seen, values)) = last_seen[h]
-                        && t - seen <= HOLD_FRAMES
-                    {
-                        slot.copy_from_slice(&values);
-                    }
-                }
+        for (range, slot) in hands.iter().zip(hands_out.chunks_exact_mut(HAND_VALUES)) {
+            if let Some(values) = hand_values(&frame[range.clone()], &body) {
+                slot.copy_from_slice(&values);
             }
         }
         if let Some(face) = layout.face() {
@@ -204,23 +185,15 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_hand_is_held_for_a_few_frames_then_dropped() {
+    fn a_lost_hand_is_zeros_at_once_and_a_found_one_is_not() {
         let layout = Layout::PoseHands;
-        let mut window = frame(layout, Some((0.7, 0.4, 0.1)));
-        for _ in 0..HOLD_FRAMES + 1 {
-            window.extend(frame(layout, None));
-        }
+        let window = [frame(layout, Some((0.7, 0.4, 0.1))), frame(layout, None)].concat();
         let features = window_features(layout, &window);
         let rows: Vec<&[f32]> = features.chunks(features_per_frame(layout)).collect();
-        for held in &rows[1..=HOLD_FRAMES] {
-            assert_eq!(right_hand(held), right_hand(rows[0]));
-        }
-        assert!(right_hand(rows[HOLD_FRAMES + 1]).iter().all(|v| *v == 0.0));
-        assert!(
-            rows[0][UPPER_BODY * 2..UPPER_BODY * 2 + HAND_VALUES]
-                .iter()
-                .all(|v| *v == 0.0)
-        );
+        assert_eq!(right_hand(rows[0])[0], 1.0);
+        assert!(right_hand(rows[1]).iter().all(|v| *v == 0.0));
+        let left = &rows[0][UPPER_BODY * 2..UPPER_BODY * 2 + HAND_VALUES];
+        assert!(left.iter().all(|v| *v == 0.0));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use anyhow::Context;
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use serde_json::{Value, json};
 
-use crate::classify::{Sidecar, Window};
+use crate::classify::{Sidecar, SignModel};
 use crate::config::Settings;
 use crate::landmarks::Layout;
 use crate::monitor::{self, Live, MonitorArgs};
@@ -43,8 +43,9 @@ pub struct RecordArgs {
     /// Takes to record of each sign.
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub takes: u32,
-    /// Length of each take in seconds (by the frames' capture times).
-    #[arg(long, default_value_t = 2.0, value_name = "S")]
+    /// Length of each take in seconds (by the frames' capture times); a sign
+    /// model's window is 3 s, and training refuses shorter takes.
+    #[arg(long, default_value_t = 3.0, value_name = "S")]
     pub seconds: f64,
     /// Countdown before each take, in seconds.
     #[arg(long, default_value_t = 3.0, value_name = "S")]
@@ -88,7 +89,7 @@ impl Classifier for NoSigns {
     fn layout(&self) -> Layout {
         self.layout
     }
-    fn predict(&mut self, _: &Window) -> Result<Vec<f32>, StageFailure> {
+    fn predict(&mut self, _: &[f32]) -> Result<Vec<f32>, StageFailure> {
         Ok(Vec::new())
     }
 }
@@ -170,14 +171,16 @@ fn choose_signs(
         signs = store.existing_signs();
     }
     if signs.is_empty() {
-        signs = Sidecar::load_for(&settings.sign_model)
-            .map(|s| s.labels)
-            .with_context(|| {
-                format!(
-                    "no --sign given and none in {}: reading the sign model's labels",
-                    args.out.display()
-                )
-            })?;
+        let sidecar = match &settings.sign_model {
+            Some(model) => Sidecar::load_for(model),
+            None => SignModel::built_in(settings.layout).map(|m| m.sidecar().clone()),
+        };
+        signs = sidecar.map(|s| s.labels).with_context(|| {
+            format!(
+                "no --sign given and none in {}: reading the sign model's labels",
+                args.out.display()
+            )
+        })?;
     }
     let mut unique = Vec::new();
     for sign in signs {
