@@ -1,5 +1,6 @@
 //! Training data as `signtop train` and `eval` read it from disk: a recording
-//! folder (two classes, one .npy each) and a SignPose prefix (X, y, JSON),
+//! folder (two classes, one .npy each, the first with a recording sidecar
+//! `r.json` as `signtop record` writes) and a SignPose prefix (X, y, JSON),
 //! their bytes from the input, must load or give an error, never panic.
 #![no_main]
 
@@ -19,6 +20,10 @@ fuzz_target!(|input: (&[u8], &[u8], &[u8], &str)| {
         {
             return;
         }
+    }
+    // The recording sidecar (frame times) beside the first class's recording.
+    if std::fs::write(folder.join("A").join("r.json"), json.as_bytes()).is_err() {
+        return;
     }
     let _ = data::load(&folder);
     // PREFIX_X.npy, PREFIX_y.npy, PREFIX.json
