@@ -67,9 +67,12 @@ impl ModelWatcher {
             events: Arc::clone(&events),
             stop: stop.clone(),
         };
+        // The files as they are now, before the thread starts: a change made
+        // while it is starting is still a change.
+        let loaded = watch.stamp();
         let thread = std::thread::Builder::new()
             .name("model-watch".into())
-            .spawn(move || watch.run())?;
+            .spawn(move || watch.run(loaded))?;
         Ok(ModelWatcher {
             requested,
             events,
@@ -108,8 +111,7 @@ struct Watch {
 }
 
 impl Watch {
-    fn run(self) {
-        let mut loaded = self.stamp();
+    fn run(self, mut loaded: Stamp) {
         // A change is loaded once the files held still for a poll, so a
         // model still being written is not read half-way.
         let mut changing: Option<Stamp> = None;
@@ -211,7 +213,7 @@ mod tests {
         // The real model again: loaded.
         std::fs::copy(shipped, &path).unwrap();
         match wait_for_event(&watcher) {
-            ModelEvent::Loaded { labels, .. } => assert_eq!(labels.len(), 6),
+            ModelEvent::Loaded { labels, .. } => assert_eq!(labels.len(), 7),
             other => panic!("expected a reload, got {other:?}"),
         }
         // Asked for: loaded again though nothing changed.
