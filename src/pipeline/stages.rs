@@ -206,6 +206,17 @@ impl ClassifyState {
         )
     }
 
+    /// Forgets the frames and the sign being held: what follows (another
+    /// pass of a looped replay) is new signing, and the same sign in it is
+    /// decided again.
+    fn start_afresh(&mut self) {
+        self.window.clear();
+        self.smoother.reset();
+        self.transcript.release();
+        self.latest = None;
+        self.held = None;
+    }
+
     /// Feeds one window's probabilities; returns the sign to add to the
     /// transcript (if any) and the sign still held.
     fn decide(
@@ -269,7 +280,7 @@ pub(super) fn classify(
         // replay: the frames before it are no part of the signing that
         // follows (cameras keep theirs rising, across reopens too).
         if state.last_sequence.is_some_and(|last| item.sequence < last) {
-            state.window.clear();
+            state.start_afresh();
         }
         state.last_sequence = Some(item.sequence);
         state.window.push(item.captured, &item.keypoints);
