@@ -474,7 +474,7 @@ fn the_monitor_reloads_a_replaced_model_and_keeps_the_old_on_a_bad_one() {
     );
     std::fs::copy(SIGN_MODEL, &model).unwrap();
     let reloaded = read_until(&mut reader, &mut seen, |l| l["type"] == "model");
-    assert_eq!(reloaded["labels"].as_array().unwrap().len(), 6);
+    assert_eq!(reloaded["labels"].as_array().unwrap().len(), 7);
     let summary = read_until(&mut reader, &mut seen, |l| l["type"] == "summary");
     assert!(child.wait().unwrap().success());
     assert!(
