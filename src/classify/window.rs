@@ -75,16 +75,6 @@ impl Window {
         self.layout
     }
 
-    /// Frames the model reads per window.
-    pub fn frames(&self) -> usize {
-        self.frames
-    }
-
-    /// Capture time between two of the model's frames.
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
     /// Frames held now.
     pub fn len(&self) -> usize {
         self.held.len()

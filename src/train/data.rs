@@ -20,10 +20,11 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2, Array3, Axis};
+use ndarray::{Array1, Array2, Array3};
 use ndarray_npy::read_npy;
 use serde::Deserialize;
 
+use crate::classify::window::frames_at_interval;
 use crate::landmarks::keypoints::Layout;
 
 /// Errors reading training data.
@@ -103,6 +104,15 @@ impl Recording {
     pub fn is_empty(&self) -> bool {
         self.frames.nrows() == 0
     }
+
+    /// Its frames at one every `interval` seconds: resampled by capture time
+    /// when it has them, else as recorded (taken to be at that rate already).
+    pub fn at_interval(&self, interval: f64) -> Array2<f32> {
+        match &self.times {
+            Some(times) => frames_at_interval(&self.frames, times, interval),
+            None => self.frames.clone(),
+        }
+    }
 }
 
 /// Labelled keypoint recordings from one or more sources.
@@ -176,11 +186,6 @@ impl Dataset {
         (0..self.len())
             .filter(|&i| self.recordings[i].source == source)
             .collect()
-    }
-
-    /// The shortest recording, if any.
-    pub fn shortest(&self) -> Option<&Recording> {
-        self.recordings.iter().min_by_key(|r| r.len())
     }
 }
 
@@ -534,13 +539,6 @@ fn npy_error(path: &Path, err: impl std::fmt::Display) -> DataError {
         path: path.to_path_buf(),
         message: err.to_string(),
     }
-}
-
-/// The recordings' frames stacked, for sources whose recordings share one
-/// length (SignPose's): (recordings, frames, features).
-pub fn stacked(data: &Dataset) -> Option<Array3<f32>> {
-    let views: Vec<_> = data.recordings.iter().map(|r| r.frames.view()).collect();
-    ndarray::stack(Axis(0), &views).ok()
 }
 
 #[cfg(test)]

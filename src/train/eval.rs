@@ -10,7 +10,6 @@ use super::augment::all_windows;
 use super::data;
 use crate::classify::model::{BUILT_IN_NAME, DEFAULT_SIGN_MODEL, SignModel};
 use crate::classify::smoothing::argmax;
-use crate::classify::window::frames_at_interval;
 use crate::pipeline::metrics::Latency;
 
 /// `signtop eval` arguments.
@@ -299,10 +298,7 @@ pub fn score_dataset(
             }
             continue;
         };
-        let frames = match &recording.times {
-            Some(times) => frames_at_interval(&recording.frames, times, interval),
-            None => recording.frames.clone(),
-        };
+        let frames = recording.at_interval(interval);
         let windows = all_windows(&frames, model.frames());
         anyhow::ensure!(
             !windows.is_empty(),

@@ -226,7 +226,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             path,
             prepared.model_features(),
             data.labels.len(),
-            config.net_dropout(),
+            config.net.dropout(),
             config.seed,
         )?),
         None => None,

@@ -14,7 +14,7 @@ use super::augment::{self, AugmentConfig};
 use super::data::Dataset;
 use super::net::{NetConfig, SignNet};
 use crate::classify::preprocess::Preprocessing;
-use crate::classify::window::{DEFAULT_SPAN_SECONDS, DEFAULT_WINDOW_LEN, frames_at_interval};
+use crate::classify::window::{DEFAULT_SPAN_SECONDS, DEFAULT_WINDOW_LEN};
 use crate::landmarks::keypoints::Layout;
 
 /// Everything that decides a training run.
@@ -71,11 +71,6 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Dropout of the network's settings.
-    pub fn net_dropout(&self) -> f32 {
-        self.net.dropout()
-    }
-
     /// Seconds between two of the model's frames.
     pub fn frame_interval(&self) -> f64 {
         self.span_seconds / self.frames.max(1) as f64
@@ -194,10 +189,7 @@ impl Prepared {
         let recordings = data
             .recordings
             .iter()
-            .map(|r| match &r.times {
-                Some(times) => frames_at_interval(&r.frames, times, interval),
-                None => r.frames.clone(),
-            })
+            .map(|r| r.at_interval(interval))
             .collect();
         Prepared {
             layout: data.layout,
