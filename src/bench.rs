@@ -9,11 +9,11 @@ use image::RgbImage;
 use image::imageops::FilterType;
 
 use crate::capture::decode::MediaReader;
+use crate::keypoint_files::inspect::PartRates;
 use crate::landmarks::holistic::{Holistic, HolisticOptions, StageTimings};
-use crate::landmarks::inspect::PartRates;
 use crate::landmarks::keypoints::Layout;
-use crate::landmarks::model::{Model, ModelSource};
-use crate::landmarks::parallel;
+use crate::landmarks::models::{self, ModelSource};
+use crate::nn::parallel;
 use crate::pipeline::metrics::Latency;
 
 /// Options of `signtop bench`.
@@ -344,7 +344,7 @@ fn time_model(
     n: usize,
 ) -> anyhow::Result<StageStats> {
     let s = side as usize;
-    let model = Model::load(dir, file, &[1, s, s, 3])?;
+    let model = models::load(dir, file, &[1, s, s, 3])?;
     let inputs: Vec<Vec<f32>> = frames.iter().map(|f| to_input(f, side)).collect();
     let mut stats = StageStats::new(file);
     if let Some(first) = inputs.first() {

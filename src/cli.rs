@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::capture::{devices, probe};
-use crate::landmarks::{extract, inspect, parity};
+use crate::keypoint_files::{extract, inspect, parity};
 
 /// signtop: recognise sign language live in the terminal.
 #[derive(Debug, Parser)]

@@ -5,7 +5,7 @@
 use image::AnimationDecoder;
 use image::codecs::gif::GifDecoder;
 use ndarray::{Array2, s};
-use signtop::landmarks::parity::{self, PartParity};
+use signtop::keypoint_files::parity::{self, PartParity};
 use signtop::landmarks::{Holistic, HolisticOptions, Layout, StageTimings};
 
 const SHARED_MEDIA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/media/");

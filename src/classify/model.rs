@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tract_onnx::prelude::*;
+use tract_onnx::prelude::InferenceModel;
 use tract_onnx::tract_hir::infer::Factoid;
 
 use std::time::Duration;
@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::preprocess::Preprocessing;
 use super::window::{DEFAULT_SPAN_SECONDS, Window};
 use crate::landmarks::keypoints::Layout;
+use crate::nn::{Model, ModelError, Rewrites};
 
 /// This checkout's sign model: the one built into the binary (the tests
 /// read it; the binary itself never looks for it).
@@ -200,7 +201,7 @@ impl Sidecar {
 pub struct SignModel {
     sidecar: Sidecar,
     layout: Layout,
-    plan: Arc<TypedRunnableModel>,
+    model: Model,
 }
 
 impl std::fmt::Debug for SignModel {
@@ -215,10 +216,8 @@ impl SignModel {
     /// Loads `path` (ONNX) and its sidecar, checks they agree, optimises for batch 1.
     pub fn load(path: &Path) -> Result<SignModel, ClassifyError> {
         let sidecar = Sidecar::load_for(path)?;
-        let model = tract_onnx::onnx()
-            .model_for_path(path)
-            .map_err(|source| onnx_error(path, source))?;
-        SignModel::prepare(path, sidecar, model)
+        let onnx = std::fs::read(path).map_err(|e| onnx_error(path, e.into()))?;
+        SignModel::prepare(path, sidecar, &onnx)
     }
 
     /// The sign model built into the binary for `layout` ([`BUILT_IN_ONNX`] and
@@ -240,41 +239,32 @@ impl SignModel {
     /// `name` stands for the model's path in messages.
     pub fn from_bytes(name: &Path, onnx: &[u8], sidecar: &str) -> Result<SignModel, ClassifyError> {
         let sidecar = Sidecar::from_json(sidecar, &Sidecar::path_for(name))?;
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut &onnx[..])
-            .map_err(|source| onnx_error(name, source))?;
-        SignModel::prepare(name, sidecar, model)
+        SignModel::prepare(name, sidecar, onnx)
     }
 
     /// Checks the ONNX graph against its sidecar and optimises it for batch 1.
-    fn prepare(
-        path: &Path,
-        sidecar: Sidecar,
-        model: InferenceModel,
-    ) -> Result<SignModel, ClassifyError> {
+    fn prepare(path: &Path, sidecar: Sidecar, onnx: &[u8]) -> Result<SignModel, ClassifyError> {
         let layout = sidecar
             .layout()
             .map_err(|e| ClassifyError::SidecarInvalid {
                 path: Sidecar::path_for(path),
                 message: e.to_string(),
             })?;
-        let onnx_err = |source: anyhow::Error| onnx_error(path, source);
-        check_input(path, &model, &sidecar, layout)?;
         let shape = [
             1,
             sidecar.frames,
             sidecar.preprocessing.model_features(layout),
         ];
-        let typed = model
-            .with_input_fact(0, f32::fact(shape).into())
-            .and_then(|m| m.into_optimized())
-            .map_err(onnx_err)?;
-        check_output(path, &typed, sidecar.labels.len())?;
-        let plan = typed.into_runnable().map_err(onnx_err)?;
+        let onnx_err = |e: ModelError| onnx_error(path, e.into_cause());
+        let graph = Model::parse(path, onnx, &shape).map_err(onnx_err)?;
+        check_input(path, &graph, &sidecar, layout)?;
+        let model =
+            Model::from_graph(path, graph, &shape, Rewrites::TractOnly).map_err(onnx_err)?;
+        check_output(path, &model, sidecar.labels.len())?;
         Ok(SignModel {
             sidecar,
             layout,
-            plan,
+            model,
         })
     }
 
@@ -312,19 +302,15 @@ impl SignModel {
         }
         let input = self.sidecar.preprocessing.apply_window(self.layout, frames);
         let width = self.sidecar.preprocessing.model_features(self.layout);
-        let tensor = Tensor::from_shape(&[1, self.sidecar.frames, width], &input)
-            .map_err(ClassifyError::Run)?;
+        debug_assert_eq!(input.len(), self.sidecar.frames * width);
         let outputs = self
-            .plan
-            .run(tvec!(tensor.into()))
-            .map_err(ClassifyError::Run)?;
-        let probabilities = outputs[0]
-            .to_plain_array_view::<f32>()
-            .map_err(ClassifyError::Run)?
-            .iter()
-            .copied()
-            .collect();
-        Ok(probabilities)
+            .model
+            .run(&input)
+            .map_err(|e| ClassifyError::Run(e.into_cause()))?;
+        outputs
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClassifyError::Run(anyhow::anyhow!("the model gave no output")))
     }
 
     fn window_error(&self, got: String) -> ClassifyError {
@@ -383,18 +369,13 @@ fn check_input(
 }
 
 /// The optimised model must output (1, labels).
-fn check_output(path: &Path, model: &TypedModel, labels: usize) -> Result<(), ClassifyError> {
-    let mismatch = |outputs: String| ClassifyError::LabelCount {
-        path: path.to_path_buf(),
-        labels,
-        outputs,
-    };
-    let fact = model
-        .output_fact(0)
-        .map_err(|e| mismatch(format!("unknown ({e})")))?;
-    let width = fact.shape.as_concrete().and_then(|s| s.last().copied());
-    match width {
-        Some(w) if w == labels => Ok(()),
-        _ => Err(mismatch(format!("{:?}", fact.shape))),
+fn check_output(path: &Path, model: &Model, labels: usize) -> Result<(), ClassifyError> {
+    match model.output_shape(0) {
+        Some(shape) if shape.last() == Some(&labels) => Ok(()),
+        shape => Err(ClassifyError::LabelCount {
+            path: path.to_path_buf(),
+            labels,
+            outputs: format!("{shape:?}"),
+        }),
     }
 }

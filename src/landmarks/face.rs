@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 
 use super::keypoints::{FACE_LANDMARKS, Landmark};
-use super::model::{Model, ModelError, ModelSource};
+use super::models::{self, ModelSource};
 use super::roi::{Roi, TrackingRequirements, rotation_from};
 use super::ssd::{self, Anchor, FACE_SSD};
 use super::warp::{Border, warp_roi};
+use crate::nn::{Model, ModelError};
 
 /// Side of the face landmark model input.
 const LANDMARK_INPUT: usize = 192;
@@ -77,8 +78,8 @@ impl FaceTracker {
     pub fn new(dir: &ModelSource) -> Result<FaceTracker, ModelError> {
         let side = FACE_SSD.input;
         Ok(FaceTracker {
-            detector: Model::load(dir, "face_detection_short_range.onnx", &[1, side, side, 3])?,
-            landmarker: Model::load(
+            detector: models::load(dir, "face_detection_short_range.onnx", &[1, side, side, 3])?,
+            landmarker: models::load(
                 dir,
                 "face_landmark.onnx",
                 &[1, LANDMARK_INPUT, LANDMARK_INPUT, 3],

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 
 use super::keypoints::{HAND_LANDMARKS, Landmark};
-use super::model::{Model, ModelError, ModelSource};
+use super::models::{self, ModelSource};
 use super::roi::{Roi, TrackingRequirements, alignment_rect_towards, rotation_from};
 use super::warp::{Border, warp_roi};
+use crate::nn::{Model, ModelError};
 
 /// Side of the re-crop model input.
 const RECROP_INPUT: usize = 256;
@@ -89,8 +90,8 @@ impl HandModels {
     /// Loads `hand_recrop.onnx` and `hand_landmark_full.onnx` from `dir`.
     pub fn load(dir: &ModelSource) -> Result<HandModels, ModelError> {
         Ok(HandModels {
-            recrop: Model::load(dir, "hand_recrop.onnx", &[1, RECROP_INPUT, RECROP_INPUT, 3])?,
-            landmarker: Model::load(
+            recrop: models::load(dir, "hand_recrop.onnx", &[1, RECROP_INPUT, RECROP_INPUT, 3])?,
+            landmarker: models::load(
                 dir,
                 "hand_landmark_full.onnx",
                 &[1, LANDMARK_INPUT, LANDMARK_INPUT, 3],

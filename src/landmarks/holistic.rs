@@ -9,10 +9,11 @@ use image::RgbImage;
 use super::face::FaceTracker;
 use super::hands::{HandAhead, HandModels, HandRois, HandTracker, HandsAhead, Side};
 use super::keypoints::{Keypoints, Landmark, Layout};
-use super::model::{ModelError, ModelSource};
-use super::parallel;
+use super::models::ModelSource;
 use super::pose::PoseTracker;
 use super::roi::Roi;
+use crate::nn::ModelError;
+use crate::nn::parallel;
 
 /// What to load and which parts to find.
 #[derive(Debug, Clone, PartialEq)]
@@ -336,7 +337,7 @@ mod tests {
     /// A models folder holding only the pose and hand models (symlinks).
     fn folder_without_face_models() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let models = std::path::Path::new(super::super::model::DEFAULT_MODELS_DIR);
+        let models = std::path::Path::new(crate::landmarks::models::DEFAULT_MODELS_DIR);
         for file in [
             "pose_detection.onnx",
             "pose_landmark_full.onnx",

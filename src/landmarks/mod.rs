@@ -1,21 +1,13 @@
-//! Landmarks: MediaPipe Holistic's models on tract, and SignPose's keypoint layout.
+//! Landmarks: MediaPipe Holistic's graph (pose, hands, face, their ROIs,
+//! detector decoding, crops and smoothing) over its models on [`crate::nn`],
+//! and SignPose's keypoint layout.
 
-pub mod conv_op;
-pub mod depthwise;
-pub mod draw;
-pub mod extract;
 pub mod face;
 pub mod hands;
 pub mod holistic;
-pub mod inspect;
 pub mod keypoints;
-pub mod model;
-pub mod parallel;
-pub mod parity;
-pub mod patches;
-pub mod pointwise;
+pub mod models;
 pub mod pose;
-pub mod prelu;
 pub mod roi;
 pub mod smoothing;
 pub mod ssd;
@@ -24,4 +16,4 @@ pub mod warp;
 
 pub use holistic::{Holistic, HolisticOptions, StageTimings};
 pub use keypoints::{Keypoints, Landmark, Layout, Parts};
-pub use model::ModelSource;
+pub use models::ModelSource;

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 
 use super::keypoints::{Landmark, POSE_LANDMARKS};
-use super::model::{Model, ModelError, ModelSource};
+use super::models::{self, ModelSource};
 use super::roi::{Roi, alignment_rect};
 use super::smoothing::{AUX_FILTER, LandmarkSmoother, POSE_FILTER, bounding_scale};
 use super::ssd::{self, Anchor};
 use super::warp::{Border, letterbox_roi, remove_letterbox, warp_roi};
+use crate::nn::{Model, ModelError};
 
 /// Side of the pose landmark model input.
 const LANDMARK_INPUT: usize = 256;
@@ -47,8 +48,8 @@ impl PoseTracker {
     pub fn new(dir: &ModelSource) -> Result<PoseTracker, ModelError> {
         let side = ssd::POSE_DETECTOR_INPUT;
         Ok(PoseTracker {
-            detector: Model::load(dir, "pose_detection.onnx", &[1, side, side, 3])?,
-            landmarker: Model::load(
+            detector: models::load(dir, "pose_detection.onnx", &[1, side, side, 3])?,
+            landmarker: models::load(
                 dir,
                 "pose_landmark_full.onnx",
                 &[1, LANDMARK_INPUT, LANDMARK_INPUT, 3],

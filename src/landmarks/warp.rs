@@ -4,8 +4,8 @@
 
 use image::RgbImage;
 
-use super::parallel;
 use super::roi::Roi;
+use crate::nn::parallel;
 
 /// What samples outside the image become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+use crate::keypoint_files::extract::write_npy_atomically;
 use crate::landmarks::Layout;
-use crate::landmarks::extract::write_npy_atomically;
 use crate::pipeline::LandmarkedFrame;
 
 /// The sidecar's format name.

@@ -20,7 +20,7 @@ use ratatui_image::protocol::Protocol;
 use ratatui_image::protocol::halfblocks::Halfblocks;
 
 use super::theme::Theme;
-use crate::landmarks::draw::draw_keypoints;
+use crate::keypoint_files::draw::draw_keypoints;
 use crate::pipeline::PreviewFrame;
 
 /// The preview's state: how to draw, the newest frame, its encoding.

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use ndarray::ArrayD;
 use ndarray_npy::ReadNpyExt;
-use signtop::landmarks::inspect::part_rates;
+use signtop::keypoint_files::inspect::part_rates;
 
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(values) = ArrayD::<f32>::read_npy(bytes) {

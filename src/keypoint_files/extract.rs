@@ -14,11 +14,11 @@ use ndarray::Array2;
 use ndarray_npy::WriteNpyExt;
 
 use super::draw::draw_keypoints;
-use super::holistic::{Holistic, HolisticOptions};
 use super::inspect::PartRates;
-use super::keypoints::{Keypoints, Layout};
-use super::model::ModelSource;
 use crate::capture::decode::MediaReader;
+use crate::landmarks::holistic::{Holistic, HolisticOptions};
+use crate::landmarks::keypoints::{Keypoints, Layout};
+use crate::landmarks::models::ModelSource;
 
 /// Arguments of `signtop landmarks`.
 #[derive(Debug, clap::Args)]

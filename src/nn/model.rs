@@ -1,5 +1,6 @@
-//! Loading MediaPipe's converted ONNX models on tract: each model once, with a
-//! fixed NHWC float input, optimised and shared read-only.
+//! Loading an ONNX model on tract, once, with a fixed float input: tract's
+//! optimiser alone, or with signtop's own ops rewritten in where they are
+//! faster; the plan is shared read-only by every thread that runs it.
 
 use std::path::{Path, PathBuf};
 
@@ -17,82 +18,12 @@ use super::prelu::Prelu;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::logic::Iff;
 
-/// This checkout's `models/` folder: what the binary has built in (the tests
-/// read it; the binary itself never looks for it).
-pub const DEFAULT_MODELS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
-
-/// The landmark models built into the binary: `models/` when it was built,
-/// so a copied or installed binary needs no files beside it.
-const BUILT_IN: [(&str, &[u8]); 6] = [
-    (
-        "pose_detection.onnx",
-        include_bytes!("../../models/pose_detection.onnx"),
-    ),
-    (
-        "pose_landmark_full.onnx",
-        include_bytes!("../../models/pose_landmark_full.onnx"),
-    ),
-    (
-        "hand_recrop.onnx",
-        include_bytes!("../../models/hand_recrop.onnx"),
-    ),
-    (
-        "hand_landmark_full.onnx",
-        include_bytes!("../../models/hand_landmark_full.onnx"),
-    ),
-    (
-        "face_detection_short_range.onnx",
-        include_bytes!("../../models/face_detection_short_range.onnx"),
-    ),
-    (
-        "face_landmark.onnx",
-        include_bytes!("../../models/face_landmark.onnx"),
-    ),
-];
-
-/// Where the landmark models are read from.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum ModelSource {
-    /// The models built into the binary.
-    #[default]
-    BuiltIn,
-    /// A folder holding ONNX files of the same names (`--models DIR`).
-    Dir(PathBuf),
-}
-
-impl ModelSource {
-    /// A folder when one is given, else the built-in models.
-    pub fn dir_or_built_in(dir: Option<PathBuf>) -> ModelSource {
-        dir.map_or(ModelSource::BuiltIn, ModelSource::Dir)
-    }
-
-    /// The model named `file`, as it is called in messages.
-    pub fn path_of(&self, file: &str) -> PathBuf {
-        match self {
-            ModelSource::BuiltIn => Path::new("(built in)").join(file),
-            ModelSource::Dir(dir) => dir.join(file),
-        }
-    }
-
-    /// The bytes of the model named `file`.
-    pub fn read(&self, file: &str) -> std::io::Result<std::borrow::Cow<'static, [u8]>> {
-        match self {
-            ModelSource::BuiltIn => BUILT_IN
-                .iter()
-                .find(|(name, _)| *name == file)
-                .map(|(_, bytes)| std::borrow::Cow::Borrowed(*bytes))
-                .ok_or_else(|| std::io::Error::other("no built-in model of that name")),
-            ModelSource::Dir(dir) => std::fs::read(dir.join(file)).map(std::borrow::Cow::Owned),
-        }
-    }
-}
-
-impl std::fmt::Display for ModelSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ModelSource::BuiltIn => f.write_str("the built-in models"),
-            ModelSource::Dir(dir) => write!(f, "{}", dir.display()),
-        }
+/// The model at `path` could not be loaded with input f32 `shape`.
+pub fn load_error(path: &Path, shape: &[usize], source: anyhow::Error) -> ModelError {
+    ModelError::Load {
+        path: path.to_path_buf(),
+        shape: shape.to_vec(),
+        source,
     }
 }
 
@@ -122,6 +53,17 @@ pub enum ModelError {
     Threads(String),
 }
 
+impl ModelError {
+    /// What tract (or the thread pool) said, without this error's own words:
+    /// for callers that say in their own words which model failed.
+    pub fn into_cause(self) -> anyhow::Error {
+        match self {
+            ModelError::Load { source, .. } | ModelError::Run { source, .. } => source,
+            ModelError::Threads(message) => anyhow::anyhow!(message),
+        }
+    }
+}
+
 /// Where a model's depthwise convolutions and resizes keep their channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChannelOrder {
@@ -135,21 +77,14 @@ pub enum ChannelOrder {
     ChannelsLast,
 }
 
-impl ChannelOrder {
-    /// The faster order for one of `models/`' files, as measured per model
-    /// (`signtop bench --models`, one thread, ms p50, as loaded -> channels
-    /// last): pose_landmark_full ~30 -> ~17, hand_landmark_full ~21 -> ~13,
-    /// pose_detection ~31 -> ~17. Slower channels last (measured with tract's
-    /// own depthwise op, before signtop had one): hand_recrop 3.0 -> 3.6,
-    /// face_landmark 6.1 -> 8.2, face_detection_short_range 3.4 -> 5.6.
-    pub fn for_model(file: &str) -> ChannelOrder {
-        match file {
-            "pose_detection.onnx" | "pose_landmark_full.onnx" | "hand_landmark_full.onnx" => {
-                ChannelOrder::ChannelsLast
-            }
-            _ => ChannelOrder::AsLoaded,
-        }
-    }
+/// How a model's graph is readied to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rewrites {
+    /// tract's optimiser alone.
+    TractOnly,
+    /// signtop's own ops where they are faster, with the depthwise
+    /// convolutions and resizes in the given channel order.
+    SigntopOps(ChannelOrder),
 }
 
 /// An optimised, runnable model with its fixed input shape.
@@ -160,40 +95,55 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads the model `file` from `models`, fixing its first input to f32
-    /// `shape`, in the faster channel order for that model
-    /// ([`ChannelOrder::for_model`]).
-    pub fn load(models: &ModelSource, file: &str, shape: &[usize]) -> Result<Model, ModelError> {
-        Model::load_with(models, file, shape, ChannelOrder::for_model(file))
+    /// Loads the ONNX model in `bytes` (`path` names it in messages), its
+    /// first input fixed to f32 `shape`, readied as `rewrites` says.
+    pub fn load(
+        path: &Path,
+        bytes: &[u8],
+        shape: &[usize],
+        rewrites: Rewrites,
+    ) -> Result<Model, ModelError> {
+        let graph = Model::parse(path, bytes, shape)?;
+        Model::from_graph(path, graph, shape, rewrites)
     }
 
-    /// [`Model::load`] with the depthwise convolutions and resizes in `layout`.
-    pub fn load_with(
-        models: &ModelSource,
-        file: &str,
+    /// The ONNX model in `bytes` as tract reads it, before it is fixed to a
+    /// shape: to check its declared input first.
+    pub fn parse(path: &Path, bytes: &[u8], shape: &[usize]) -> Result<InferenceModel, ModelError> {
+        tract_onnx::onnx()
+            .model_for_read(&mut &bytes[..])
+            .map_err(|source| load_error(path, shape, source))
+    }
+
+    /// [`Model::load`] from a graph [`Model::parse`] gave.
+    pub fn from_graph(
+        path: &Path,
+        graph: InferenceModel,
         shape: &[usize],
-        layout: ChannelOrder,
+        rewrites: Rewrites,
     ) -> Result<Model, ModelError> {
-        let err = |source: anyhow::Error| ModelError::Load {
-            path: models.path_of(file),
-            shape: shape.to_vec(),
-            source,
+        let typed = graph
+            .with_input_fact(0, f32::fact(shape).into())
+            .and_then(|m| m.into_typed());
+        let optimised = match rewrites {
+            Rewrites::TractOnly => typed.and_then(|m| m.into_optimized()),
+            Rewrites::SigntopOps(layout) => typed.and_then(|m| optimise(m, layout)),
         };
-        let bytes = models.read(file).map_err(|e| {
-            err(match e.kind() {
-                std::io::ErrorKind::NotFound => anyhow::anyhow!("file not found"),
-                _ => e.into(),
-            })
-        })?;
-        let plan = typed_model(&bytes, shape)
-            .and_then(|m| optimise(m, layout))
+        let plan = optimised
             .and_then(|m| m.into_runnable())
-            .map_err(err)?;
+            .map_err(|source| load_error(path, shape, source))?;
+        let name = path.file_name().unwrap_or(path.as_os_str());
         Ok(Model {
-            name: file.to_string(),
+            name: name.to_string_lossy().into_owned(),
             shape: shape.to_vec(),
             plan,
         })
+    }
+
+    /// The shape of output `index`, where it is known.
+    pub fn output_shape(&self, index: usize) -> Option<Vec<usize>> {
+        let fact = self.plan.model().output_fact(index).ok()?;
+        fact.shape.as_concrete().map(<[usize]>::to_vec)
     }
 
     /// Input shape this model was fixed to.
@@ -227,6 +177,7 @@ impl Model {
 
 /// The ONNX model in `bytes` as tract's typed graph, its first input fixed
 /// to f32 `shape`.
+#[cfg(test)]
 fn typed_model(bytes: &[u8], shape: &[usize]) -> TractResult<TypedModel> {
     tract_onnx::onnx()
         .model_for_read(&mut &bytes[..])?
@@ -839,31 +790,15 @@ fn window_geometry(conv: &Conv, spatial: [usize; 2], channels: usize) -> Geometr
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_built_in_models_are_those_of_the_models_folder() {
-        for (file, _) in BUILT_IN {
-            let built_in = ModelSource::BuiltIn.read(file).unwrap();
-            let on_disk = std::fs::read(Path::new(DEFAULT_MODELS_DIR).join(file)).unwrap();
-            assert!(built_in.as_ref() == on_disk.as_slice(), "{file}");
-        }
-        let err = ModelSource::BuiltIn.read("nothing.onnx").unwrap_err();
-        assert!(err.to_string().contains("no built-in model"), "{err}");
-    }
+    /// This checkout's `models/` folder.
+    const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
 
-    #[test]
-    fn missing_model_names_file_and_shape() {
-        let e = Model::load(
-            &ModelSource::Dir("/nonexistent".into()),
-            "pose_detection.onnx",
-            &[1, 224, 224, 3],
-        )
-        .err()
-        .unwrap();
-        let msg = e.to_string();
-        assert!(
-            msg.contains("pose_detection.onnx") && msg.contains("224"),
-            "{msg}"
-        );
+    /// One of `models/`, input `side` x `side`, on signtop's ops in `order`.
+    fn load(file: &str, side: usize, order: ChannelOrder) -> Model {
+        let path = Path::new(MODELS).join(file);
+        let bytes = std::fs::read(&path).unwrap();
+        let shape = [1, side, side, 3];
+        Model::load(&path, &bytes, &shape, Rewrites::SigntopOps(order)).unwrap()
     }
 
     /// A smooth, varied image in [0, 1], NHWC.
@@ -878,15 +813,13 @@ mod tests {
 
     #[test]
     fn channels_last_computes_what_the_loaded_order_does() {
-        let dir = &ModelSource::BuiltIn;
         for (file, side) in [
             ("pose_detection.onnx", 224),
             ("pose_landmark_full.onnx", 256),
             ("hand_landmark_full.onnx", 224),
         ] {
-            let shape = [1, side, side, 3];
-            let loaded = Model::load_with(dir, file, &shape, ChannelOrder::AsLoaded).unwrap();
-            let last = Model::load_with(dir, file, &shape, ChannelOrder::ChannelsLast).unwrap();
+            let loaded = load(file, side, ChannelOrder::AsLoaded);
+            let last = load(file, side, ChannelOrder::ChannelsLast);
             let input = test_input(side);
             let (a, b) = (loaded.run(&input).unwrap(), last.run(&input).unwrap());
             assert_eq!(a.len(), b.len());
@@ -906,7 +839,7 @@ mod tests {
 
     #[test]
     fn signtops_pointwise_and_prelu_ops_change_no_output_bit() {
-        let dir = Path::new(DEFAULT_MODELS_DIR);
+        let dir = Path::new(MODELS);
         let two_threads = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
@@ -915,19 +848,20 @@ mod tests {
         if !fast {
             eprintln!("no AVX-512 here: signtop's pointwise op is not used");
         }
-        for (file, side, convs, prelus, patches) in [
-            ("pose_detection.onnx", 224, 44, 0, 1),
-            ("pose_landmark_full.onnx", 256, 47, 0, 1),
-            ("hand_recrop.onnx", 256, 6, 13, 0),
-            ("hand_landmark_full.onnx", 224, 30, 0, 1),
-            ("face_detection_short_range.onnx", 128, 20, 0, 0),
-            ("face_landmark.onnx", 192, 22, 23, 0),
+        let (last, loaded) = (ChannelOrder::ChannelsLast, ChannelOrder::AsLoaded);
+        for (file, order, side, convs, prelus, patches) in [
+            ("pose_detection.onnx", last, 224, 44, 0, 1),
+            ("pose_landmark_full.onnx", last, 256, 47, 0, 1),
+            ("hand_recrop.onnx", loaded, 256, 6, 13, 0),
+            ("hand_landmark_full.onnx", last, 224, 30, 0, 1),
+            ("face_detection_short_range.onnx", loaded, 128, 20, 0, 0),
+            ("face_landmark.onnx", loaded, 192, 22, 23, 0),
         ] {
             let shape = [1, side, side, 3];
             let plan = |ours: bool| {
                 let bytes = std::fs::read(dir.join(file)).unwrap();
                 let model = typed_model(&bytes, &shape).unwrap();
-                let model = optimise_with(model, ChannelOrder::for_model(file), ours).unwrap();
+                let model = optimise_with(model, order, ours).unwrap();
                 let count = |n: &&TypedNode| n.op_as::<PointwiseConv>().is_some();
                 let rewritten = model.nodes().iter().filter(count).count();
                 let count = |n: &&TypedNode| n.op_as::<Prelu>().is_some();
@@ -975,7 +909,7 @@ mod tests {
 
     /// One of `models/` as tract's decluttered graph, before any rewrite.
     fn decluttered(file: &str, side: usize) -> TypedModel {
-        let path = Path::new(DEFAULT_MODELS_DIR).join(file);
+        let path = Path::new(MODELS).join(file);
         let bytes = std::fs::read(path).unwrap();
         let mut model = typed_model(&bytes, &[1, side, side, 3]).unwrap();
         model.declutter().unwrap();
@@ -1038,23 +972,5 @@ mod tests {
             0,
             "all channels last now"
         );
-    }
-
-    #[test]
-    fn converted_models_load_and_run() {
-        let dir = &ModelSource::Dir(DEFAULT_MODELS_DIR.into());
-        for (file, side) in [
-            ("pose_detection.onnx", 224),
-            ("pose_landmark_full.onnx", 256),
-            ("hand_recrop.onnx", 256),
-            ("hand_landmark_full.onnx", 224),
-            ("face_landmark.onnx", 192),
-        ] {
-            let shape = [1, side, side, 3];
-            let m = Model::load(dir, file, &shape).unwrap();
-            let out = m.run(&vec![0.5; side * side * 3]).unwrap();
-            eprintln!("{file}: {:?}", out.iter().map(Vec::len).collect::<Vec<_>>());
-            assert!(!out.is_empty());
-        }
     }
 }

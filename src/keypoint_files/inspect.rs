@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use ndarray::{ArrayD, Axis, Ix2};
 
-use super::keypoints::{Keypoints, Layout, Parts};
+use crate::landmarks::keypoints::{Keypoints, Layout, Parts};
 
 /// Arguments of `signtop inspect`.
 #[derive(Debug, clap::Args)]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use ndarray::{Array2, ArrayView2};
 
-use super::keypoints::Layout;
+use crate::landmarks::keypoints::Layout;
 
 /// The parity targets of the landmark pipeline.
 pub const MAX_MEAN_ABS_DIFF: f64 = 0.01;
@@ -26,7 +26,7 @@ pub enum ParityError {
     },
     /// Not a (frames, features) array of a known layout.
     #[error(transparent)]
-    Layout(#[from] super::keypoints::LayoutError),
+    Layout(#[from] crate::landmarks::keypoints::LayoutError),
 }
 
 /// How one part compares over all frames.

@@ -4,8 +4,8 @@
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_circle_mut, draw_line_segment_mut};
 
-use super::keypoints::{Keypoints, Landmark};
-use super::topology::{HAND_CONNECTIONS, POSE_CONNECTIONS};
+use crate::landmarks::keypoints::{Keypoints, Landmark};
+use crate::landmarks::topology::{HAND_CONNECTIONS, POSE_CONNECTIONS};
 
 /// Pose skeleton colour.
 pub const POSE_COLOUR: Rgb<u8> = Rgb([255, 255, 255]);

@@ -1,0 +1,15 @@
+//! The inference runtime: ONNX models on tract through one loader
+//! ([`model::Model`]), signtop's own ops that tract's optimised graph is
+//! rewritten to use (depthwise, 1x1 and patch convolutions, PReLU), and the
+//! thread pool they cut their work across. It knows nothing of landmarks or
+//! signs: `landmarks` and `classify` both load their models here.
+
+pub mod conv_op;
+pub mod depthwise;
+pub mod model;
+pub mod parallel;
+pub mod patches;
+pub mod pointwise;
+pub mod prelu;
+
+pub use model::{ChannelOrder, Model, ModelError, Rewrites};
