@@ -22,6 +22,7 @@ use tract_onnx::tract_core::internal::*;
 
 use super::conv_op::{self, Clamped, FixedConvolution};
 use super::parallel;
+use super::simd::Simd;
 
 /// Where the window of one output pixel sits on the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -166,21 +167,15 @@ impl ChannelsLastDepthwise {
 
     /// Output rows `rows` into `band` (those rows alone).
     fn convolve_rows(&self, input: &[f32], rows: Range<usize>, band: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            if has!("avx512f") && has!("avx2") {
-                // SAFETY: the CPU has the features the function is compiled for.
-                unsafe { convolve_avx512(self, input, rows, band) };
-                return;
-            }
-            if has!("avx2") {
-                // SAFETY: as above.
-                unsafe { convolve_avx2(self, input, rows, band) };
-                return;
-            }
+        // SAFETY (each call): the chosen level is one the CPU has, and the
+        // function is compiled for no more than it.
+        match Simd::chosen() {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { convolve_avx512(self, input, rows, band) },
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { convolve_avx2(self, input, rows, band) },
+            _ => convolve_with::<PORTABLE>(self, input, rows, band),
         }
-        convolve_with::<PORTABLE>(self, input, rows, band);
     }
 }
 

@@ -11,5 +11,7 @@ pub mod parallel;
 pub mod patches;
 pub mod pointwise;
 pub mod prelu;
+pub mod simd;
 
 pub use model::{ChannelOrder, Model, ModelError, Rewrites};
+pub use simd::Simd;

@@ -846,7 +846,7 @@ mod tests {
             .unwrap();
         let fast = PointwiseConv::is_fast_here();
         if !fast {
-            eprintln!("no AVX-512 here: signtop's pointwise op is not used");
+            eprintln!("no AVX2 here: signtop's pointwise op is not used");
         }
         let (last, loaded) = (ChannelOrder::ChannelsLast, ChannelOrder::AsLoaded);
         for (file, order, side, convs, prelus, patches) in [

@@ -14,8 +14,10 @@
 //! It rounds exactly as tract's kernels do: one fused multiply-add per input
 //! channel in order, starting from zero, then the bias added, then the
 //! clamp; its outputs are tract's to the bit (tested, on single convolutions
-//! and on whole models). It is used only where the CPU has AVX-512
-//! ([`PointwiseConv::is_fast_here`]); elsewhere the models keep tract's op.
+//! and on whole models). Without AVX-512 (or with it switched off, see
+//! [`super::simd`]) an AVX2 path does the same sums 8 lanes at a time, to the
+//! same bits; without AVX2 the models keep tract's op
+//! ([`PointwiseConv::is_fast_here`]).
 
 use std::sync::Arc;
 
@@ -24,6 +26,7 @@ use tract_onnx::tract_core::internal::*;
 
 use super::conv_op::{self, Clamped, FixedConvolution};
 use super::parallel;
+use super::simd::Simd;
 
 /// Output channels per AVX-512 register.
 const LANES: usize = 16;
@@ -95,17 +98,11 @@ impl PartialEq for PointwiseConv {
 impl Eq for PointwiseConv {}
 
 impl PointwiseConv {
-    /// True when this op beats tract's matrix products on this CPU (it has
-    /// no fast path without AVX-512).
+    /// True when this op has a SIMD path at the chosen level
+    /// ([`Simd::chosen`]): AVX-512 or AVX2. Plain Rust is no match for
+    /// tract's kernels.
     pub fn is_fast_here() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx512f")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+        Simd::chosen() >= Simd::Avx2
     }
 
     /// A convolution of `input_shape` into `output_shape`, the same pixels,
@@ -189,9 +186,10 @@ impl PointwiseConv {
         assert!(input.len() >= self.pixels * self.inputs);
         assert!(output.len() >= self.pixels * self.outputs);
         let output = SharedOutput(output.as_mut_ptr());
+        let simd = Simd::chosen();
         // SAFETY: the lengths were checked above; the parts are disjoint.
         parallel::for_each_part(self.parts(), |part| unsafe {
-            self.convolve_part(input, output, &part)
+            self.convolve_part(simd, input, output, &part)
         });
     }
 
@@ -226,20 +224,21 @@ impl PointwiseConv {
         }
     }
 
-    /// Convolves one part of the output.
+    /// Convolves one part of the output at SIMD level `simd`.
     ///
     /// # Safety
-    /// `input` and `output` must hold the op's pixels x channels, and no
-    /// other thread may write this part of `output` meanwhile.
-    unsafe fn convolve_part(&self, input: &[f32], output: SharedOutput, part: &Part) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F; the rest is this function's.
-            unsafe { convolve_avx512(self, input, output.0, part) };
-            return;
+    /// The CPU must have `simd`; `input` and `output` must hold the op's
+    /// pixels x channels, and no other thread may write this part of
+    /// `output` meanwhile.
+    unsafe fn convolve_part(&self, simd: Simd, input: &[f32], output: SharedOutput, part: &Part) {
+        // SAFETY (each call): the CPU has `simd`, the rest is this function's.
+        match simd {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { convolve_avx512(self, input, output.0, part) },
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { convolve_avx2(self, input, output.0, part) },
+            _ => unsafe { self.convolve_portable(input, output.0, part) },
         }
-        // SAFETY: as this function's.
-        unsafe { self.convolve_portable(input, output.0, part) };
     }
 
     /// Where output value (pixel, channel) goes: (pixel stride, channel
@@ -282,14 +281,22 @@ impl PointwiseConv {
 impl PointwiseConv {
     /// The whole output by [`PointwiseConv::convolve_portable`].
     fn convolve_portably(&self, input: &[f32], output: &mut [f32]) {
+        self.convolve_at(Simd::Portable, input, output);
+    }
+
+    /// The whole output at SIMD level `simd`, on this thread.
+    fn convolve_at(&self, simd: Simd, input: &[f32], output: &mut [f32]) {
+        assert!(simd <= Simd::of_this_cpu());
         assert!(input.len() >= self.pixels * self.inputs);
         assert!(output.len() >= self.pixels * self.outputs);
         let all = Part {
             pixels: 0..self.pixels,
             slabs: 0..self.outputs.div_ceil(LANES),
         };
-        // SAFETY: the lengths were checked above; one part, this thread.
-        unsafe { self.convolve_portable(input, output.as_mut_ptr(), &all) };
+        let output = SharedOutput(output.as_mut_ptr());
+        // SAFETY: the CPU has `simd`; the lengths were checked above; one
+        // part, this thread.
+        unsafe { self.convolve_part(simd, input, output, &all) };
     }
 }
 
@@ -481,6 +488,158 @@ unsafe fn tile<const P: usize, const S: usize>(
     }
 }
 
+/// The AVX2 path, by output order: each 16-channel slab is two 8-lane
+/// registers, a tile [`PIXELS`] pixels x one slab (12 accumulators of the 16
+/// registers).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; otherwise as
+/// [`PointwiseConv::convolve_part`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn convolve_avx2(op: &PointwiseConv, input: &[f32], output: *mut f32, part: &Part) {
+    // SAFETY: as this function's.
+    unsafe {
+        match op.output_order {
+            OutputOrder::PixelMajor => pixel_major_avx2(op, input, output, part),
+            OutputOrder::ChannelMajor => channel_major_avx2(op, input, output, part),
+        }
+    }
+}
+
+/// Channels-last output, stored straight into place.
+///
+/// # Safety
+/// As [`convolve_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pixel_major_avx2(op: &PointwiseConv, input: &[f32], output: *mut f32, part: &Part) {
+    let n_len = op.outputs;
+    let mut p0 = part.pixels.start;
+    while p0 < part.pixels.end {
+        let pixels = (part.pixels.end - p0).min(PIXELS);
+        for s in part.slabs.clone() {
+            let at = |p: usize| output.wrapping_add(p * n_len + s * LANES);
+            // SAFETY: the tile lies inside the op's pixels and slabs, and
+            // `at` inside `output`.
+            unsafe {
+                if pixels == PIXELS {
+                    tile_avx2::<PIXELS>(op, input, p0, s, at(p0), n_len);
+                } else {
+                    (p0..p0 + pixels).for_each(|p| tile_avx2::<1>(op, input, p, s, at(p), n_len));
+                }
+            }
+        }
+        p0 += pixels;
+    }
+}
+
+/// Channels-first output: 16 pixels x 16 channels into a scratch tile, then
+/// moved into place a channel at a time.
+///
+/// # Safety
+/// As [`convolve_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn channel_major_avx2(op: &PointwiseConv, input: &[f32], output: *mut f32, part: &Part) {
+    const QUARTER: usize = LANES / 4;
+    let (pixels, n_len) = (op.pixels, op.outputs);
+    let mut scratch = [0.0f32; LANES * LANES];
+    for s in part.slabs.clone() {
+        let lanes = (n_len - s * LANES).min(LANES);
+        let mut p0 = part.pixels.start;
+        while p0 < part.pixels.end {
+            let count = (part.pixels.end - p0).min(LANES);
+            // SAFETY: the tile's pixels and slab exist; the scratch tile
+            // holds 16 pixels x 16 channels, and each value moved goes to a
+            // pixel and channel of `output` inside this part.
+            unsafe {
+                let base = scratch.as_mut_ptr();
+                let row = |i: usize| base.add(i * LANES);
+                if count == LANES {
+                    for q in 0..4 {
+                        tile_avx2::<QUARTER>(op, input, p0 + q * QUARTER, s, row(q * QUARTER), LANES);
+                    }
+                } else {
+                    (0..count).for_each(|i| tile_avx2::<1>(op, input, p0 + i, s, row(i), LANES));
+                }
+                for lane in 0..lanes {
+                    let to = output.add((s * LANES + lane) * pixels + p0);
+                    for i in 0..count {
+                        *to.add(i) = *base.add(i * LANES + lane);
+                    }
+                }
+            }
+            p0 += count;
+        }
+    }
+}
+
+/// Outputs of pixels `p0..p0 + P`, the channels of slab `s`, stored channels
+/// last from `dst` (pixel `p0`, channel `s * 16`), `dst_row` floats from one
+/// pixel to the next: the sums, bias and clamp of [`tile`], 8 lanes at a time.
+///
+/// # Safety
+/// AVX2 and FMA; the pixels and slab must exist in `op` and `input`, and
+/// `dst` must hold `P` rows of the slab's valid channels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile_avx2<const P: usize>(
+    op: &PointwiseConv,
+    input: &[f32],
+    p0: usize,
+    s: usize,
+    dst: *mut f32,
+    dst_row: usize,
+) {
+    use std::arch::x86_64::*;
+    const HALF: usize = LANES / 2;
+    // SAFETY: AVX2 and FMA are enabled; the weights are padded to whole
+    // slabs, so both halves load inside `packed`; only the slab's valid
+    // channels are stored, and every other pointer stays inside its buffer
+    // (the caller's pixels and slab exist).
+    unsafe {
+        let (k_len, n_len) = (op.inputs, op.outputs);
+        let (p_stride, k_stride) = op.input_strides();
+        let x = input.as_ptr().add(p0 * p_stride);
+        let w = op.packed.as_ptr().add(s * k_len * LANES);
+        let mut acc = [[_mm256_setzero_ps(); 2]; P];
+        for k in 0..k_len {
+            let low = _mm256_loadu_ps(w.add(k * LANES));
+            let high = _mm256_loadu_ps(w.add(k * LANES + HALF));
+            for (p, row) in acc.iter_mut().enumerate() {
+                let v = _mm256_set1_ps(*x.add(p * p_stride + k * k_stride));
+                row[0] = _mm256_fmadd_ps(v, low, row[0]);
+                row[1] = _mm256_fmadd_ps(v, high, row[1]);
+            }
+        }
+        let n0 = s * LANES;
+        let lanes = (n_len - n0).min(LANES);
+        let mut bias = [0.0f32; LANES];
+        bias[..lanes].copy_from_slice(&op.bias[n0..n0 + lanes]);
+        let bias = [
+            _mm256_loadu_ps(bias.as_ptr()),
+            _mm256_loadu_ps(bias.as_ptr().add(HALF)),
+        ];
+        let (lo, hi) = (_mm256_set1_ps(op.clamp[0]), _mm256_set1_ps(op.clamp[1]));
+        let finish = |a: __m256, b: __m256| _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, b), lo), hi);
+        for (p, row) in acc.iter().enumerate() {
+            let to = dst.add(p * dst_row);
+            let (low, high) = (finish(row[0], bias[0]), finish(row[1], bias[1]));
+            if lanes == LANES {
+                _mm256_storeu_ps(to, low);
+                _mm256_storeu_ps(to.add(HALF), high);
+            } else {
+                let mut values = [0.0f32; LANES];
+                _mm256_storeu_ps(values.as_mut_ptr(), low);
+                _mm256_storeu_ps(values.as_mut_ptr().add(HALF), high);
+                std::ptr::copy_nonoverlapping(values.as_ptr(), to, lanes);
+            }
+        }
+    }
+}
+
 impl Clamped for PointwiseConv {
     fn clamp_mut(&mut self) -> &mut [f32; 2] {
         &mut self.clamp
@@ -660,10 +819,17 @@ mod tests {
     }
 
     #[test]
-    fn every_order_gives_the_same_values() {
+    fn every_order_and_simd_level_gives_the_same_values() {
         // 37 pixels: two whole 16-pixel tiles and a part one; 40 channels:
-        // two whole slabs and a part one.
-        let (h, w, k, n) = (37, 1, 24, 40);
+        // two whole slabs and a part one. 5 pixels x 7 channels: no whole
+        // tile at all.
+        for (h, n) in [(37, 40), (5, 7), (48, 64)] {
+            every_order_gives_the_same_values(h, n);
+        }
+    }
+
+    fn every_order_gives_the_same_values(h: usize, n: usize) {
+        let (w, k) = (1, 24);
         let pixels = h * w;
         let weights = values(k * n, 7);
         let bias = values(n, 8);
@@ -671,6 +837,7 @@ mod tests {
         let x_channel_major: Vec<f32> = (0..k * pixels)
             .map(|i| x[(i % pixels) * k + i / pixels])
             .collect();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let run = |order: (InputOrder, OutputOrder), input: &[f32]| {
             let op = PointwiseConv::new(
                 &[h, w, k],
@@ -682,10 +849,13 @@ mod tests {
             )
             .unwrap()
             .with_floor(-0.5);
-            let (mut fast, mut portable) = (vec![f32::NAN; pixels * n], vec![f32::NAN; pixels * n]);
+            let mut fast = vec![f32::NAN; pixels * n];
             op.convolve(input, &mut fast);
-            op.convolve_portably(input, &mut portable);
-            assert!(fast == portable, "{order:?}");
+            for simd in Simd::available() {
+                let mut at_level = vec![f32::NAN; pixels * n];
+                op.convolve_at(simd, input, &mut at_level);
+                assert!(bits(&fast) == bits(&at_level), "{order:?} {simd:?} {h}x{n}");
+            }
             fast
         };
         use InputOrder as In;
