@@ -14,6 +14,7 @@ use crate::landmarks::holistic::{Holistic, HolisticOptions, StageTimings};
 use crate::landmarks::keypoints::Layout;
 use crate::landmarks::models::{self, ModelSource};
 use crate::nn::parallel;
+use crate::nn::simd::{NO_AVX512_VAR, Simd};
 use crate::pipeline::metrics::Latency;
 
 /// Options of `signtop bench`.
@@ -116,12 +117,93 @@ fn run_models(args: &BenchArgs, dir: &ModelSource) -> anyhow::Result<()> {
         .into_iter()
         .map(|(frame, _)| frame)
         .collect();
-    println!("{}", header());
+    println!("{} {:>8} {:>8}", header(), "MMAC", "GFLOP/s");
     for (file, side) in MODELS {
         let stats = time_model(dir, file, *side, &frames, args.frames.max(1))?;
-        println!("{}", stats.row());
+        let s = *side as usize;
+        let macs = models::multiply_adds(dir, file, &[1, s, s, 3])?;
+        println!(
+            "{} {:>8.1} {:>8.1}",
+            stats.row(),
+            macs as f64 / 1e6,
+            gflops(macs, stats.quantile_ms(0.5))
+        );
     }
+    println!("{}", Machine::here());
     Ok(())
+}
+
+/// GFLOP/s (a multiply-add counted as two operations) of `macs` in `ms`.
+fn gflops(macs: u64, ms: f64) -> f64 {
+    if ms > 0.0 {
+        2.0 * macs as f64 / (ms * 1e6)
+    } else {
+        0.0
+    }
+}
+
+/// What the figures are measured against: the SIMD level signtop's ops use
+/// and the cores' peak at that level.
+#[derive(Debug, Clone, Copy)]
+pub struct Machine {
+    simd: Simd,
+    cores: usize,
+    ghz: Option<f64>,
+}
+
+impl Machine {
+    /// This process's SIMD level, cores and clock (Linux's /proc/cpuinfo).
+    pub fn here() -> Machine {
+        let ghz = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| cpu_mhz(&info))
+            .map(|mhz| mhz / 1000.0);
+        Machine {
+            simd: Simd::chosen(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ghz,
+        }
+    }
+
+    /// The cores' peak single-precision GFLOP/s at this SIMD level, where
+    /// the clock is known ([`Simd::flops_per_cycle`] says what is assumed).
+    pub fn peak_gflops(&self) -> Option<f64> {
+        self.ghz
+            .map(|ghz| ghz * self.cores as f64 * self.simd.flops_per_cycle())
+    }
+
+    /// `gflops` as a percentage of the peak.
+    pub fn share_of_peak(&self, gflops: f64) -> Option<f64> {
+        self.peak_gflops().map(|peak| 100.0 * gflops / peak)
+    }
+}
+
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "signtop's ops: {} ({NO_AVX512_VAR}=1 switches AVX-512 off)",
+            self.simd.name()
+        )?;
+        if let (Some(ghz), Some(peak)) = (self.ghz, self.peak_gflops()) {
+            write!(
+                f,
+                "; peak {peak:.0} GFLOP/s = {} core(s) x {ghz:.2} GHz x {} flops a cycle (two FMA units a core assumed)",
+                self.cores,
+                self.simd.flops_per_cycle()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The first "cpu MHz" of /proc/cpuinfo's text.
+fn cpu_mhz(cpuinfo: &str) -> Option<f64> {
+    cpuinfo
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// What a whole-pipeline run measured.
@@ -136,6 +218,8 @@ pub struct PipelineReport {
     hands: HandsRunAhead,
     peak_rss_mib: Option<f64>,
     page_faults_per_frame: Option<f64>,
+    tracked_frame_macs: u64,
+    machine: Machine,
 }
 
 /// How many found hands took their landmarks from the run made ahead on the
@@ -147,6 +231,30 @@ pub struct HandsRunAhead {
 }
 
 impl PipelineReport {
+    /// A tracked frame's multiply-adds and the rate they would run at in
+    /// the landmarks' p50.
+    fn work_line(&self) -> String {
+        let parts = match self.layout {
+            Layout::PoseHands => "pose landmarks, both hands' re-crop and landmarks",
+            Layout::PoseFaceHands => {
+                "pose landmarks, both hands' re-crop and landmarks, face detection and landmarks"
+            }
+        };
+        let macs = self.tracked_frame_macs;
+        let mut line = format!(
+            "work: {:.0} M multiply-adds a tracked frame ({parts})",
+            macs as f64 / 1e6
+        );
+        if let Some(landmarks) = self.stage("landmarks") {
+            let rate = gflops(macs, landmarks.quantile_ms(0.5));
+            line += &format!(", {rate:.1} GFLOP/s at the landmarks p50");
+            if let Some(share) = self.machine.share_of_peak(rate) {
+                line += &format!(", {share:.1}% of peak");
+            }
+        }
+        line
+    }
+
     /// The stage named `name`, if it ran at least once.
     pub fn stage(&self, name: &str) -> Option<&StageStats> {
         self.stages.iter().find(|s| s.name == name && s.count() > 0)
@@ -198,7 +306,8 @@ impl std::fmt::Display for PipelineReport {
         if let Some(faults) = self.page_faults_per_frame {
             writeln!(f, "page faults: {faults:.0} per frame (whole process)")?;
         }
-        Ok(())
+        writeln!(f, "{}", self.work_line())?;
+        writeln!(f, "{}", self.machine)
     }
 }
 
@@ -276,7 +385,35 @@ pub fn bench_pipeline(
         page_faults_per_frame: faults_before
             .zip(resource_usage())
             .map(|(before, now)| (now.ru_minflt + now.ru_majflt - before) as f64 / frames as f64),
+        tracked_frame_macs: tracked_frame_macs(models, layout)?,
+        machine: Machine::here(),
     })
+}
+
+/// Multiply-adds of a frame whose pose was tracked and both hands (and the
+/// face, for 1662) were found: the models such a frame runs, once each but
+/// the hand models twice.
+fn tracked_frame_macs(models: &ModelSource, layout: Layout) -> anyhow::Result<u64> {
+    let mut runs = vec![
+        ("pose_landmark_full.onnx", 1),
+        ("hand_recrop.onnx", 2),
+        ("hand_landmark_full.onnx", 2),
+    ];
+    if layout == Layout::PoseFaceHands {
+        runs.extend([
+            ("face_detection_short_range.onnx", 1),
+            ("face_landmark.onnx", 1),
+        ]);
+    }
+    let mut total = 0;
+    for (file, times) in runs {
+        let side = MODELS
+            .iter()
+            .find(|(name, _)| *name == file)
+            .map_or(0, |(_, side)| *side as usize);
+        total += times * models::multiply_adds(models, file, &[1, side, side, 3])?;
+    }
+    Ok(total)
 }
 
 /// Adds one frame's timings to the stage records.

@@ -110,6 +110,16 @@ pub fn load_with(
     Model::load(&path, &bytes, shape, Rewrites::SigntopOps(layout))
 }
 
+/// Multiply-adds of one run of the landmark model `file` with input f32
+/// `shape` ([`crate::nn::model::multiply_adds`]).
+pub fn multiply_adds(models: &ModelSource, file: &str, shape: &[usize]) -> Result<u64, ModelError> {
+    let path = models.path_of(file);
+    let bytes = models
+        .read(file)
+        .map_err(|e| load_error(&path, shape, e.into()))?;
+    crate::nn::model::multiply_adds(&path, &bytes, shape)
+}
+
 /// The faster order for one of `models/`' files, as measured per model
 /// (`signtop bench --models`, one thread, ms p50, as loaded -> channels
 /// last): pose_landmark_full ~30 -> ~17, hand_landmark_full ~21 -> ~13,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{AxisOp, SpecialOps, TypedModelPatch};
+use tract_onnx::tract_core::ops::Cost;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::{DataFormat, Resize};
@@ -173,6 +174,30 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// Multiply-adds of one run of the ONNX model in `bytes` with input f32
+/// `shape`, as tract counts them on its decluttered graph: convolutions and
+/// matrix products (element-wise work left out). What signtop's ops compute
+/// is the same work, so this holds for every way of running it.
+pub fn multiply_adds(path: &Path, bytes: &[u8], shape: &[usize]) -> Result<u64, ModelError> {
+    let err = |source: anyhow::Error| load_error(path, shape, source);
+    let mut typed = Model::parse(path, bytes, shape)?
+        .with_input_fact(0, f32::fact(shape).into())
+        .and_then(|m| m.into_typed())
+        .map_err(err)?;
+    typed.declutter().map_err(err)?;
+    let mut total = 0u64;
+    for node in typed.nodes() {
+        let inputs = typed.node_input_facts(node.id).map_err(err)?;
+        for (cost, count) in node.op.cost(&inputs).map_err(err)? {
+            if matches!(cost, Cost::FMA(_)) {
+                let count = count.to_i64().map_err(|e| err(e.into()))?;
+                total += u64::try_from(count).unwrap_or(0);
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// The ONNX model in `bytes` as tract's typed graph, its first input fixed
@@ -972,5 +997,20 @@ mod tests {
             0,
             "all channels last now"
         );
+    }
+
+    #[test]
+    fn multiply_adds_are_counted_per_model() {
+        let count = |file: &str, side: usize| {
+            let path = Path::new(MODELS).join(file);
+            let bytes = std::fs::read(&path).unwrap();
+            multiply_adds(&path, &bytes, &[1, side, side, 3]).unwrap()
+        };
+        let hand = count("hand_landmark_full.onnx", 224);
+        // MediaPipe's model card: about 0.4 GFLOPs... of multiply-adds, the
+        // hand model's order of magnitude; the pose model is bigger.
+        assert!((100_000_000..2_000_000_000).contains(&hand), "{hand}");
+        assert!(count("pose_landmark_full.onnx", 256) > hand);
+        assert!(count("face_detection_short_range.onnx", 128) < hand);
     }
 }
