@@ -121,17 +121,16 @@ pub fn multiply_adds(models: &ModelSource, file: &str, shape: &[usize]) -> Resul
 }
 
 /// The faster order for one of `models/`' files, as measured per model
-/// (`signtop bench --models`, one thread, ms p50, as loaded -> channels
-/// last): pose_landmark_full ~30 -> ~17, hand_landmark_full ~21 -> ~13,
-/// pose_detection ~31 -> ~17. Slower channels last (measured with tract's
-/// own depthwise op, before signtop had one): hand_recrop 3.0 -> 3.6,
-/// face_landmark 6.1 -> 8.2, face_detection_short_range 3.4 -> 5.6.
+/// (`signtop bench --models`, ms p50, as loaded -> channels last; the first
+/// three on one thread, before signtop's own ops): pose_landmark_full ~30 ->
+/// ~17, hand_landmark_full ~21 -> ~13, pose_detection ~31 -> ~17. With
+/// signtop's depthwise and PReLU ops, on the landmark threads, interleaved:
+/// face_detection_short_range 2.54-2.62 -> 2.17-2.23, face_landmark 2.97-3.20
+/// -> 2.48-2.73, but hand_recrop 1.61 -> 2.08-2.13.
 pub fn channel_order(file: &str) -> ChannelOrder {
     match file {
-        "pose_detection.onnx" | "pose_landmark_full.onnx" | "hand_landmark_full.onnx" => {
-            ChannelOrder::ChannelsLast
-        }
-        _ => ChannelOrder::AsLoaded,
+        "hand_recrop.onnx" => ChannelOrder::AsLoaded,
+        _ => ChannelOrder::ChannelsLast,
     }
 }
 

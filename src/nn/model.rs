@@ -879,8 +879,8 @@ mod tests {
             ("pose_landmark_full.onnx", last, 256, 47, 0, 1),
             ("hand_recrop.onnx", loaded, 256, 6, 13, 0),
             ("hand_landmark_full.onnx", last, 224, 30, 0, 1),
-            ("face_detection_short_range.onnx", loaded, 128, 20, 0, 0),
-            ("face_landmark.onnx", loaded, 192, 22, 23, 0),
+            ("face_detection_short_range.onnx", last, 128, 20, 0, 0),
+            ("face_landmark.onnx", last, 192, 22, 23, 0),
         ] {
             let shape = [1, side, side, 3];
             let plan = |ours: bool| {
