@@ -6,6 +6,7 @@ use image::RgbImage;
 
 use super::roi::Roi;
 use crate::nn::parallel;
+use crate::nn::simd::Simd;
 
 /// What samples outside the image become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,20 +66,17 @@ pub fn warp_roi(
     let (w, h) = (image.width() as f32, image.height() as f32);
     let (iw, ih) = (image.width() as i64, image.height() as i64);
     let gain = (hi - lo) / 255.0;
-    let raw = image.as_raw();
-    let stride = image.width() as usize * 3;
-    let pixel = |x: i64, y: i64, c: usize| -> i64 {
-        let (x, y) = match border {
-            Border::Replicate => (x.clamp(0, iw - 1), y.clamp(0, ih - 1)),
-            Border::Zero if x < 0 || y < 0 || x >= iw || y >= ih => return 0,
-            Border::Zero => (x, y),
-        };
-        i64::from(raw[((y * iw + x) * 3) as usize + c])
-    };
     let (sin, cos) = roi.rotation.sin_cos();
     let (rw, rh) = (roi.w * w, roi.h * h);
-    // Every output value is one of 256 (an 8-bit sample, scaled).
-    let scaled: [f32; 256] = std::array::from_fn(|v| lo + gain * v as f32);
+    let source = Source {
+        raw: image.as_raw(),
+        iw,
+        ih,
+        stride: image.width() as usize * 3,
+        border,
+        // Every output value is one of 256 (an 8-bit sample, scaled).
+        scaled: std::array::from_fn(|v| lo + gain * v as f32),
+    };
     // MediaPipe's CPU ImageToTensor maps the ROI's corners onto the tensor's
     // corners with OpenCV's warpPerspective, whose pixel centres sit on
     // integer coordinates: tensor pixel i samples the ROI at i / size (not
@@ -97,12 +95,13 @@ pub fn warp_roi(
         return;
     }
     let offset = |i: usize| i as f32 / size as f32 - 0.5;
-    let columns: Vec<(f32, f32)> = (0..size)
+    let (columns_x, columns_y): (Vec<f32>, Vec<f32>) = (0..size)
         .map(|ox| {
             let px = offset(ox) * rw;
             (roi.x * w + px * cos, roi.y * h + px * sin)
         })
-        .collect();
+        .unzip();
+    let simd = Simd::chosen();
     // Bands of rows on the landmark threads that are free.
     let row_len = size * 3;
     let crop = (size * row_len).min(out.len());
@@ -115,51 +114,241 @@ pub fn warp_roi(
             for (i, row) in band.chunks_exact_mut(row_len).enumerate() {
                 let py = offset(first + i) * rh;
                 let (row_sin, row_cos) = (py * sin, py * cos);
-                for (dst, &(col_x, col_y)) in row.chunks_exact_mut(3).zip(&columns) {
-                    let (x, fx) = subpixel(col_x - row_sin);
-                    let (y, fy) = subpixel(col_y + row_cos);
-                    let weights = [
-                        (SUBPIXELS - fx) * (SUBPIXELS - fy),
-                        fx * (SUBPIXELS - fy),
-                        (SUBPIXELS - fx) * fy,
-                        fx * fy,
-                    ];
-                    let inside = x >= 0 && y >= 0 && x + 1 < iw && y + 1 < ih;
-                    if inside {
-                        // Fast path: all four neighbours are in the image.
-                        let top = ((y * iw + x) * 3) as usize;
-                        let (Some(upper), Some(lower)) = (
-                            raw.get(top..top + 6),
-                            raw.get(top + stride..top + stride + 6),
-                        ) else {
-                            continue;
-                        };
-                        for (c, o) in dst.iter_mut().enumerate() {
-                            let sum = i64::from(upper[c]) * weights[0]
-                                + i64::from(upper[c + 3]) * weights[1]
-                                + i64::from(lower[c]) * weights[2]
-                                + i64::from(lower[c + 3]) * weights[3];
-                            *o = scaled[fixed_point_to_u8(sum)];
+                let row_terms = (row_sin, row_cos);
+                let mut done = 0;
+                #[cfg(target_arch = "x86_64")]
+                if simd == Simd::Avx512 && source.fits_simd() {
+                    while done + LANES <= size {
+                        let columns = (&columns_x[done..], &columns_y[done..]);
+                        let dst = &mut row[done * 3..(done + LANES) * 3];
+                        // SAFETY: the CPU has AVX-512F (the chosen level);
+                        // 16 columns and 16 pixels of `dst` are there.
+                        let sampled = unsafe { source.sample16_avx512(columns, row_terms, dst) };
+                        for lane in (0..LANES).filter(|l| sampled & (1 << l) == 0) {
+                            let (sx, sy) = (columns_x[done + lane], columns_y[done + lane]);
+                            let dst = &mut dst[lane * 3..lane * 3 + 3];
+                            source.sample(sx - row_sin, sy + row_cos, dst);
                         }
-                    } else if border == Border::Zero
-                        && (x + 1 < 0 || y + 1 < 0 || x >= iw || y >= ih)
-                    {
-                        // No neighbour in the image (much of a crop that reaches
-                        // past the frame's edge): a zero sum.
-                        dst.fill(scaled[fixed_point_to_u8(0)]);
-                    } else {
-                        for (c, o) in dst.iter_mut().enumerate() {
-                            let sum = pixel(x, y, c) * weights[0]
-                                + pixel(x + 1, y, c) * weights[1]
-                                + pixel(x, y + 1, c) * weights[2]
-                                + pixel(x + 1, y + 1, c) * weights[3];
-                            *o = scaled[fixed_point_to_u8(sum)];
-                        }
+                        done += LANES;
                     }
+                }
+                let rest = columns_x[done..].iter().zip(&columns_y[done..]);
+                for (dst, (&col_x, &col_y)) in row[done * 3..].chunks_exact_mut(3).zip(rest) {
+                    source.sample(col_x - row_sin, col_y + row_cos, dst);
                 }
             }
         },
     );
+}
+
+/// Output pixels the AVX-512 sampler takes at once.
+const LANES: usize = 16;
+
+/// The image a crop samples, and how.
+struct Source<'a> {
+    raw: &'a [u8],
+    iw: i64,
+    ih: i64,
+    /// Bytes a row.
+    stride: usize,
+    border: Border,
+    /// The output value of each 8-bit sample.
+    scaled: [f32; 256],
+}
+
+impl Source<'_> {
+    /// One output pixel's three values, sampled at (`sx`, `sy`).
+    fn sample(&self, sx: f32, sy: f32, dst: &mut [f32]) {
+        let (iw, ih) = (self.iw, self.ih);
+        let (x, fx) = subpixel(sx);
+        let (y, fy) = subpixel(sy);
+        let weights = [
+            (SUBPIXELS - fx) * (SUBPIXELS - fy),
+            fx * (SUBPIXELS - fy),
+            (SUBPIXELS - fx) * fy,
+            fx * fy,
+        ];
+        let inside = x >= 0 && y >= 0 && x + 1 < iw && y + 1 < ih;
+        if inside {
+            // Fast path: all four neighbours are in the image.
+            let top = ((y * iw + x) * 3) as usize;
+            let (Some(upper), Some(lower)) = (
+                self.raw.get(top..top + 6),
+                self.raw.get(top + self.stride..top + self.stride + 6),
+            ) else {
+                return;
+            };
+            for (c, o) in dst.iter_mut().enumerate() {
+                let sum = i64::from(upper[c]) * weights[0]
+                    + i64::from(upper[c + 3]) * weights[1]
+                    + i64::from(lower[c]) * weights[2]
+                    + i64::from(lower[c + 3]) * weights[3];
+                *o = self.scaled[fixed_point_to_u8(sum)];
+            }
+        } else if self.border == Border::Zero && (x + 1 < 0 || y + 1 < 0 || x >= iw || y >= ih) {
+            // No neighbour in the image (much of a crop that reaches past the
+            // frame's edge): a zero sum.
+            dst.fill(self.scaled[fixed_point_to_u8(0)]);
+        } else {
+            for (c, o) in dst.iter_mut().enumerate() {
+                let sum = self.pixel(x, y, c) * weights[0]
+                    + self.pixel(x + 1, y, c) * weights[1]
+                    + self.pixel(x, y + 1, c) * weights[2]
+                    + self.pixel(x + 1, y + 1, c) * weights[3];
+                *o = self.scaled[fixed_point_to_u8(sum)];
+            }
+        }
+    }
+
+    /// Channel `c` of pixel (`x`, `y`), the border's value outside.
+    fn pixel(&self, x: i64, y: i64, c: usize) -> i64 {
+        let (iw, ih) = (self.iw, self.ih);
+        let (x, y) = match self.border {
+            Border::Replicate => (x.clamp(0, iw - 1), y.clamp(0, ih - 1)),
+            Border::Zero if x < 0 || y < 0 || x >= iw || y >= ih => return 0,
+            Border::Zero => (x, y),
+        };
+        i64::from(self.raw[((y * iw + x) * 3) as usize + c])
+    }
+
+    /// True when every byte offset fits the 32-bit lanes of the SIMD path.
+    fn fits_simd(&self) -> bool {
+        i32::try_from(self.raw.len()).is_ok()
+    }
+
+    /// 16 output pixels at once, positions (`columns` - `row_terms`.0,
+    /// `columns` + `row_terms`.1): the same integer sums as
+    /// [`Source::sample`]'s fast path, for the pixels whose four neighbours
+    /// are all in the image. Returns which of the 16 it wrote (bit per
+    /// pixel); the caller samples the others one by one.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `columns` must hold 16 values each and
+    /// `dst` 16 pixels (48 values); [`Source::fits_simd`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sample16_avx512(
+        &self,
+        columns: (&[f32], &[f32]),
+        row_terms: (f32, f32),
+        dst: &mut [f32],
+    ) -> u16 {
+        use std::arch::x86_64::*;
+        debug_assert!(
+            columns.0.len() >= LANES && columns.1.len() >= LANES && dst.len() >= 3 * LANES
+        );
+        // SAFETY: the loads read the 16 columns the caller holds; every
+        // gather is masked to the pixels whose four neighbours are in the
+        // image, and for those each 4-byte read at (top + c) and
+        // (top + stride + c), c < 3, ends at or before top + stride + 5, the
+        // last byte of the lower right neighbour; the table gathers index
+        // 0..=255 of `scaled`.
+        unsafe {
+            let sx = _mm512_sub_ps(
+                _mm512_loadu_ps(columns.0.as_ptr()),
+                _mm512_set1_ps(row_terms.0),
+            );
+            let sy = _mm512_add_ps(
+                _mm512_loadu_ps(columns.1.as_ptr()),
+                _mm512_set1_ps(row_terms.1),
+            );
+            // Positions in 1/32 pixel, rounded as `subpixel` does (the
+            // conversion rounds to nearest, ties to even; one out of i32's
+            // range becomes i32::MIN, outside the image).
+            let in_32ths = |v: __m512| {
+                let scale = _mm512_set1_pd(SUBPIXELS as f64);
+                let low = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+                let high = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                    _mm512_castps_pd(v),
+                )));
+                let low = _mm512_cvtpd_epi32(_mm512_mul_pd(low, scale));
+                let high = _mm512_cvtpd_epi32(_mm512_mul_pd(high, scale));
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
+            };
+            let (qx, qy) = (in_32ths(sx), in_32ths(sy));
+            let fraction = _mm512_set1_epi32(SUBPIXELS as i32 - 1);
+            let (x, fx) = (_mm512_srai_epi32::<5>(qx), _mm512_and_si512(qx, fraction));
+            let (y, fy) = (_mm512_srai_epi32::<5>(qy), _mm512_and_si512(qy, fraction));
+            let zero = _mm512_setzero_si512();
+            let one = _mm512_set1_epi32(1);
+            let inside = _mm512_cmpge_epi32_mask(x, zero)
+                & _mm512_cmpge_epi32_mask(y, zero)
+                & _mm512_cmplt_epi32_mask(
+                    _mm512_add_epi32(x, one),
+                    _mm512_set1_epi32(self.iw as i32),
+                )
+                & _mm512_cmplt_epi32_mask(
+                    _mm512_add_epi32(y, one),
+                    _mm512_set1_epi32(self.ih as i32),
+                );
+            if inside == 0 {
+                return 0;
+            }
+            let full = _mm512_set1_epi32(SUBPIXELS as i32);
+            let (gx, gy) = (_mm512_sub_epi32(full, fx), _mm512_sub_epi32(full, fy));
+            let weights = [
+                _mm512_mullo_epi32(gx, gy),
+                _mm512_mullo_epi32(fx, gy),
+                _mm512_mullo_epi32(gx, fy),
+                _mm512_mullo_epi32(fx, fy),
+            ];
+            let three = _mm512_set1_epi32(3);
+            let top = _mm512_mullo_epi32(
+                _mm512_add_epi32(_mm512_mullo_epi32(y, _mm512_set1_epi32(self.iw as i32)), x),
+                three,
+            );
+            let below = _mm512_add_epi32(top, _mm512_set1_epi32(self.stride as i32));
+            let byte = _mm512_set1_epi32(0xFF);
+            let base = self.raw.as_ptr();
+            let mut values = [[0.0f32; LANES]; 3];
+            for (c, channel) in values.iter_mut().enumerate() {
+                let c = _mm512_set1_epi32(c as i32);
+                // One 4-byte read holds a neighbour's channel (byte 0) and
+                // its right neighbour's (byte 3).
+                let upper = _mm512_mask_i32gather_epi32::<1>(
+                    zero,
+                    inside,
+                    _mm512_add_epi32(top, c),
+                    base.cast(),
+                );
+                let lower = _mm512_mask_i32gather_epi32::<1>(
+                    zero,
+                    inside,
+                    _mm512_add_epi32(below, c),
+                    base.cast(),
+                );
+                let terms = [
+                    _mm512_and_si512(upper, byte),
+                    _mm512_srli_epi32::<24>(upper),
+                    _mm512_and_si512(lower, byte),
+                    _mm512_srli_epi32::<24>(lower),
+                ];
+                let mut sum = zero;
+                for (t, w) in terms.iter().zip(&weights) {
+                    sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(*t, *w));
+                }
+                // fixed_point_to_u8: (sum * 32 + 2^14) >> 15, clamped.
+                let rounded = _mm512_srai_epi32::<15>(_mm512_add_epi32(
+                    _mm512_mullo_epi32(sum, _mm512_set1_epi32(WEIGHT_SCALE as i32)),
+                    _mm512_set1_epi32(1 << 14),
+                ));
+                let index = _mm512_min_epi32(_mm512_max_epi32(rounded, zero), byte);
+                let scaled = _mm512_mask_i32gather_ps::<4>(
+                    _mm512_setzero_ps(),
+                    inside,
+                    index,
+                    self.scaled.as_ptr().cast(),
+                );
+                _mm512_storeu_ps(channel.as_mut_ptr(), scaled);
+            }
+            for lane in (0..LANES).filter(|l| inside & (1 << l) != 0) {
+                for (c, channel) in values.iter().enumerate() {
+                    dst[lane * 3 + c] = channel[lane];
+                }
+            }
+            inside
+        }
+    }
 }
 
 /// What one sampled value costs, in multiply-adds of the convolutions (for

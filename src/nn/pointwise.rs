@@ -558,7 +558,14 @@ unsafe fn channel_major_avx2(op: &PointwiseConv, input: &[f32], output: *mut f32
                 let row = |i: usize| base.add(i * LANES);
                 if count == LANES {
                     for q in 0..4 {
-                        tile_avx2::<QUARTER>(op, input, p0 + q * QUARTER, s, row(q * QUARTER), LANES);
+                        tile_avx2::<QUARTER>(
+                            op,
+                            input,
+                            p0 + q * QUARTER,
+                            s,
+                            row(q * QUARTER),
+                            LANES,
+                        );
                     }
                 } else {
                     (0..count).for_each(|i| tile_avx2::<1>(op, input, p0 + i, s, row(i), LANES));
@@ -623,7 +630,8 @@ unsafe fn tile_avx2<const P: usize>(
             _mm256_loadu_ps(bias.as_ptr().add(HALF)),
         ];
         let (lo, hi) = (_mm256_set1_ps(op.clamp[0]), _mm256_set1_ps(op.clamp[1]));
-        let finish = |a: __m256, b: __m256| _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, b), lo), hi);
+        let finish =
+            |a: __m256, b: __m256| _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, b), lo), hi);
         for (p, row) in acc.iter().enumerate() {
             let to = dst.add(p * dst_row);
             let (low, high) = (finish(row[0], bias[0]), finish(row[1], bias[1]));

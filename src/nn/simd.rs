@@ -26,9 +26,14 @@ impl Simd {
     pub fn chosen() -> Simd {
         static CHOSEN: OnceLock<Simd> = OnceLock::new();
         *CHOSEN.get_or_init(|| {
-            let no_avx512 = std::env::var_os(NO_AVX512_VAR).is_some_and(|v| !v.is_empty() && v != "0");
+            let no_avx512 =
+                std::env::var_os(NO_AVX512_VAR).is_some_and(|v| !v.is_empty() && v != "0");
             let best = Simd::of_this_cpu();
-            if no_avx512 { best.min(Simd::Avx2) } else { best }
+            if no_avx512 {
+                best.min(Simd::Avx2)
+            } else {
+                best
+            }
         })
     }
 
