@@ -63,6 +63,21 @@ pub fn warp_roi(
     hi: f32,
     out: &mut [f32],
 ) {
+    warp_roi_with(Simd::chosen(), image, roi, size, border, lo, hi, out);
+}
+
+/// [`warp_roi`] at SIMD level `simd` (one the CPU has).
+#[allow(clippy::too_many_arguments)]
+fn warp_roi_with(
+    simd: Simd,
+    image: &RgbImage,
+    roi: &Roi,
+    size: usize,
+    border: Border,
+    lo: f32,
+    hi: f32,
+    out: &mut [f32],
+) {
     let (w, h) = (image.width() as f32, image.height() as f32);
     let (iw, ih) = (image.width() as i64, image.height() as i64);
     let gain = (hi - lo) / 255.0;
@@ -101,7 +116,6 @@ pub fn warp_roi(
             (roi.x * w + px * cos, roi.y * h + px * sin)
         })
         .unzip();
-    let simd = Simd::chosen();
     // Bands of rows on the landmark threads that are free.
     let row_len = size * 3;
     let crop = (size * row_len).min(out.len());
@@ -117,19 +131,26 @@ pub fn warp_roi(
                 let row_terms = (row_sin, row_cos);
                 let mut done = 0;
                 #[cfg(target_arch = "x86_64")]
-                if simd == Simd::Avx512 && source.fits_simd() {
-                    while done + LANES <= size {
+                if simd >= Simd::Avx2 && source.fits_simd() {
+                    let lanes = if simd == Simd::Avx512 { 16 } else { 8 };
+                    while done + lanes <= size {
                         let columns = (&columns_x[done..], &columns_y[done..]);
-                        let dst = &mut row[done * 3..(done + LANES) * 3];
-                        // SAFETY: the CPU has AVX-512F (the chosen level);
-                        // 16 columns and 16 pixels of `dst` are there.
-                        let sampled = unsafe { source.sample16_avx512(columns, row_terms, dst) };
-                        for lane in (0..LANES).filter(|l| sampled & (1 << l) == 0) {
+                        let dst = &mut row[done * 3..(done + lanes) * 3];
+                        // SAFETY: the CPU has the chosen level; `lanes`
+                        // columns and pixels of `dst` are there.
+                        let sampled = unsafe {
+                            if lanes == 16 {
+                                source.sample16_avx512(columns, row_terms, dst)
+                            } else {
+                                source.sample8_avx2(columns, row_terms, dst)
+                            }
+                        };
+                        for lane in (0..lanes).filter(|l| sampled & (1 << l) == 0) {
                             let (sx, sy) = (columns_x[done + lane], columns_y[done + lane]);
                             let dst = &mut dst[lane * 3..lane * 3 + 3];
                             source.sample(sx - row_sin, sy + row_cos, dst);
                         }
-                        done += LANES;
+                        done += lanes;
                     }
                 }
                 let rest = columns_x[done..].iter().zip(&columns_y[done..]);
@@ -349,6 +370,122 @@ impl Source<'_> {
             inside
         }
     }
+
+    /// [`Source::sample16_avx512`] 8 pixels at a time with AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; `columns` must hold 8 values each and `dst` 8
+    /// pixels (24 values); [`Source::fits_simd`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn sample8_avx2(
+        &self,
+        columns: (&[f32], &[f32]),
+        row_terms: (f32, f32),
+        dst: &mut [f32],
+    ) -> u16 {
+        use std::arch::x86_64::*;
+        const EIGHT: usize = 8;
+        debug_assert!(
+            columns.0.len() >= EIGHT && columns.1.len() >= EIGHT && dst.len() >= 3 * EIGHT
+        );
+        // SAFETY: as in `sample16_avx512`: loads of the caller's 8 columns,
+        // gathers masked to the pixels whose neighbours are all in the image.
+        unsafe {
+            let sx = _mm256_sub_ps(
+                _mm256_loadu_ps(columns.0.as_ptr()),
+                _mm256_set1_ps(row_terms.0),
+            );
+            let sy = _mm256_add_ps(
+                _mm256_loadu_ps(columns.1.as_ptr()),
+                _mm256_set1_ps(row_terms.1),
+            );
+            let in_32ths = |v: __m256| {
+                let scale = _mm256_set1_pd(SUBPIXELS as f64);
+                let low = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+                let high = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v));
+                let low = _mm256_cvtpd_epi32(_mm256_mul_pd(low, scale));
+                let high = _mm256_cvtpd_epi32(_mm256_mul_pd(high, scale));
+                _mm256_set_m128i(high, low)
+            };
+            let (qx, qy) = (in_32ths(sx), in_32ths(sy));
+            let fraction = _mm256_set1_epi32(SUBPIXELS as i32 - 1);
+            let (x, fx) = (_mm256_srai_epi32::<5>(qx), _mm256_and_si256(qx, fraction));
+            let (y, fy) = (_mm256_srai_epi32::<5>(qy), _mm256_and_si256(qy, fraction));
+            let minus_one = _mm256_set1_epi32(-1);
+            let one = _mm256_set1_epi32(1);
+            let inside = _mm256_and_si256(
+                _mm256_and_si256(
+                    _mm256_cmpgt_epi32(x, minus_one),
+                    _mm256_cmpgt_epi32(y, minus_one),
+                ),
+                _mm256_and_si256(
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32(self.iw as i32), _mm256_add_epi32(x, one)),
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32(self.ih as i32), _mm256_add_epi32(y, one)),
+                ),
+            );
+            let bits = _mm256_movemask_ps(_mm256_castsi256_ps(inside)) as u16;
+            if bits == 0 {
+                return 0;
+            }
+            let full = _mm256_set1_epi32(SUBPIXELS as i32);
+            let (gx, gy) = (_mm256_sub_epi32(full, fx), _mm256_sub_epi32(full, fy));
+            let weights = [
+                _mm256_mullo_epi32(gx, gy),
+                _mm256_mullo_epi32(fx, gy),
+                _mm256_mullo_epi32(gx, fy),
+                _mm256_mullo_epi32(fx, fy),
+            ];
+            let top = _mm256_mullo_epi32(
+                _mm256_add_epi32(_mm256_mullo_epi32(y, _mm256_set1_epi32(self.iw as i32)), x),
+                _mm256_set1_epi32(3),
+            );
+            let below = _mm256_add_epi32(top, _mm256_set1_epi32(self.stride as i32));
+            let zero = _mm256_setzero_si256();
+            let byte = _mm256_set1_epi32(0xFF);
+            let base: *const i32 = self.raw.as_ptr().cast();
+            let mut values = [[0.0f32; EIGHT]; 3];
+            for (c, channel) in values.iter_mut().enumerate() {
+                let c = _mm256_set1_epi32(c as i32);
+                let upper =
+                    _mm256_mask_i32gather_epi32::<1>(zero, base, _mm256_add_epi32(top, c), inside);
+                let lower = _mm256_mask_i32gather_epi32::<1>(
+                    zero,
+                    base,
+                    _mm256_add_epi32(below, c),
+                    inside,
+                );
+                let terms = [
+                    _mm256_and_si256(upper, byte),
+                    _mm256_srli_epi32::<24>(upper),
+                    _mm256_and_si256(lower, byte),
+                    _mm256_srli_epi32::<24>(lower),
+                ];
+                let mut sum = zero;
+                for (t, w) in terms.iter().zip(&weights) {
+                    sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(*t, *w));
+                }
+                let rounded = _mm256_srai_epi32::<15>(_mm256_add_epi32(
+                    _mm256_mullo_epi32(sum, _mm256_set1_epi32(WEIGHT_SCALE as i32)),
+                    _mm256_set1_epi32(1 << 14),
+                ));
+                let index = _mm256_min_epi32(_mm256_max_epi32(rounded, zero), byte);
+                let scaled = _mm256_mask_i32gather_ps::<4>(
+                    _mm256_setzero_ps(),
+                    self.scaled.as_ptr(),
+                    index,
+                    _mm256_castsi256_ps(inside),
+                );
+                _mm256_storeu_ps(channel.as_mut_ptr(), scaled);
+            }
+            for lane in (0..EIGHT).filter(|l| bits & (1 << l) != 0) {
+                for (c, channel) in values.iter().enumerate() {
+                    dst[lane * 3 + c] = channel[lane];
+                }
+            }
+            bits
+        }
+    }
 }
 
 /// What one sampled value costs, in multiply-adds of the convolutions (for
@@ -491,6 +628,12 @@ mod tests {
             warp_roi(&img, &roi, size, border, 0.0, 255.0, &mut out);
             let expected = warp_roi_per_pixel(&img, &roi, size, border);
             proptest::prop_assert_eq!(&out, &expected);
+            // At every SIMD level the CPU has.
+            for simd in Simd::available() {
+                let mut at_level = vec![f32::NAN; size * size * 3];
+                warp_roi_with(simd, &img, &roi, size, border, 0.0, 255.0, &mut at_level);
+                proptest::prop_assert_eq!(&at_level, &expected, "{:?}", simd);
+            }
             // In bands of rows on two threads (crops of 27 rows or more).
             let mut in_bands = vec![f32::NAN; size * size * 3];
             two_threads().install(|| warp_roi(&img, &roi, size, border, 0.0, 255.0, &mut in_bands));
