@@ -239,9 +239,10 @@ impl Source<'_> {
 
     /// 16 output pixels at once, positions (`columns` - `row_terms`.0,
     /// `columns` + `row_terms`.1): the same integer sums as
-    /// [`Source::sample`]'s fast path, for the pixels whose four neighbours
-    /// are all in the image. Returns which of the 16 it wrote (bit per
-    /// pixel); the caller samples the others one by one.
+    /// [`Source::sample`], for the pixels whose two columns are in the image
+    /// (rows past the edge clamped or zero, as the border says) and, with a
+    /// zero border, those with no neighbour in it. Returns which of the 16 it
+    /// wrote (bit per pixel); the caller samples the others one by one.
     ///
     /// # Safety
     /// The CPU must have AVX-512F; `columns` must hold 16 values each and
@@ -258,12 +259,11 @@ impl Source<'_> {
         debug_assert!(
             columns.0.len() >= LANES && columns.1.len() >= LANES && dst.len() >= 3 * LANES
         );
-        // SAFETY: the loads read the 16 columns the caller holds; every
-        // gather is masked to the pixels whose four neighbours are in the
-        // image, and for those each 4-byte read at (top + c) and
-        // (top + stride + c), c < 3, ends at or before top + stride + 5, the
-        // last byte of the lower right neighbour; the table gathers index
-        // 0..=255 of `scaled`.
+        // SAFETY: the loads read the 16 columns the caller holds; each row's
+        // gather is masked to the pixels whose columns x and x + 1 and that
+        // row are in the image, so its 4-byte read at (row, x) + c, c < 3,
+        // ends at or before the last byte of pixel (row, x + 1); the table
+        // gathers index 0..=255 of `scaled`.
         unsafe {
             let sx = _mm512_sub_ps(
                 _mm512_loadu_ps(columns.0.as_ptr()),
@@ -292,17 +292,34 @@ impl Source<'_> {
             let (y, fy) = (_mm512_srai_epi32::<5>(qy), _mm512_and_si512(qy, fraction));
             let zero = _mm512_setzero_si512();
             let one = _mm512_set1_epi32(1);
-            let inside = _mm512_cmpge_epi32_mask(x, zero)
-                & _mm512_cmpge_epi32_mask(y, zero)
-                & _mm512_cmplt_epi32_mask(
-                    _mm512_add_epi32(x, one),
-                    _mm512_set1_epi32(self.iw as i32),
-                )
-                & _mm512_cmplt_epi32_mask(
-                    _mm512_add_epi32(y, one),
-                    _mm512_set1_epi32(self.ih as i32),
-                );
-            if inside == 0 {
+            let (iw, ih) = (
+                _mm512_set1_epi32(self.iw as i32),
+                _mm512_set1_epi32(self.ih as i32),
+            );
+            let y1 = _mm512_add_epi32(y, one);
+            // Columns x and x + 1 both in the image: one 4-byte read a row
+            // holds both neighbours' channel (bytes 0 and 3).
+            let columns_in = _mm512_cmpge_epi32_mask(x, zero)
+                & _mm512_cmplt_epi32_mask(_mm512_add_epi32(x, one), iw);
+            let (rows, masks, handled) = match self.border {
+                Border::Replicate => {
+                    let last = _mm512_set1_epi32(self.ih as i32 - 1);
+                    let clamp = |r| _mm512_min_epi32(_mm512_max_epi32(r, zero), last);
+                    ([clamp(y), clamp(y1)], [columns_in; 2], columns_in)
+                }
+                Border::Zero => {
+                    let row_in =
+                        |r| _mm512_cmpge_epi32_mask(r, zero) & _mm512_cmplt_epi32_mask(r, ih);
+                    // No neighbour in the image: a zero sum, as below.
+                    let outside = _mm512_cmplt_epi32_mask(_mm512_add_epi32(x, one), zero)
+                        | _mm512_cmplt_epi32_mask(y1, zero)
+                        | _mm512_cmpge_epi32_mask(x, iw)
+                        | _mm512_cmpge_epi32_mask(y, ih);
+                    let masks = [columns_in & row_in(y), columns_in & row_in(y1)];
+                    ([y, y1], masks, columns_in | outside)
+                }
+            };
+            if handled == 0 {
                 return 0;
             }
             let full = _mm512_set1_epi32(SUBPIXELS as i32);
@@ -314,27 +331,23 @@ impl Source<'_> {
                 _mm512_mullo_epi32(fx, fy),
             ];
             let three = _mm512_set1_epi32(3);
-            let top = _mm512_mullo_epi32(
-                _mm512_add_epi32(_mm512_mullo_epi32(y, _mm512_set1_epi32(self.iw as i32)), x),
-                three,
-            );
-            let below = _mm512_add_epi32(top, _mm512_set1_epi32(self.stride as i32));
+            let offset =
+                |row| _mm512_mullo_epi32(_mm512_add_epi32(_mm512_mullo_epi32(row, iw), x), three);
+            let (top, below) = (offset(rows[0]), offset(rows[1]));
             let byte = _mm512_set1_epi32(0xFF);
             let base = self.raw.as_ptr();
             let mut values = [[0.0f32; LANES]; 3];
             for (c, channel) in values.iter_mut().enumerate() {
                 let c = _mm512_set1_epi32(c as i32);
-                // One 4-byte read holds a neighbour's channel (byte 0) and
-                // its right neighbour's (byte 3).
                 let upper = _mm512_mask_i32gather_epi32::<1>(
                     zero,
-                    inside,
+                    masks[0],
                     _mm512_add_epi32(top, c),
                     base.cast(),
                 );
                 let lower = _mm512_mask_i32gather_epi32::<1>(
                     zero,
-                    inside,
+                    masks[1],
                     _mm512_add_epi32(below, c),
                     base.cast(),
                 );
@@ -356,18 +369,18 @@ impl Source<'_> {
                 let index = _mm512_min_epi32(_mm512_max_epi32(rounded, zero), byte);
                 let scaled = _mm512_mask_i32gather_ps::<4>(
                     _mm512_setzero_ps(),
-                    inside,
+                    handled,
                     index,
                     self.scaled.as_ptr().cast(),
                 );
                 _mm512_storeu_ps(channel.as_mut_ptr(), scaled);
             }
-            for lane in (0..LANES).filter(|l| inside & (1 << l) != 0) {
+            for lane in (0..LANES).filter(|l| handled & (1 << l) != 0) {
                 for (c, channel) in values.iter().enumerate() {
                     dst[lane * 3 + c] = channel[lane];
                 }
             }
-            inside
+            handled
         }
     }
 
@@ -412,19 +425,45 @@ impl Source<'_> {
             let fraction = _mm256_set1_epi32(SUBPIXELS as i32 - 1);
             let (x, fx) = (_mm256_srai_epi32::<5>(qx), _mm256_and_si256(qx, fraction));
             let (y, fy) = (_mm256_srai_epi32::<5>(qy), _mm256_and_si256(qy, fraction));
-            let minus_one = _mm256_set1_epi32(-1);
+            let zero = _mm256_setzero_si256();
             let one = _mm256_set1_epi32(1);
-            let inside = _mm256_and_si256(
-                _mm256_and_si256(
-                    _mm256_cmpgt_epi32(x, minus_one),
-                    _mm256_cmpgt_epi32(y, minus_one),
-                ),
-                _mm256_and_si256(
-                    _mm256_cmpgt_epi32(_mm256_set1_epi32(self.iw as i32), _mm256_add_epi32(x, one)),
-                    _mm256_cmpgt_epi32(_mm256_set1_epi32(self.ih as i32), _mm256_add_epi32(y, one)),
-                ),
+            let minus_one = _mm256_set1_epi32(-1);
+            let (iw, ih) = (
+                _mm256_set1_epi32(self.iw as i32),
+                _mm256_set1_epi32(self.ih as i32),
             );
-            let bits = _mm256_movemask_ps(_mm256_castsi256_ps(inside)) as u16;
+            let and = |a, b| _mm256_and_si256(a, b);
+            let y1 = _mm256_add_epi32(y, one);
+            // As in `sample16_avx512`, with lanes of all ones for true.
+            let columns_in = and(
+                _mm256_cmpgt_epi32(x, minus_one),
+                _mm256_cmpgt_epi32(iw, _mm256_add_epi32(x, one)),
+            );
+            let (rows, masks, handled) = match self.border {
+                Border::Replicate => {
+                    let last = _mm256_set1_epi32(self.ih as i32 - 1);
+                    let clamp = |r| _mm256_min_epi32(_mm256_max_epi32(r, zero), last);
+                    ([clamp(y), clamp(y1)], [columns_in; 2], columns_in)
+                }
+                Border::Zero => {
+                    let row_in =
+                        |r| and(_mm256_cmpgt_epi32(r, minus_one), _mm256_cmpgt_epi32(ih, r));
+                    let or = |a, b| _mm256_or_si256(a, b);
+                    let outside = or(
+                        or(
+                            _mm256_cmpgt_epi32(zero, _mm256_add_epi32(x, one)),
+                            _mm256_cmpgt_epi32(zero, y1),
+                        ),
+                        or(
+                            _mm256_cmpgt_epi32(x, _mm256_sub_epi32(iw, one)),
+                            _mm256_cmpgt_epi32(y, _mm256_sub_epi32(ih, one)),
+                        ),
+                    );
+                    let masks = [and(columns_in, row_in(y)), and(columns_in, row_in(y1))];
+                    ([y, y1], masks, _mm256_or_si256(columns_in, outside))
+                }
+            };
+            let bits = _mm256_movemask_ps(_mm256_castsi256_ps(handled)) as u16;
             if bits == 0 {
                 return 0;
             }
@@ -436,24 +475,26 @@ impl Source<'_> {
                 _mm256_mullo_epi32(gx, fy),
                 _mm256_mullo_epi32(fx, fy),
             ];
-            let top = _mm256_mullo_epi32(
-                _mm256_add_epi32(_mm256_mullo_epi32(y, _mm256_set1_epi32(self.iw as i32)), x),
-                _mm256_set1_epi32(3),
-            );
-            let below = _mm256_add_epi32(top, _mm256_set1_epi32(self.stride as i32));
-            let zero = _mm256_setzero_si256();
+            let three = _mm256_set1_epi32(3);
+            let offset =
+                |row| _mm256_mullo_epi32(_mm256_add_epi32(_mm256_mullo_epi32(row, iw), x), three);
+            let (top, below) = (offset(rows[0]), offset(rows[1]));
             let byte = _mm256_set1_epi32(0xFF);
             let base: *const i32 = self.raw.as_ptr().cast();
             let mut values = [[0.0f32; EIGHT]; 3];
             for (c, channel) in values.iter_mut().enumerate() {
                 let c = _mm256_set1_epi32(c as i32);
-                let upper =
-                    _mm256_mask_i32gather_epi32::<1>(zero, base, _mm256_add_epi32(top, c), inside);
+                let upper = _mm256_mask_i32gather_epi32::<1>(
+                    zero,
+                    base,
+                    _mm256_add_epi32(top, c),
+                    masks[0],
+                );
                 let lower = _mm256_mask_i32gather_epi32::<1>(
                     zero,
                     base,
                     _mm256_add_epi32(below, c),
-                    inside,
+                    masks[1],
                 );
                 let terms = [
                     _mm256_and_si256(upper, byte),
@@ -474,7 +515,7 @@ impl Source<'_> {
                     _mm256_setzero_ps(),
                     self.scaled.as_ptr(),
                     index,
-                    _mm256_castsi256_ps(inside),
+                    _mm256_castsi256_ps(handled),
                 );
                 _mm256_storeu_ps(channel.as_mut_ptr(), scaled);
             }
