@@ -262,6 +262,13 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         Some(k) => Some(keep_first_takes(&mut data, k)?),
         None => None,
     };
+    let pull = config.adapt.anchor * config.learning_rate;
+    anyhow::ensure!(
+        (0.0..1.0).contains(&pull),
+        "--anchor {} x learning rate {} must be at least 0 and below 1 (the share of the way back each step)",
+        config.adapt.anchor,
+        config.learning_rate
+    );
     anyhow::ensure!(
         (0.0..0.9).contains(&args.val_split),
         "--val-split must be in [0, 0.9), got {}",
