@@ -42,10 +42,20 @@ pub struct ProbeArgs {
     /// Requested frame rate.
     #[arg(long, default_value_t = 30)]
     pub fps: u32,
+    /// Only unplug the device (vivid's Disconnect) and exit: it stays
+    /// unplugged while any other handle to it is open.
+    #[arg(long)]
+    pub unplug: bool,
 }
 
-/// Runs every check and prints its result; only a failure to list the device is an error.
+/// Runs every check and prints its result; only a failure to list the device
+/// is an error. With `--unplug`, only unplugs the device.
 pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
+    if args.unplug {
+        drop(press(args, VIVID_CID_DISCONNECT, ControlValue::None)?);
+        println!("PROBE-UNPLUGGED");
+        return Ok(());
+    }
     let report = devices::describe(&args.device)?;
     let formats: Vec<PixelFormat> = report
         .formats

@@ -50,6 +50,10 @@ pub struct RecordArgs {
     /// Countdown before each take, in seconds.
     #[arg(long, default_value_t = 3.0, value_name = "S")]
     pub countdown: f64,
+    /// A pause this long in the frames mid-take discards the take (it would
+    /// not be one movement); raise it where landmarks come slowly.
+    #[arg(long, default_value_t = session::DEFAULT_MAX_GAP.as_secs_f64(), value_name = "S")]
+    pub max_gap: f64,
     /// Source, models, layout and display: the monitor's options.
     #[command(flatten)]
     pub monitor: MonitorArgs,
@@ -68,10 +72,16 @@ impl RecordArgs {
             "--countdown {} must be 0 to 60 seconds",
             self.countdown
         );
+        anyhow::ensure!(
+            self.max_gap.is_finite() && self.max_gap > 0.0 && self.max_gap <= 600.0,
+            "--max-gap {} must be above 0 and at most 600 seconds",
+            self.max_gap
+        );
         Ok(Timing {
             takes: self.takes,
             seconds: self.seconds,
             countdown: self.countdown,
+            max_gap: Duration::from_secs_f64(self.max_gap),
         })
     }
 }
@@ -289,7 +299,11 @@ impl Recorder {
     fn feed(&mut self, pipeline: &Pipeline) -> Vec<Outcome> {
         let mut outcomes = Vec::new();
         for frame in pipeline.drain_landmarked() {
+            let was_recording = matches!(self.session.phase, Phase::Recording { .. });
             let step = self.session.on_frame(frame);
+            if !was_recording && matches!(self.session.phase, Phase::Recording { .. }) {
+                tracing::info!(sign = self.session.sign(), "take started");
+            }
             outcomes.extend(self.apply(step));
         }
         outcomes

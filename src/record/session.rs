@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use crate::pipeline::LandmarkedFrame;
 
-/// A gap this long between frames mid-take (the camera went away or
-/// stalled) discards the take: it would not be one continuous movement.
-const MAX_GAP: Duration = Duration::from_millis(500);
+/// The default of [`Timing::max_gap`].
+pub const DEFAULT_MAX_GAP: Duration = Duration::from_millis(500);
 
 /// How a session is timed.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -20,6 +19,9 @@ pub struct Timing {
     pub seconds: f64,
     /// Countdown before each take.
     pub countdown: f64,
+    /// A gap this long between frames mid-take (the camera went away or
+    /// stalled) discards the take: it would not be one continuous movement.
+    pub max_gap: Duration,
 }
 
 /// Where the session is.
@@ -215,7 +217,7 @@ impl Session {
                 }
                 Step::None
             }
-            Phase::Recording { .. } if gap.is_some_and(|g| g > MAX_GAP) => {
+            Phase::Recording { .. } if gap.is_some_and(|g| g > self.timing.max_gap) => {
                 let secs = gap.unwrap_or_default().as_secs_f64();
                 let reason = format!("no frames for {secs:.1} s mid-take");
                 self.discard_into(Phase::Countdown { until: None }, &reason)
@@ -334,6 +336,7 @@ mod tests {
             takes,
             seconds: 1.0,
             countdown: 0.5,
+            max_gap: DEFAULT_MAX_GAP,
         };
         Session::new(vec!["Cow".into(), "Bird".into()], vec![0, 2], timing)
     }

@@ -264,6 +264,7 @@ mod tests {
             takes: 5,
             seconds: 2.0,
             countdown: 3.0,
+            max_gap: crate::record::session::DEFAULT_MAX_GAP,
         };
         let mut s = Session::new(
             vec!["Cow".into(), "Bird".into(), "Thank you".into()],

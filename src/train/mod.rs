@@ -25,6 +25,15 @@ use trainer::{EpochLog, Prepared, Split, TrainConfig};
 /// Learning rate when adapting a trained model (`--from`).
 const ADAPT_LEARNING_RATE: f64 = 5e-4;
 
+/// Epochs when adapting (`--from`): a few takes a class overfit with more
+/// (models/README.md, "Few takes").
+const ADAPT_EPOCHS: usize = 40;
+
+/// `--anchor` when adapting: each step pulls the weights 10 x 5e-4 = 0.5% of
+/// the way back to the model's (models/README.md: 95.35% over 8 seeds with 5
+/// takes a class, against 89.89% without; worse with 1 or 3 takes).
+const ADAPT_ANCHOR: f64 = 10.0;
+
 /// Largest tract-vs-candle difference accepted after export.
 pub const PARITY_TOLERANCE: f32 = 1e-4;
 
@@ -46,6 +55,36 @@ pub enum FeaturesArg {
     BodyRelative,
     /// Raw MediaPipe coordinates, as SignPose fed them.
     Raw,
+}
+
+/// Layers `--from` leaves untouched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Freeze {
+    /// Train every layer.
+    None,
+    /// Keep the per-frame embedding (the first layer).
+    Embed,
+    /// Keep everything before the dense head (embedding and convolutions, or the LSTMs).
+    Trunk,
+}
+
+impl Freeze {
+    /// Variable-name prefixes of the frozen layers.
+    fn prefixes(self, net: &NetConfig) -> Vec<String> {
+        match (self, net) {
+            (Freeze::None, _) => Vec::new(),
+            (Freeze::Embed, NetConfig::Conv { .. }) => vec![net::EMBED.to_string()],
+            (Freeze::Embed, NetConfig::Lstm { .. }) => vec![net::lstm_name(0)],
+            (Freeze::Trunk, NetConfig::Conv { conv, .. }) => {
+                std::iter::once(net::EMBED.to_string())
+                    .chain((0..conv.len()).map(net::conv_name))
+                    .collect()
+            }
+            (Freeze::Trunk, NetConfig::Lstm { lstm, .. }) => {
+                (0..lstm.len()).map(net::lstm_name).collect()
+            }
+        }
+    }
 }
 
 /// `signtop train` arguments.
@@ -72,9 +111,9 @@ pub struct TrainArgs {
     /// What the model reads per frame.
     #[arg(long, value_enum, default_value_t = FeaturesArg::HandShapes)]
     pub features: FeaturesArg,
-    /// Maximum epochs.
-    #[arg(long, default_value_t = TrainConfig::default().epochs)]
-    pub epochs: usize,
+    /// Maximum epochs [default: 120, or 40 with --from].
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Seed (weights, shuffling, augmentation, dropout).
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
@@ -99,12 +138,22 @@ pub struct TrainArgs {
     pub no_framing: bool,
     /// Start from this model's weights (an ONNX file `signtop train` wrote)
     /// and adapt it to --data; classes the data adds get new outputs. Its
-    /// features, frames and span are kept.
+    /// features, frames and span are kept. Adapting defaults to 40 epochs at
+    /// learning rate 5e-4 with --anchor 10, the best measured with 5 takes a
+    /// sign (models/README.md).
     #[arg(long, value_name = "FILE.onnx")]
     pub from: Option<PathBuf>,
     /// AdamW learning rate (default 2e-3, or 5e-4 with --from).
     #[arg(long)]
     pub learning_rate: Option<f64>,
+    /// With --from: layers kept as the model has them (default: none).
+    #[arg(long, value_enum, requires = "from")]
+    pub freeze: Option<Freeze>,
+    /// With --from: after each step, pull every trained weight back towards
+    /// the model's value by this times the learning rate (default 10; 0 lets
+    /// the weights go where the takes lead).
+    #[arg(long, value_name = "RATE", requires = "from")]
+    pub anchor: Option<f64>,
     /// Train on only the first K recordings of each class (in the order
     /// given) and score the model on the rest: how few takes suffice.
     #[arg(long, value_name = "K")]
@@ -132,13 +181,18 @@ impl TrainArgs {
             augment.aspect = 0.0;
             augment.shift = 0.0;
         }
-        let learning_rate = self.learning_rate.unwrap_or(if self.from.is_some() {
+        let adapting = self.from.is_some();
+        let learning_rate = self.learning_rate.unwrap_or(if adapting {
             ADAPT_LEARNING_RATE
         } else {
             defaults.learning_rate
         });
         TrainConfig {
-            epochs: self.epochs,
+            epochs: self.epochs.unwrap_or(if adapting {
+                ADAPT_EPOCHS
+            } else {
+                defaults.epochs
+            }),
             seed: self.seed,
             learning_rate,
             preprocessing: match self.features {
@@ -151,6 +205,12 @@ impl TrainArgs {
                 Architecture::Lstm => NetConfig::signpose_lstm(),
             },
             augment,
+            adapt: trainer::AdaptConfig {
+                frozen: Vec::new(),
+                anchor: self
+                    .anchor
+                    .unwrap_or(if adapting { ADAPT_ANCHOR } else { 0.0 }),
+            },
             ..defaults
         }
     }
@@ -202,6 +262,13 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         Some(k) => Some(keep_first_takes(&mut data, k)?),
         None => None,
     };
+    let pull = config.adapt.anchor * config.learning_rate;
+    anyhow::ensure!(
+        (0.0..1.0).contains(&pull),
+        "--anchor {} x learning rate {} must be at least 0 and below 1 (the share of the way back each step)",
+        config.adapt.anchor,
+        config.learning_rate
+    );
     anyhow::ensure!(
         (0.0..0.9).contains(&args.val_split),
         "--val-split must be in [0, 0.9), got {}",
@@ -231,6 +298,10 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         )?),
         None => None,
     };
+    if let Some(net) = &start_net {
+        config.adapt.frozen = args.freeze.unwrap_or(Freeze::None).prefixes(net.config());
+        config.net = net.config().clone();
+    }
     let outcome = train_with_progress(&data, &prepared, &split, &config, start_net, "training")?;
     let net = outcome.net;
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -2,7 +2,7 @@
 //! with augmentation ([`super::augment`]), mini-batch AdamW, early stopping
 //! on validation loss, per-epoch history.
 
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -48,6 +48,21 @@ pub struct TrainConfig {
     pub augment: AugmentConfig,
     /// Architecture, layer sizes and dropout.
     pub net: NetConfig,
+    /// How a network started from another model's weights is held near them
+    /// (`--from`); the defaults change nothing.
+    #[serde(default)]
+    pub adapt: AdaptConfig,
+}
+
+/// Keeping an adapted network close to the model it started from: a few
+/// takes a class are too few to move every weight far.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AdaptConfig {
+    /// Layers left as they are (variable-name prefixes, e.g. `embed`, `conv0`).
+    pub frozen: Vec<String>,
+    /// After each step every trained weight moves this share of `lr` back
+    /// towards its starting value (weight decay towards the start, not zero).
+    pub anchor: f64,
 }
 
 impl Default for TrainConfig {
@@ -66,6 +81,7 @@ impl Default for TrainConfig {
             preprocessing: Preprocessing::HandShapes,
             augment: AugmentConfig::default(),
             net: NetConfig::default(),
+            adapt: AdaptConfig::default(),
         }
     }
 }
@@ -278,8 +294,10 @@ pub fn train_from(
     config: &TrainConfig,
     mut on_epoch: impl FnMut(&EpochLog),
 ) -> candle_core::Result<TrainOutcome> {
+    let trained = trained_vars(&net, &config.adapt.frozen)?;
+    let anchor = Anchor::new(&trained, config.adapt.anchor * config.learning_rate)?;
     let mut optimiser = AdamW::new(
-        net.varmap().all_vars(),
+        trained.into_iter().map(|(_, v)| v).collect(),
         ParamsAdamW {
             lr: config.learning_rate,
             weight_decay: config.weight_decay,
@@ -310,8 +328,15 @@ pub fn train_from(
         .collect();
     for epoch in 1..=config.epochs {
         order.shuffle(&mut rng);
-        let (train_loss, train_accuracy) =
-            train_epoch(&net, &mut optimiser, prepared, &order, config, &mut rng)?;
+        let (train_loss, train_accuracy) = train_epoch(
+            &net,
+            &mut optimiser,
+            &anchor,
+            prepared,
+            &order,
+            config,
+            &mut rng,
+        )?;
         let (val_loss, val_accuracy) = match &validation {
             None => (None, None),
             Some(batch) => {
@@ -357,6 +382,7 @@ pub fn train_from(
 fn train_epoch(
     net: &SignNet,
     optimiser: &mut AdamW,
+    anchor: &Anchor,
     prepared: &Prepared,
     order: &[usize],
     config: &TrainConfig,
@@ -368,11 +394,63 @@ fn train_epoch(
         let logits = net.forward(&batch.x, Some(rng))?;
         let loss = candle_nn::loss::cross_entropy(&logits, &batch.y)?;
         optimiser.backward_step(&loss)?;
+        anchor.pull()?;
         loss_sum += loss.to_scalar::<f32>()? * rows.len() as f32;
         correct += count_correct(&logits, &batch.y)?;
     }
     let n = order.len().max(1) as f32;
     Ok((loss_sum / n, correct as f32 / n))
+}
+
+/// The variables to train (name, variable): all of them, or all but those
+/// under a `frozen` prefix.
+fn trained_vars(net: &SignNet, frozen: &[String]) -> candle_core::Result<Vec<(String, Var)>> {
+    let data = net
+        .varmap()
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("variable map lock poisoned".into()))?;
+    let is_frozen = |name: &str| {
+        frozen.iter().any(|p| {
+            name.strip_prefix(p.as_str())
+                .is_some_and(|r| r.starts_with('.'))
+        })
+    };
+    let mut vars: Vec<(String, Var)> = data
+        .iter()
+        .filter(|(name, _)| !is_frozen(name))
+        .map(|(name, var)| (name.clone(), var.clone()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(vars)
+}
+
+/// Decoupled weight decay towards the starting weights: after each step
+/// `w -= rate * (w - w0)`. A rate of 0 does nothing.
+struct Anchor {
+    rate: f64,
+    start: Vec<(Var, Tensor)>,
+}
+
+impl Anchor {
+    fn new(vars: &[(String, Var)], rate: f64) -> candle_core::Result<Anchor> {
+        let start = if rate > 0.0 {
+            vars.iter()
+                .map(|(_, v)| Ok((v.clone(), v.as_tensor().copy()?)))
+                .collect::<candle_core::Result<_>>()?
+        } else {
+            Vec::new()
+        };
+        Ok(Anchor { rate, start })
+    }
+
+    fn pull(&self) -> candle_core::Result<()> {
+        for (var, start) in &self.start {
+            let w = var.as_tensor();
+            var.set(&(w - ((w - start)? * self.rate)?)?)?;
+        }
+        Ok(())
+    }
 }
 
 /// Mean loss and accuracy over a batch's windows, without dropout.
@@ -494,5 +572,71 @@ mod tests {
                 config.net
             );
         }
+    }
+
+    /// How far each variable moved from `start` (summed absolute change).
+    fn moved(net: &SignNet, start: &[(String, Tensor)]) -> Vec<(String, f32)> {
+        start
+            .iter()
+            .map(|(name, before)| {
+                let now = net.weight(name).unwrap();
+                let change = (now - before).unwrap().abs().unwrap().sum_all().unwrap();
+                (name.clone(), change.to_scalar::<f32>().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn adapting_leaves_frozen_layers_alone_and_the_anchor_holds_weights_near_the_start() {
+        let data = toy();
+        let net_config = NetConfig::Conv {
+            embed: 8,
+            conv: vec![8],
+            kernel: 3,
+            dense: vec![8],
+            dropout: 0.0,
+        };
+        let config = |adapt: AdaptConfig| TrainConfig {
+            epochs: 3,
+            batch_size: 4,
+            learning_rate: 1e-2,
+            frames: 5,
+            span_seconds: 0.5,
+            min_windows_per_epoch: 0,
+            augment: AugmentConfig::none(),
+            net: net_config.clone(),
+            adapt,
+            ..TrainConfig::default()
+        };
+        let prepared = Prepared::new(&data, &config(AdaptConfig::default()));
+        let split = Split {
+            train: (0..12).collect(),
+            val: vec![],
+        };
+        let adapted = |adapt: AdaptConfig| {
+            let net = SignNet::new(prepared.model_features(), 2, &net_config, 5).unwrap();
+            let start = net.snapshot().unwrap();
+            let outcome = train_from(net, &prepared, &split, &config(adapt), |_| {}).unwrap();
+            moved(&outcome.net, &start)
+        };
+        let free = adapted(AdaptConfig::default());
+        assert!(free.iter().all(|(_, m)| *m > 0.0), "{free:?}");
+        let frozen = adapted(AdaptConfig {
+            frozen: vec!["embed".into(), "conv0".into()],
+            ..AdaptConfig::default()
+        });
+        for (name, m) in &frozen {
+            let kept = name.starts_with("embed.") || name.starts_with("conv0.");
+            assert_eq!(*m == 0.0, kept, "{name} moved {m}");
+        }
+        let anchored = adapted(AdaptConfig {
+            anchor: 20.0,
+            ..AdaptConfig::default()
+        });
+        let total = |m: &[(String, f32)]| m.iter().map(|(_, m)| m).sum::<f32>();
+        assert!(
+            total(&anchored) < 0.8 * total(&free),
+            "anchored {anchored:?}, free {free:?}"
+        );
     }
 }
