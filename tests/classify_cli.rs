@@ -264,6 +264,39 @@ fn train_reports_other_sessions_and_reads_recordings_of_any_length() {
 }
 
 #[test]
+fn a_new_sign_adapts_the_built_in_model_without_a_models_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let takes = dir.path().join("takes");
+    recording_folder(&takes, 2, 3);
+    std::fs::rename(takes.join("Butterfly"), takes.join("Hello")).unwrap();
+    let adapted = dir.path().join("mine.onnx");
+    signtop()
+        .current_dir(dir.path())
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--val-split",
+            "0",
+            "--from",
+            "built-in",
+        ])
+        .arg("--data")
+        .arg(&takes)
+        .arg("--out")
+        .arg(&adapted)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "adding 1 class(es) to the model's 7: Hello",
+        ));
+    let built_in = SignModel::built_in(Layout::PoseHands).unwrap();
+    let loaded = SignModel::load(&adapted).unwrap();
+    assert_eq!(&loaded.labels()[..7], built_in.labels());
+    assert_eq!(loaded.labels()[7], "Hello");
+}
+
+#[test]
 fn the_built_in_model_is_the_shipped_one() {
     let built_in = SignModel::built_in(Layout::PoseHands).unwrap();
     let shipped = SignModel::load(Path::new(SHIPPED)).unwrap();

@@ -58,15 +58,27 @@ pub fn net_from_onnx(
     dropout: f32,
     seed: u64,
 ) -> Result<SignNet, ImportError> {
-    let foreign = |message: String| ImportError::Foreign {
-        path: path.to_path_buf(),
-        message,
-    };
     let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let model = pb::ModelProto::decode(bytes.as_slice()).map_err(|e| foreign(e.to_string()))?;
+    net_from_onnx_bytes(path, &bytes, features, classes, dropout, seed)
+}
+
+/// [`net_from_onnx`] from the ONNX file's bytes; `path` names it in messages.
+pub fn net_from_onnx_bytes(
+    path: &Path,
+    bytes: &[u8],
+    features: usize,
+    classes: usize,
+    dropout: f32,
+    seed: u64,
+) -> Result<SignNet, ImportError> {
+    let foreign = |message: String| ImportError::Foreign {
+        path: path.to_path_buf(),
+        message,
+    };
+    let model = pb::ModelProto::decode(bytes).map_err(|e| foreign(e.to_string()))?;
     let weights = initializers(&model);
     let config = config_of(&weights, dropout).map_err(&foreign)?;
     let mut net =

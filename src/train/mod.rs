@@ -136,7 +136,8 @@ pub struct TrainArgs {
     /// Train without framing changes (scale, aspect, shift, rotation).
     #[arg(long)]
     pub no_framing: bool,
-    /// Start from this model's weights (an ONNX file `signtop train` wrote)
+    /// Start from this model's weights (an ONNX file `signtop train` wrote,
+    /// or `built-in` for the sign model built into signtop, for --layout)
     /// and adapt it to --data; classes the data adds get new outputs. Its
     /// features, frames and span are kept. Adapting defaults to 40 epochs at
     /// learning rate 5e-4 with --anchor 10, the best measured with 5 takes a
@@ -248,10 +249,29 @@ impl TrainingLog {
     }
 }
 
+/// The `--from` value that names the sign model built into signtop.
+pub const BUILT_IN_FROM: &str = "built-in";
+
+/// The built-in sign model's ONNX bytes for `layout` (258 unless given),
+/// when `from` is [`BUILT_IN_FROM`].
+fn built_in_onnx(from: &Path, layout: Option<Layout>) -> Option<&'static [u8]> {
+    (from == Path::new(BUILT_IN_FROM)).then(|| match layout.unwrap_or(Layout::PoseHands) {
+        Layout::PoseHands => crate::classify::model::BUILT_IN_ONNX,
+        Layout::PoseFaceHands => crate::classify::model::BUILT_IN_ONNX_1662,
+    })
+}
+
 /// Runs `signtop train`.
 pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let base = args.from.as_ref().map(|m| SignModel::load(m)).transpose()?;
+    let base = args
+        .from
+        .as_ref()
+        .map(|m| match built_in_onnx(m, args.layout) {
+            Some(_) => SignModel::built_in(args.layout.unwrap_or(Layout::PoseHands)),
+            None => SignModel::load(m),
+        })
+        .transpose()?;
     let layout = base.as_ref().map(SignModel::layout).or(args.layout);
     let mut data = data::load_all(&args.data, layout)?;
     let mut config = args.config();
@@ -288,14 +308,15 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         return run_kfold(&data, &prepared, &config, k);
     }
     let split = trainer::split_by_recording(&data, args.val_split, config.seed);
+    let (features, classes) = (prepared.model_features(), data.labels.len());
+    let (dropout, seed) = (config.net.dropout(), config.seed);
     let start_net = match &args.from {
-        Some(path) => Some(import::net_from_onnx(
-            path,
-            prepared.model_features(),
-            data.labels.len(),
-            config.net.dropout(),
-            config.seed,
-        )?),
+        Some(path) => Some(match built_in_onnx(path, args.layout) {
+            Some(bytes) => {
+                import::net_from_onnx_bytes(path, bytes, features, classes, dropout, seed)?
+            }
+            None => import::net_from_onnx(path, features, classes, dropout, seed)?,
+        }),
         None => None,
     };
     if let Some(net) = &start_net {
