@@ -72,6 +72,22 @@ impl Simd {
         }
     }
 
+    /// Single-precision GFLOP/s one thread reaches at this level in a loop of
+    /// independent fused multiply-adds on registers (a multiply-add counted
+    /// as two), about `millis` long: the core's real peak, whatever its clock.
+    pub fn measured_peak_gflops(self, millis: u64) -> f64 {
+        let started = std::time::Instant::now();
+        let mut flops = 0.0;
+        let mut sink = 0.0;
+        while started.elapsed().as_millis() < u128::from(millis) {
+            let (done, value) = fma_loop(self, 100_000);
+            flops += done;
+            sink += value;
+        }
+        std::hint::black_box(sink);
+        flops / started.elapsed().as_secs_f64() / 1e9
+    }
+
     /// The name `bench` prints.
     pub fn name(self) -> &'static str {
         match self {
@@ -80,6 +96,69 @@ impl Simd {
             Simd::Avx512 => "AVX-512",
         }
     }
+}
+
+/// `rounds` rounds of 12 independent multiply-add chains at `simd`: the
+/// flops done and a value to keep the work from being optimised away.
+fn fma_loop(simd: Simd, rounds: usize) -> (f64, f32) {
+    match simd {
+        // SAFETY (each call): the level is one this CPU has.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 if Simd::of_this_cpu() >= Simd::Avx512 => unsafe {
+            (rounds as f64 * 12.0 * 16.0 * 2.0, fma_loop_avx512(rounds))
+        },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 if Simd::of_this_cpu() >= Simd::Avx2 => unsafe {
+            (rounds as f64 * 12.0 * 8.0 * 2.0, fma_loop_avx2(rounds))
+        },
+        _ => {
+            let mut acc = [1.0f32; 12];
+            for _ in 0..rounds {
+                for a in &mut acc {
+                    *a = a.mul_add(0.999_999, 1e-7);
+                }
+            }
+            (rounds as f64 * 12.0 * 2.0, acc.iter().sum())
+        }
+    }
+}
+
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_loop_avx512(rounds: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let (m, a) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    let mut acc = [_mm512_set1_ps(1.0); 12];
+    for _ in 0..rounds {
+        for v in &mut acc {
+            *v = _mm512_fmadd_ps(*v, m, a);
+        }
+    }
+    acc.iter().map(|v| _mm512_reduce_add_ps(*v)).sum()
+}
+
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_loop_avx2(rounds: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let (m, a) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    let mut acc = [_mm256_set1_ps(1.0); 12];
+    for _ in 0..rounds {
+        for v in &mut acc {
+            *v = _mm256_fmadd_ps(*v, m, a);
+        }
+    }
+    let mut lanes = [0.0f32; 8];
+    let sum = acc
+        .iter()
+        .fold(_mm256_setzero_ps(), |s, v| _mm256_add_ps(s, *v));
+    // SAFETY: `lanes` holds 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+    lanes.iter().sum()
 }
 
 #[cfg(test)]
@@ -91,5 +170,19 @@ mod tests {
         assert!(Simd::chosen() <= Simd::of_this_cpu());
         assert!(Simd::available().contains(&Simd::chosen()));
         assert_eq!(Simd::available()[0], Simd::Portable);
+    }
+
+    #[test]
+    fn the_fma_loop_counts_two_flops_a_lane_a_chain_a_round() {
+        for simd in Simd::available() {
+            let lanes = match simd {
+                Simd::Portable => 1.0,
+                Simd::Avx2 => 8.0,
+                Simd::Avx512 => 16.0,
+            };
+            let (flops, value) = fma_loop(simd, 10);
+            assert_eq!(flops, 10.0 * 12.0 * lanes * 2.0, "{simd:?}");
+            assert!(value.is_finite() && value > 0.0, "{simd:?}: {value}");
+        }
     }
 }
