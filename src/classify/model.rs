@@ -301,8 +301,6 @@ impl SignModel {
             return Err(self.window_error(format!("{} values", frames.len())));
         }
         let input = self.sidecar.preprocessing.apply_window(self.layout, frames);
-        let width = self.sidecar.preprocessing.model_features(self.layout);
-        debug_assert_eq!(input.len(), self.sidecar.frames * width);
         let outputs = self
             .model
             .run(&input)

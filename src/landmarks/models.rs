@@ -99,25 +99,35 @@ pub fn load_with(
     shape: &[usize],
     layout: ChannelOrder,
 ) -> Result<Model, ModelError> {
-    let path = models.path_of(file);
-    let bytes = models.read(file).map_err(|e| {
-        let cause = match e.kind() {
-            std::io::ErrorKind::NotFound => anyhow::anyhow!("file not found"),
-            _ => e.into(),
-        };
-        load_error(&path, shape, cause)
-    })?;
+    let (path, bytes) = read(models, file, shape)?;
     Model::load(&path, &bytes, shape, Rewrites::SigntopOps(layout))
 }
 
 /// Multiply-adds of one run of the landmark model `file` with input f32
 /// `shape` ([`crate::nn::model::multiply_adds`]).
 pub fn multiply_adds(models: &ModelSource, file: &str, shape: &[usize]) -> Result<u64, ModelError> {
-    let path = models.path_of(file);
-    let bytes = models
-        .read(file)
-        .map_err(|e| load_error(&path, shape, e.into()))?;
+    let (path, bytes) = read(models, file, shape)?;
     crate::nn::model::multiply_adds(&path, &bytes, shape)
+}
+
+/// The model `file`'s name in messages and its bytes; a file that cannot be
+/// read is a load error for input f32 `shape`.
+fn read(
+    models: &ModelSource,
+    file: &str,
+    shape: &[usize],
+) -> Result<(PathBuf, std::borrow::Cow<'static, [u8]>), ModelError> {
+    let path = models.path_of(file);
+    match models.read(file) {
+        Ok(bytes) => Ok((path, bytes)),
+        Err(e) => {
+            let cause = match e.kind() {
+                std::io::ErrorKind::NotFound => anyhow::anyhow!("file not found"),
+                _ => e.into(),
+            };
+            Err(load_error(&path, shape, cause))
+        }
+    }
 }
 
 /// The faster order for one of `models/`' files, as measured per model

@@ -116,6 +116,13 @@ fn warp_roi_with(
             (roi.x * w + px * cos, roi.y * h + px * sin)
         })
         .unzip();
+    // Output pixels the SIMD sampler takes at once, if it can.
+    #[cfg(target_arch = "x86_64")]
+    let simd_lanes = match simd {
+        Simd::Avx512 if source.fits_simd() => Some(LANES),
+        Simd::Avx2 if source.fits_simd() => Some(LANES / 2),
+        _ => None,
+    };
     // Bands of rows on the landmark threads that are free.
     let row_len = size * 3;
     let crop = (size * row_len).min(out.len());
@@ -131,15 +138,14 @@ fn warp_roi_with(
                 let row_terms = (row_sin, row_cos);
                 let mut done = 0;
                 #[cfg(target_arch = "x86_64")]
-                if simd >= Simd::Avx2 && source.fits_simd() {
-                    let lanes = if simd == Simd::Avx512 { 16 } else { 8 };
+                if let Some(lanes) = simd_lanes {
                     while done + lanes <= size {
                         let columns = (&columns_x[done..], &columns_y[done..]);
                         let dst = &mut row[done * 3..(done + lanes) * 3];
                         // SAFETY: the CPU has the chosen level; `lanes`
                         // columns and pixels of `dst` are there.
                         let sampled = unsafe {
-                            if lanes == 16 {
+                            if lanes == LANES {
                                 source.sample16_avx512(columns, row_terms, dst)
                             } else {
                                 source.sample8_avx2(columns, row_terms, dst)

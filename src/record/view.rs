@@ -252,7 +252,6 @@ fn draw_camera(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::landmarks::Landmark;
     use crate::pipeline::LandmarkedFrame;
     use crate::record::session::Timing;
     use ratatui::Terminal;
@@ -276,14 +275,7 @@ mod tests {
     }
 
     fn screen() -> Screen {
-        let pose = (0..33)
-            .map(|i| Landmark {
-                x: 0.4 + 0.2 * ((i % 2) as f32),
-                y: 0.1 + 0.025 * i as f32,
-                z: 0.0,
-                visibility: 1.0,
-            })
-            .collect();
+        let pose = crate::tui::skeleton::test_pose();
         Screen {
             out: "takes/".into(),
             source: "/dev/video0 YUYV 640x480".into(),

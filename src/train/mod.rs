@@ -252,26 +252,31 @@ impl TrainingLog {
 /// The `--from` value that names the sign model built into signtop.
 pub const BUILT_IN_FROM: &str = "built-in";
 
-/// The built-in sign model's ONNX bytes for `layout` (258 unless given),
-/// when `from` is [`BUILT_IN_FROM`].
-fn built_in_onnx(from: &Path, layout: Option<Layout>) -> Option<&'static [u8]> {
-    (from == Path::new(BUILT_IN_FROM)).then(|| match layout.unwrap_or(Layout::PoseHands) {
-        Layout::PoseHands => crate::classify::model::BUILT_IN_ONNX,
-        Layout::PoseFaceHands => crate::classify::model::BUILT_IN_ONNX_1662,
+/// When `from` is [`BUILT_IN_FROM`]: the built-in sign model's layout
+/// (`layout`, 258 unless given) and its ONNX bytes.
+fn built_in_base(from: &Path, layout: Option<Layout>) -> Option<(Layout, &'static [u8])> {
+    (from == Path::new(BUILT_IN_FROM)).then(|| {
+        let layout = layout.unwrap_or(Layout::PoseHands);
+        let onnx = match layout {
+            Layout::PoseHands => crate::classify::model::BUILT_IN_ONNX,
+            Layout::PoseFaceHands => crate::classify::model::BUILT_IN_ONNX_1662,
+        };
+        (layout, onnx)
     })
 }
 
 /// Runs `signtop train`.
 pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let base = args
+    let built_in = args
         .from
-        .as_ref()
-        .map(|m| match built_in_onnx(m, args.layout) {
-            Some(_) => SignModel::built_in(args.layout.unwrap_or(Layout::PoseHands)),
-            None => SignModel::load(m),
-        })
-        .transpose()?;
+        .as_deref()
+        .and_then(|m| built_in_base(m, args.layout));
+    let base = match (&args.from, built_in) {
+        (_, Some((layout, _))) => Some(SignModel::built_in(layout)?),
+        (Some(path), None) => Some(SignModel::load(path)?),
+        (None, None) => None,
+    };
     let layout = base.as_ref().map(SignModel::layout).or(args.layout);
     let mut data = data::load_all(&args.data, layout)?;
     let mut config = args.config();
@@ -311,8 +316,8 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let (features, classes) = (prepared.model_features(), data.labels.len());
     let (dropout, seed) = (config.net.dropout(), config.seed);
     let start_net = match &args.from {
-        Some(path) => Some(match built_in_onnx(path, args.layout) {
-            Some(bytes) => {
+        Some(path) => Some(match built_in {
+            Some((_, bytes)) => {
                 import::net_from_onnx_bytes(path, bytes, features, classes, dropout, seed)?
             }
             None => import::net_from_onnx(path, features, classes, dropout, seed)?,

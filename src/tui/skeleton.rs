@@ -87,6 +87,20 @@ fn draw_bones(
     }
 }
 
+/// A pose standing in the middle of the frame: what the screens' snapshot
+/// tests draw.
+#[cfg(test)]
+pub(crate) fn test_pose() -> Vec<Landmark> {
+    (0..33)
+        .map(|i| Landmark {
+            x: 0.4 + 0.2 * ((i % 2) as f32),
+            y: 0.1 + 0.025 * i as f32,
+            z: 0.0,
+            visibility: 1.0,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -533,14 +533,7 @@ mod tests {
             ],
         };
         // A pose standing in the middle of the frame, right hand raised.
-        let pose = (0..33)
-            .map(|i| Landmark {
-                x: 0.4 + 0.2 * ((i % 2) as f32),
-                y: 0.1 + 0.025 * i as f32,
-                z: 0.0,
-                visibility: 1.0,
-            })
-            .collect();
+        let pose = crate::tui::skeleton::test_pose();
         let hand = (0..21)
             .map(|i| Landmark::xyz(0.3 + 0.005 * i as f32, 0.3 - 0.006 * i as f32, 0.0))
             .collect();
