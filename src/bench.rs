@@ -13,6 +13,7 @@ use crate::keypoint_files::inspect::PartRates;
 use crate::landmarks::holistic::{Holistic, HolisticOptions, StageTimings};
 use crate::landmarks::keypoints::Layout;
 use crate::landmarks::models::{self, ModelSource};
+use crate::nn::model::OpTime;
 use crate::nn::parallel;
 use crate::nn::simd::{NO_AVX512_VAR, Simd};
 use crate::pipeline::metrics::Latency;
@@ -26,6 +27,10 @@ pub struct BenchArgs {
     /// Time each ONNX model on the frames instead of the whole pipeline.
     #[arg(long)]
     pub models: bool,
+    /// With `--models`: where each model's time goes, op by op (the time per
+    /// kind of op, and the slowest ops).
+    #[arg(long, requires = "models")]
+    pub ops: bool,
     /// Number of frames to time (the input is replayed from its start, with
     /// tracking reset, when shorter).
     #[arg(long, default_value_t = 100)]
@@ -128,6 +133,12 @@ fn run_models(args: &BenchArgs, dir: &ModelSource) -> anyhow::Result<()> {
             macs as f64 / 1e6,
             gflops(macs, stats.quantile_ms(0.5))
         );
+        if args.ops {
+            print!(
+                "{}",
+                op_profile(dir, file, *side, &frames, args.frames.max(1))?
+            );
+        }
     }
     println!("{}", Machine::here());
     Ok(())
@@ -477,6 +488,77 @@ fn to_input(image: &RgbImage, side: u32) -> Vec<f32> {
         .collect()
 }
 
+/// Where one model's time goes: each kind of op's share of the summed op
+/// times over `n` runs, then the slowest ops, each by its mean.
+fn op_profile(
+    dir: &ModelSource,
+    file: &str,
+    side: u32,
+    frames: &[RgbImage],
+    n: usize,
+) -> anyhow::Result<String> {
+    let s = side as usize;
+    let model = models::load(dir, file, &[1, s, s, 3])?;
+    let inputs: Vec<Vec<f32>> = frames.iter().map(|f| to_input(f, side)).collect();
+    let mut nodes: Vec<OpTime> = Vec::new();
+    for input in inputs.iter().cycle().take(n + 1) {
+        let run = parallel::with_helper(|| model.profile(input))?;
+        if nodes.is_empty() {
+            // The first run warms up; its times are dropped.
+            nodes = run
+                .into_iter()
+                .map(|o| OpTime {
+                    time: Duration::ZERO,
+                    ..o
+                })
+                .collect();
+            continue;
+        }
+        for (sum, op) in nodes.iter_mut().zip(run) {
+            sum.time += op.time;
+        }
+    }
+    Ok(format_op_profile(&nodes, n))
+}
+
+/// [`op_profile`]'s table from the ops' summed times over `runs` runs.
+fn format_op_profile(nodes: &[OpTime], runs: usize) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3 / runs.max(1) as f64;
+    let total: Duration = nodes.iter().map(|o| o.time).sum();
+    let mut kinds: Vec<(&str, Duration, usize)> = Vec::new();
+    for op in nodes {
+        match kinds.iter_mut().find(|(k, _, _)| *k == op.kind) {
+            Some((_, time, count)) => {
+                *time += op.time;
+                *count += 1;
+            }
+            None => kinds.push((&op.kind, op.time, 1)),
+        }
+    }
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
+    let mut out = format!("  ops {:.2} ms a run, by kind:\n", ms(total));
+    for (kind, time, count) in kinds.iter().filter(|k| !k.1.is_zero()) {
+        let share = 100.0 * time.as_secs_f64() / total.as_secs_f64().max(1e-12);
+        out += &format!(
+            "    {kind:<28} {count:>4} ops {:>7.3} ms {share:>5.1}%\n",
+            ms(*time)
+        );
+    }
+    let mut slowest: Vec<&OpTime> = nodes.iter().collect();
+    slowest.sort_by_key(|o| std::cmp::Reverse(o.time));
+    out += "  slowest ops:\n";
+    for op in slowest.iter().take(12) {
+        out += &format!(
+            "    {:>7.3} ms  {:<24} {:<18} {}\n",
+            ms(op.time),
+            op.kind,
+            op.shape,
+            op.node
+        );
+    }
+    out
+}
+
 /// Times `n` runs of one model, cycling over `frames` (one warm-up run first).
 fn time_model(
     dir: &ModelSource,
@@ -504,6 +586,39 @@ fn time_model(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_op_profile_sums_each_kind_and_lists_the_slowest_first() {
+        let op = |kind: &str, node: &str, ms: u64| OpTime {
+            kind: kind.into(),
+            node: node.into(),
+            shape: "1,8,8,16".into(),
+            time: Duration::from_millis(ms),
+        };
+        let nodes = [op("Conv", "a", 2), op("Pool", "b", 8), op("Conv", "c", 10)];
+        // Summed over two runs: per run, Conv 6 ms of 10, Pool 4.
+        let table = format_op_profile(&nodes, 2);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].contains("ops 10.00 ms a run"), "{table}");
+        assert!(
+            lines[1].contains("Conv") && lines[1].contains("2 ops"),
+            "{table}"
+        );
+        assert!(
+            lines[1].contains("6.000 ms") && lines[1].contains("60.0%"),
+            "{table}"
+        );
+        assert!(
+            lines[2].contains("Pool") && lines[2].contains("40.0%"),
+            "{table}"
+        );
+        assert_eq!(lines[3].trim(), "slowest ops:");
+        assert!(
+            lines[4].contains("5.000 ms") && lines[4].ends_with(" c"),
+            "{table}"
+        );
+        assert!(lines[6].ends_with(" a"), "{table}");
+    }
 
     #[test]
     fn percentiles_of_known_samples() {

@@ -3,13 +3,17 @@
 //! faster; the plan is shared read-only by every thread that runs it.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{AxisOp, SpecialOps, TypedModelPatch};
 use tract_onnx::tract_core::ops::Cost;
+use tract_onnx::tract_core::ops::array::Pad;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::cnn::MaxPool;
 use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::{DataFormat, Resize};
+use tract_onnx::tract_core::plan::SimpleState;
 
 use super::conv_op::Clamped;
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
@@ -71,11 +75,16 @@ pub enum ChannelOrder {
     /// As tract's optimiser leaves them: channels first for these models.
     AsLoaded,
     /// Channels last: depthwise convolutions on signtop's own op
-    /// ([`super::depthwise`]) and resizes on whole channel vectors. Only for
-    /// models whose other ops follow the layout change: where they don't
-    /// (MaxPool, PReLU in the face models and hand re-crop), tract adds a
-    /// transpose around every convolution and the model runs slower.
+    /// ([`super::depthwise`]) and resizes on whole channel vectors; the
+    /// other ops follow where tract can move their axes (the pose and hand
+    /// landmark models and the pose detector, whose max pools stay channels
+    /// first: their heads' convolutions keep tract's kernels and bits).
     ChannelsLast,
+    /// [`ChannelOrder::ChannelsLast`], and the max pools and pads too, so
+    /// that models built of those (the face models' blocks pool and pad
+    /// their shortcuts) run channels last from end to end instead of
+    /// turning around every convolution.
+    ChannelsLastThroughout,
 }
 
 /// How a model's graph is readied to run.
@@ -176,6 +185,50 @@ impl Model {
     }
 }
 
+/// Time one op of a model took in a run, for `bench --models --ops`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpTime {
+    /// The op's kind (tract's name for it, or signtop's op's).
+    pub kind: String,
+    /// Its node's name in the graph.
+    pub node: String,
+    /// Its output shape, e.g. `1,64,64,48`.
+    pub shape: String,
+    /// How long it ran.
+    pub time: Duration,
+}
+
+impl Model {
+    /// Runs on `input` as [`Model::run`] does, timing each op of the plan.
+    pub fn profile(&self, input: &[f32]) -> Result<Vec<OpTime>, ModelError> {
+        let run_err = |source: anyhow::Error| ModelError::Run {
+            name: self.name.clone(),
+            source,
+        };
+        let tensor = Tensor::from_shape(&self.shape, input).map_err(&run_err)?;
+        let mut state = SimpleState::new(&self.plan).map_err(&run_err)?;
+        let mut times = Vec::new();
+        state
+            .run_plan_with_eval(tvec!(tensor.into()), |ctx, op_state, node, inputs| {
+                let started = Instant::now();
+                let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                times.push(OpTime {
+                    kind: node.op.name().to_string(),
+                    node: node.name.clone(),
+                    shape: node.outputs.first().map_or(String::new(), |o| {
+                        let dims: Vec<String> =
+                            o.fact.shape.iter().map(|d| d.to_string()).collect();
+                        dims.join(",")
+                    }),
+                    time: started.elapsed(),
+                });
+                out
+            })
+            .map_err(&run_err)?;
+        Ok(times)
+    }
+}
+
 /// Multiply-adds of one run of the ONNX model in `bytes` with input f32
 /// `shape`, as tract counts them on its decluttered graph: convolutions and
 /// matrix products (element-wise work left out). What signtop's ops compute
@@ -225,18 +278,24 @@ fn optimise_with(
     our_ops: bool,
 ) -> TractResult<TypedModel> {
     model.declutter()?;
-    if layout == ChannelOrder::ChannelsLast {
+    if our_ops {
+        // Before the transposes fold: signtop's PReLU follows axis moves,
+        // tract-onnx's expansion (an `Iff`) stops them.
+        prelu_in_one_pass(&mut model)?;
+    }
+    if layout != ChannelOrder::AsLoaded {
         depthwise_channels_last(&mut model)?;
         resize_channels_last(&mut model)?;
-        // Folds each transpose pair the rewrite left between two convolutions.
+        if layout == ChannelOrder::ChannelsLastThroughout {
+            max_pool_channels_last(&mut model)?;
+            pad_channels_last(&mut model)?;
+        }
+        // Folds each transpose pair the rewrites left between two ops.
         model.declutter()?;
     }
-    if our_ops {
-        if PointwiseConv::is_fast_here() {
-            pointwise_on_our_op(&mut model)?;
-            patches_on_our_op(&mut model)?;
-        }
-        prelu_in_one_pass(&mut model)?;
+    if our_ops && PointwiseConv::is_fast_here() {
+        pointwise_on_our_op(&mut model)?;
+        patches_on_our_op(&mut model)?;
     }
     fuse_activations(&mut model)?;
     model.optimize()?;
@@ -652,6 +711,47 @@ fn resize_channels_last(model: &mut TypedModel) -> TractResult<usize> {
     })
 }
 
+/// Rewrites every channels-first 2-D max pool as: channels moved last, the
+/// pool channels last, channels moved back, so that the models' pools sit
+/// between channels-last convolutions without a transpose on either side
+/// (the face models' blocks pool their shortcut). Returns how many were
+/// rewritten.
+fn max_pool_channels_last(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each(model, |model, node, pool: &MaxPool| {
+        if pool.with_index_outputs.is_some()
+            || pool.pool_spec.data_format != DataFormat::NCHW
+            || model.outlet_fact(node.inputs[0])?.rank() != 4
+        {
+            return Ok(None);
+        }
+        let patch = with_channels_last(model, node, 1, 3, |patch, inputs| {
+            let mut op = pool.clone();
+            op.pool_spec.data_format = DataFormat::NHWC;
+            Ok(patch.wire_node(&node.name, op, &inputs)?[0])
+        })?;
+        Ok(Some(patch))
+    })
+}
+
+/// Rewrites every pad of a rank-4 tensor as: channels moved last, the same
+/// pad channels last, channels moved back. tract's pad follows an axis added
+/// or removed but not one moved, so it would keep a transpose on either side
+/// of the face models' shortcuts (which pad their channels).
+fn pad_channels_last(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each(model, |model, node, pad: &Pad| {
+        if model.outlet_fact(node.inputs[0])?.rank() != 4 {
+            return Ok(None);
+        }
+        let patch = with_channels_last(model, node, 1, 3, |patch, inputs| {
+            let mut op = pad.clone();
+            let channels = op.pads.remove(1);
+            op.pads.push(channels);
+            Ok(patch.wire_node(&node.name, op, &inputs)?[0])
+        })?;
+        Ok(Some(patch))
+    })
+}
+
 /// A channels-first depthwise `conv` as: channels moved from `c_axis` to
 /// `last_axis`, the convolution channels last, channels moved back.
 fn transposed_to_channels_last(
@@ -874,13 +974,14 @@ mod tests {
             eprintln!("no AVX2 here: signtop's pointwise op is not used");
         }
         let (last, loaded) = (ChannelOrder::ChannelsLast, ChannelOrder::AsLoaded);
+        let throughout = ChannelOrder::ChannelsLastThroughout;
         for (file, order, side, convs, prelus, patches) in [
             ("pose_detection.onnx", last, 224, 44, 0, 1),
             ("pose_landmark_full.onnx", last, 256, 47, 0, 1),
             ("hand_recrop.onnx", loaded, 256, 6, 13, 0),
             ("hand_landmark_full.onnx", last, 224, 30, 0, 1),
-            ("face_detection_short_range.onnx", last, 128, 20, 0, 0),
-            ("face_landmark.onnx", last, 192, 22, 23, 0),
+            ("face_detection_short_range.onnx", throughout, 128, 20, 0, 1),
+            ("face_landmark.onnx", throughout, 192, 22, 23, 2),
         ] {
             let shape = [1, side, side, 3];
             let plan = |ours: bool| {
@@ -959,6 +1060,33 @@ mod tests {
         assert_eq!(ours(&model), before, "all of them run by signtop's op");
         let again = depthwise_channels_last(&mut model).unwrap();
         assert_eq!(again, 0, "nothing left to rewrite");
+    }
+
+    #[test]
+    fn the_face_models_run_channels_last_from_end_to_end() {
+        for (file, side) in [
+            ("face_detection_short_range.onnx", 128),
+            ("face_landmark.onnx", 192),
+        ] {
+            // Moves of more than a head's few values (a 1x1 output's).
+            let moves = |order| {
+                let plan = load(file, side, order);
+                let model = plan.plan.model();
+                let moved = |n: &&TypedNode| {
+                    let big = model.outlet_fact(n.id.into()).is_ok_and(|f| {
+                        f.shape
+                            .as_concrete()
+                            .is_some_and(|s| s.iter().product::<usize>() > 2000)
+                    });
+                    big && n
+                        .op_as::<AxisOp>()
+                        .is_some_and(|op| matches!(op, AxisOp::Move(..)))
+                };
+                model.nodes().iter().filter(moved).count()
+            };
+            assert_eq!(moves(ChannelOrder::ChannelsLastThroughout), 0, "{file}");
+            assert!(moves(ChannelOrder::ChannelsLast) > 10, "{file}");
+        }
     }
 
     #[test]
