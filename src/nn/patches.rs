@@ -1,13 +1,15 @@
 //! A small convolution (the models' first, 3x3 over the image's 3 channels)
-//! as patches + signtop's 1x1 op, as a tract op.
+//! on signtop's 1x1 op's register tiles, as a tract op.
 //!
 //! tract lowers it to a matrix product over image patches whose results it
 //! stores one float at a time (a millisecond of the pose landmark model for
-//! 27 multiply-adds an output), after a separate padding pass. This op copies
-//! each output pixel's window into a row of patches, zeros where it falls in
-//! the padding, in tract's order (input channel, then kernel row, then column),
-//! and runs [`PointwiseConv`] on the rows: the same products summed in the
-//! same order from zero, so tract's values to the bit (tested).
+//! 27 multiply-adds an output), after a separate padding pass. This op runs
+//! [`PointwiseConv`]'s tiles on each output pixel's window as if it were a
+//! pixel of `C x kh x kw` channels, in tract's order (input channel, then
+//! kernel row, then column): read in place from the image where the window
+//! lies inside it, copied into a row of patches with zeros in the padding
+//! where it does not (the last row and column). The same products summed in
+//! the same order from zero, so tract's values to the bit (tested).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -18,18 +20,20 @@ use super::parallel;
 use super::depthwise::Geometry;
 use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
 
-/// What copying one value into a patch row costs, in multiply-adds of the
-/// 1x1 op (scalar and scattered against 16 lanes at once: about 30 measured).
-const PATCH_WORK: usize = 16;
-
 /// A convolution of a `[1, H, W, C]` or `[H, W, C]` f32 tensor into `N`
 /// channels last, with constant weights and bias.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchConv {
     /// Where each output pixel's window sits (`channels`: the input's).
     geometry: Geometry,
-    /// The 1x1 convolution of the patch rows.
+    /// The 1x1 convolution of the windows (each a pixel of `C x kh x kw`
+    /// channels).
     rows: PointwiseConv,
+    /// Where each value of a window lies in the image, from its first:
+    /// `((ky * W) + kx) * C + c` in the windows' order.
+    in_place: Vec<usize>,
+    /// The same for a row of patches: `0, 1, 2, ...`.
+    in_patch: Vec<usize>,
     input_shape: TVec<usize>,
     output_shape: TVec<usize>,
 }
@@ -65,25 +69,22 @@ impl PatchConv {
             weights,
             bias,
         )?;
+        let [kh, kw] = geometry.kernel;
+        let (c, iw) = (geometry.channels, geometry.input[1]);
+        let in_place = (0..patch)
+            .map(|i| {
+                let (ch, ky, kx) = (i / (kh * kw), i / kw % kh, i % kw);
+                (ky * iw + kx) * c + ch
+            })
+            .collect();
         Ok(PatchConv {
             geometry,
             rows,
+            in_place,
+            in_patch: (0..patch).collect(),
             input_shape: input_shape.into(),
             output_shape,
         })
-    }
-
-    /// Each output pixel's window as one row, zeros in the padding (in bands
-    /// of rows on the free threads of the current rayon pool).
-    fn patches(&self, input: &[f32]) -> Vec<f32> {
-        let g = &self.geometry;
-        let row_len = g.channels * g.kernel[0] * g.kernel[1];
-        let pixels = g.output[0] * g.output[1];
-        let mut rows = vec![0.0f32; pixels * row_len];
-        parallel::for_each_band(&mut rows, row_len, row_len * PATCH_WORK, |pixels, band| {
-            self.fill_patches(input, pixels.start, band)
-        });
-        rows
     }
 
     /// The patch rows of output pixels `first..` into `band` (zeroed).
@@ -116,9 +117,97 @@ impl PatchConv {
         }
     }
 
-    /// Convolves `input` (channels last) into `output` (channels last).
+    /// Convolves `input` (channels last) into `output` (channels last), in
+    /// bands of output rows on the free threads of the current rayon pool.
     pub fn convolve(&self, input: &[f32], output: &mut [f32]) {
-        self.rows.convolve(&self.patches(input), output);
+        let g = &self.geometry;
+        let [oh, ow] = g.output;
+        let row_len = ow * self.rows.output_channels();
+        assert!(input.len() >= g.input[0] * g.input[1] * g.channels);
+        assert!(output.len() >= oh * row_len);
+        let row_work = row_len * self.in_place.len();
+        parallel::for_each_band(
+            &mut output[..oh * row_len],
+            row_len,
+            row_work,
+            |rows, band| self.convolve_rows(input, rows, band),
+        );
+    }
+
+    /// The output columns whose windows lie inside the image horizontally.
+    fn inside_columns(&self) -> std::ops::Range<usize> {
+        let g = &self.geometry;
+        let (stride, pad, kw) = (g.stride[1], g.pad_before[1], g.kernel[1]);
+        let first = pad.div_ceil(stride);
+        let end = match (g.input[1] + pad).checked_sub(kw) {
+            Some(last_start) => (last_start / stride + 1).min(g.output[1]),
+            None => 0,
+        };
+        first.min(end)..end
+    }
+
+    /// Output rows `rows` into `band` (those rows alone).
+    fn convolve_rows(&self, input: &[f32], rows: std::ops::Range<usize>, band: &mut [f32]) {
+        let g = &self.geometry;
+        let ow = g.output[1];
+        let n = self.rows.output_channels();
+        let inside = self.inside_columns();
+        let mut patches = vec![0.0f32; ow * self.in_patch.len()];
+        for (oy, out) in rows.zip(band.chunks_exact_mut(ow * n)) {
+            let y0 = (oy * g.stride[0]) as isize - g.pad_before[0] as isize;
+            let rows_inside = y0 >= 0 && y0 as usize + g.kernel[0] <= g.input[0];
+            let direct = if rows_inside { inside.clone() } else { 0..0 };
+            if !direct.is_empty() {
+                let x0 = direct.start * g.stride[1] - g.pad_before[1];
+                let first = (y0 as usize * g.input[1] + x0) * g.channels;
+                // SAFETY: the windows of these columns lie inside the image
+                // (`inside_columns`, and the rows checked above), so every
+                // value read is inside `input` (length checked by
+                // `convolve`); the outputs are this row's, in `out`.
+                unsafe {
+                    self.rows.convolve_windows(
+                        input[first..].as_ptr(),
+                        g.stride[1] * g.channels,
+                        &self.in_place,
+                        direct.len(),
+                        out[direct.start * n..].as_mut_ptr(),
+                    )
+                };
+            }
+            for cols in [0..direct.start, direct.end..ow] {
+                self.through_patches(input, oy, cols, &mut patches, out);
+            }
+        }
+    }
+
+    /// Output columns `cols` of row `oy` into `out` (the row), through rows
+    /// of patches (zeros in the padding) in `patches`.
+    fn through_patches(
+        &self,
+        input: &[f32],
+        oy: usize,
+        cols: std::ops::Range<usize>,
+        patches: &mut [f32],
+        out: &mut [f32],
+    ) {
+        if cols.is_empty() {
+            return;
+        }
+        let (len, n) = (self.in_patch.len(), self.rows.output_channels());
+        let patches = &mut patches[..cols.len() * len];
+        patches.fill(0.0);
+        self.fill_patches(input, oy * self.geometry.output[1] + cols.start, patches);
+        // SAFETY: the patch rows hold `cols.len()` windows of `len` values,
+        // and `out` those columns' outputs.
+        unsafe {
+            self.rows.convolve_windows(
+                patches.as_ptr(),
+                len,
+                &self.in_patch,
+                cols.len(),
+                out[cols.start * n..cols.end * n].as_mut_ptr(),
+            )
+        };
     }
 }
 
@@ -196,10 +285,16 @@ mod tests {
             .num_threads(3)
             .build()
             .unwrap();
-        // The models' first convolution (3x3, stride 2, padding after only)
-        // and a padded stride-1 one.
-        for (side, c, n, stride, before, after) in [(17, 3, 24, 2, 0, 1), (9, 4, 16, 1, 1, 1)] {
-            let k = 3;
+        // The models' first convolutions (3x3 or 5x5, stride 2, padding
+        // after only or on both sides), a padded stride-1 one, and inputs
+        // too small for any window to lie inside (all through patches).
+        for (side, k, c, n, stride, before, after) in [
+            (17, 3, 3, 24, 2, 0, 1),
+            (9, 3, 4, 16, 1, 1, 1),
+            (16, 5, 3, 24, 2, 1, 2),
+            (2, 3, 3, 8, 1, 1, 1),
+            (3, 5, 2, 20, 2, 2, 2),
+        ] {
             let weights = values(c * k * k * n, 1);
             let bias = values(n, 2);
             let input = values(side * side * c, 3);

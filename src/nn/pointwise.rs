@@ -172,6 +172,61 @@ impl PointwiseConv {
         Ok(self)
     }
 
+    /// Output pixels `pixels`, channels last at `output + p * N` (pixel `p`
+    /// counted from `pixels.start`), whose input values are read in place:
+    /// value (pixel `p`, channel `k`) at `x + p * pixel_step + offsets[k]`.
+    /// The same sums as [`PointwiseConv::convolve`]'s, on this thread.
+    ///
+    /// # Safety
+    /// Every value read must lie in one buffer that `x` points into, and
+    /// `output` must hold `pixels.len()` pixels of `N` values that no other
+    /// thread writes meanwhile. The op must store channels last.
+    pub(crate) unsafe fn convolve_windows(
+        &self,
+        x: *const f32,
+        pixel_step: usize,
+        offsets: &[usize],
+        pixels: usize,
+        output: *mut f32,
+    ) {
+        assert!(offsets.len() == self.inputs && self.output_order == OutputOrder::PixelMajor);
+        let src = Src {
+            base: x,
+            pixel_step,
+            channels: offsets,
+        };
+        let part = Part {
+            pixels: 0..pixels,
+            slabs: 0..self.outputs.div_ceil(LANES),
+        };
+        // SAFETY (each): the caller's; the chosen level is one the CPU has.
+        match Simd::chosen() {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { pixel_major_avx512(self, src, output, &part) },
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { pixel_major_avx2(self, src, output, &part) },
+            _ => {
+                for p in 0..pixels {
+                    for n in 0..self.outputs {
+                        let (slab, lane) = (n / LANES, n % LANES);
+                        let w = &self.packed[slab * self.inputs * LANES..];
+                        let sum = offsets.iter().enumerate().fold(0.0f32, |acc, (k, &at)| {
+                            // SAFETY: the caller's.
+                            let v = unsafe { *x.add(p * pixel_step + at) };
+                            v.mul_add(w[k * LANES + lane], acc)
+                        });
+                        let v = sum + self.bias[n];
+                        // SAFETY: the caller's.
+                        unsafe {
+                            *output.add(p * self.outputs + n) =
+                                v.max(self.clamp[0]).min(self.clamp[1])
+                        };
+                    }
+                }
+            }
+        }
+    }
+
     /// Where input value (pixel, channel) is: (pixel stride, channel stride).
     fn input_strides(&self) -> (usize, usize) {
         match self.order {
@@ -232,11 +287,17 @@ impl PointwiseConv {
     /// `output` meanwhile.
     unsafe fn convolve_part(&self, simd: Simd, input: &[f32], output: SharedOutput, part: &Part) {
         // SAFETY (each call): the CPU has `simd`, the rest is this function's.
+        let (p_stride, k_stride) = self.input_strides();
+        let src = Src {
+            base: input.as_ptr(),
+            pixel_step: p_stride,
+            channels: Stride(k_stride),
+        };
         match simd {
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { convolve_avx512(self, input, output.0, part) },
+            Simd::Avx512 => unsafe { convolve_avx512(self, src, output.0, part) },
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { convolve_avx2(self, input, output.0, part) },
+            Simd::Avx2 => unsafe { convolve_avx2(self, src, output.0, part) },
             _ => unsafe { self.convolve_portable(input, output.0, part) },
         }
     }
@@ -300,6 +361,41 @@ impl PointwiseConv {
     }
 }
 
+/// Where input channel `k` of a pixel is, counted from the pixel's first
+/// value.
+pub(crate) trait ChannelOffsets: Copy {
+    /// The offset of channel `k`.
+    fn at(self, k: usize) -> usize;
+}
+
+/// Channels `stride` values apart (1 channels last, the pixel count first).
+#[derive(Clone, Copy)]
+pub(crate) struct Stride(pub usize);
+
+impl ChannelOffsets for Stride {
+    #[inline(always)]
+    fn at(self, k: usize) -> usize {
+        k * self.0
+    }
+}
+
+/// Channels anywhere: a window's values read in place from an image.
+impl ChannelOffsets for &[usize] {
+    #[inline(always)]
+    fn at(self, k: usize) -> usize {
+        self[k]
+    }
+}
+
+/// Where the register tiles read their input: value (pixel `p`, channel
+/// `k`) at `base + p * pixel_step + channels.at(k)`.
+#[derive(Clone, Copy)]
+pub(crate) struct Src<O> {
+    pub base: *const f32,
+    pub pixel_step: usize,
+    pub channels: O,
+}
+
 /// Pixels x 16-channel slabs of the output, computed together on one thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Part {
@@ -325,12 +421,17 @@ unsafe impl Sync for SharedOutput {}
 /// [`PointwiseConv::convolve_part`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn convolve_avx512(op: &PointwiseConv, input: &[f32], output: *mut f32, part: &Part) {
+unsafe fn convolve_avx512<O: ChannelOffsets>(
+    op: &PointwiseConv,
+    src: Src<O>,
+    output: *mut f32,
+    part: &Part,
+) {
     // SAFETY: as this function's.
     unsafe {
         match op.output_order {
-            OutputOrder::PixelMajor => pixel_major_avx512(op, input, output, part),
-            OutputOrder::ChannelMajor => channel_major_avx512(op, input, output, part),
+            OutputOrder::PixelMajor => pixel_major_avx512(op, src, output, part),
+            OutputOrder::ChannelMajor => channel_major_avx512(op, src, output, part),
         }
     }
 }
@@ -342,7 +443,12 @@ unsafe fn convolve_avx512(op: &PointwiseConv, input: &[f32], output: *mut f32, p
 /// As [`convolve_avx512`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pixel_major_avx512(op: &PointwiseConv, input: &[f32], output: *mut f32, part: &Part) {
+unsafe fn pixel_major_avx512<O: ChannelOffsets>(
+    op: &PointwiseConv,
+    src: Src<O>,
+    output: *mut f32,
+    part: &Part,
+) {
     let n_len = op.outputs;
     let mut p0 = part.pixels.start;
     while p0 < part.pixels.end {
@@ -355,22 +461,18 @@ unsafe fn pixel_major_avx512(op: &PointwiseConv, input: &[f32], output: *mut f32
             // `at` inside `output`.
             unsafe {
                 match (pixels == PIXELS, group) {
-                    (true, 4) => tile::<PIXELS, 4>(op, input, p0, s0, at(p0), n_len),
-                    (true, 3) => tile::<PIXELS, 3>(op, input, p0, s0, at(p0), n_len),
-                    (true, 2) => tile::<PIXELS, 2>(op, input, p0, s0, at(p0), n_len),
-                    (true, _) => tile::<PIXELS, 1>(op, input, p0, s0, at(p0), n_len),
-                    (false, 4) => {
-                        (p0..p0 + pixels).for_each(|p| tile::<1, 4>(op, input, p, s0, at(p), n_len))
-                    }
-                    (false, 3) => {
-                        (p0..p0 + pixels).for_each(|p| tile::<1, 3>(op, input, p, s0, at(p), n_len))
-                    }
-                    (false, 2) => {
-                        (p0..p0 + pixels).for_each(|p| tile::<1, 2>(op, input, p, s0, at(p), n_len))
-                    }
-                    (false, _) => {
-                        (p0..p0 + pixels).for_each(|p| tile::<1, 1>(op, input, p, s0, at(p), n_len))
-                    }
+                    (true, 4) => tile::<PIXELS, 4, O>(op, src, p0, s0, at(p0), n_len),
+                    (true, 3) => tile::<PIXELS, 3, O>(op, src, p0, s0, at(p0), n_len),
+                    (true, 2) => tile::<PIXELS, 2, O>(op, src, p0, s0, at(p0), n_len),
+                    (true, _) => tile::<PIXELS, 1, O>(op, src, p0, s0, at(p0), n_len),
+                    (false, 4) => (p0..p0 + pixels)
+                        .for_each(|p| tile::<1, 4, O>(op, src, p, s0, at(p), n_len)),
+                    (false, 3) => (p0..p0 + pixels)
+                        .for_each(|p| tile::<1, 3, O>(op, src, p, s0, at(p), n_len)),
+                    (false, 2) => (p0..p0 + pixels)
+                        .for_each(|p| tile::<1, 2, O>(op, src, p, s0, at(p), n_len)),
+                    (false, _) => (p0..p0 + pixels)
+                        .for_each(|p| tile::<1, 1, O>(op, src, p, s0, at(p), n_len)),
                 }
             }
             s0 += group;
@@ -387,7 +489,12 @@ unsafe fn pixel_major_avx512(op: &PointwiseConv, input: &[f32], output: *mut f32
 /// As [`convolve_avx512`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn channel_major_avx512(op: &PointwiseConv, input: &[f32], output: *mut f32, part: &Part) {
+unsafe fn channel_major_avx512<O: ChannelOffsets>(
+    op: &PointwiseConv,
+    src: Src<O>,
+    output: *mut f32,
+    part: &Part,
+) {
     use std::arch::x86_64::*;
     let (pixels, n_len) = (op.pixels, op.outputs);
     let mut scratch = [0.0f32; LANES * LANES];
@@ -405,7 +512,7 @@ unsafe fn channel_major_avx512(op: &PointwiseConv, input: &[f32], output: *mut f
             // each store writes 16 pixels of one channel inside `output`.
             unsafe {
                 if count == LANES {
-                    tile::<LANES, 1>(op, input, p0, s0, scratch.as_mut_ptr(), LANES);
+                    tile::<LANES, 1, O>(op, src, p0, s0, scratch.as_mut_ptr(), LANES);
                     for lane in 0..lanes {
                         let channel = _mm512_i32gather_ps::<4>(rows, scratch.as_ptr().add(lane));
                         let to = output.add((s0 * LANES + lane) * pixels + p0);
@@ -414,7 +521,7 @@ unsafe fn channel_major_avx512(op: &PointwiseConv, input: &[f32], output: *mut f
                 } else {
                     for i in 0..count {
                         let from = scratch[i * LANES..].as_mut_ptr();
-                        tile::<1, 1>(op, input, p0 + i, s0, from, LANES);
+                        tile::<1, 1, O>(op, src, p0 + i, s0, from, LANES);
                     }
                     for lane in 0..lanes {
                         for i in 0..count {
@@ -439,9 +546,9 @@ unsafe fn channel_major_avx512(op: &PointwiseConv, input: &[f32], output: *mut f
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn tile<const P: usize, const S: usize>(
+unsafe fn tile<const P: usize, const S: usize, O: ChannelOffsets>(
     op: &PointwiseConv,
-    input: &[f32],
+    src: Src<O>,
     p0: usize,
     s0: usize,
     dst: *mut f32,
@@ -453,8 +560,8 @@ unsafe fn tile<const P: usize, const S: usize>(
     // last channel are neither loaded nor stored).
     unsafe {
         let (k_len, n_len) = (op.inputs, op.outputs);
-        let (p_stride, k_stride) = op.input_strides();
-        let x = input.as_ptr().add(p0 * p_stride);
+        let p_stride = src.pixel_step;
+        let x = src.base.wrapping_add(p0 * p_stride);
         let w = op.packed.as_ptr().add(s0 * k_len * LANES);
         let mut acc = [[_mm512_setzero_ps(); S]; P];
         for k in 0..k_len {
@@ -463,7 +570,7 @@ unsafe fn tile<const P: usize, const S: usize>(
                 *slot = _mm512_loadu_ps(w.add((s * k_len + k) * LANES));
             }
             for (p, row) in acc.iter_mut().enumerate() {
-                let v = _mm512_set1_ps(*x.add(p * p_stride + k * k_stride));
+                let v = _mm512_set1_ps(*x.add(p * p_stride + src.channels.at(k)));
                 for (a, wv) in row.iter_mut().zip(&weights) {
                     *a = _mm512_fmadd_ps(v, *wv, *a);
                 }
@@ -497,12 +604,17 @@ unsafe fn tile<const P: usize, const S: usize>(
 /// [`PointwiseConv::convolve_part`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn convolve_avx2(op: &PointwiseConv, input: &[f32], output: *mut f32, part: &Part) {
+unsafe fn convolve_avx2<O: ChannelOffsets>(
+    op: &PointwiseConv,
+    src: Src<O>,
+    output: *mut f32,
+    part: &Part,
+) {
     // SAFETY: as this function's.
     unsafe {
         match op.output_order {
-            OutputOrder::PixelMajor => pixel_major_avx2(op, input, output, part),
-            OutputOrder::ChannelMajor => channel_major_avx2(op, input, output, part),
+            OutputOrder::PixelMajor => pixel_major_avx2(op, src, output, part),
+            OutputOrder::ChannelMajor => channel_major_avx2(op, src, output, part),
         }
     }
 }
@@ -513,7 +625,12 @@ unsafe fn convolve_avx2(op: &PointwiseConv, input: &[f32], output: *mut f32, par
 /// As [`convolve_avx2`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pixel_major_avx2(op: &PointwiseConv, input: &[f32], output: *mut f32, part: &Part) {
+unsafe fn pixel_major_avx2<O: ChannelOffsets>(
+    op: &PointwiseConv,
+    src: Src<O>,
+    output: *mut f32,
+    part: &Part,
+) {
     let n_len = op.outputs;
     let mut p0 = part.pixels.start;
     while p0 < part.pixels.end {
@@ -524,9 +641,9 @@ unsafe fn pixel_major_avx2(op: &PointwiseConv, input: &[f32], output: *mut f32, 
             // `at` inside `output`.
             unsafe {
                 if pixels == PIXELS {
-                    tile_avx2::<PIXELS>(op, input, p0, s, at(p0), n_len);
+                    tile_avx2::<PIXELS, O>(op, src, p0, s, at(p0), n_len);
                 } else {
-                    (p0..p0 + pixels).for_each(|p| tile_avx2::<1>(op, input, p, s, at(p), n_len));
+                    (p0..p0 + pixels).for_each(|p| tile_avx2::<1, O>(op, src, p, s, at(p), n_len));
                 }
             }
         }
@@ -541,7 +658,12 @@ unsafe fn pixel_major_avx2(op: &PointwiseConv, input: &[f32], output: *mut f32, 
 /// As [`convolve_avx2`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn channel_major_avx2(op: &PointwiseConv, input: &[f32], output: *mut f32, part: &Part) {
+unsafe fn channel_major_avx2<O: ChannelOffsets>(
+    op: &PointwiseConv,
+    src: Src<O>,
+    output: *mut f32,
+    part: &Part,
+) {
     const QUARTER: usize = LANES / 4;
     let (pixels, n_len) = (op.pixels, op.outputs);
     let mut scratch = [0.0f32; LANES * LANES];
@@ -558,9 +680,9 @@ unsafe fn channel_major_avx2(op: &PointwiseConv, input: &[f32], output: *mut f32
                 let row = |i: usize| base.add(i * LANES);
                 if count == LANES {
                     for q in 0..4 {
-                        tile_avx2::<QUARTER>(
+                        tile_avx2::<QUARTER, O>(
                             op,
-                            input,
+                            src,
                             p0 + q * QUARTER,
                             s,
                             row(q * QUARTER),
@@ -568,7 +690,7 @@ unsafe fn channel_major_avx2(op: &PointwiseConv, input: &[f32], output: *mut f32
                         );
                     }
                 } else {
-                    (0..count).for_each(|i| tile_avx2::<1>(op, input, p0 + i, s, row(i), LANES));
+                    (0..count).for_each(|i| tile_avx2::<1, O>(op, src, p0 + i, s, row(i), LANES));
                 }
                 for lane in 0..lanes {
                     let to = output.add((s * LANES + lane) * pixels + p0);
@@ -592,9 +714,9 @@ unsafe fn channel_major_avx2(op: &PointwiseConv, input: &[f32], output: *mut f32
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn tile_avx2<const P: usize>(
+unsafe fn tile_avx2<const P: usize, O: ChannelOffsets>(
     op: &PointwiseConv,
-    input: &[f32],
+    src: Src<O>,
     p0: usize,
     s: usize,
     dst: *mut f32,
@@ -608,15 +730,15 @@ unsafe fn tile_avx2<const P: usize>(
     // (the caller's pixels and slab exist).
     unsafe {
         let (k_len, n_len) = (op.inputs, op.outputs);
-        let (p_stride, k_stride) = op.input_strides();
-        let x = input.as_ptr().add(p0 * p_stride);
+        let p_stride = src.pixel_step;
+        let x = src.base.wrapping_add(p0 * p_stride);
         let w = op.packed.as_ptr().add(s * k_len * LANES);
         let mut acc = [[_mm256_setzero_ps(); 2]; P];
         for k in 0..k_len {
             let low = _mm256_loadu_ps(w.add(k * LANES));
             let high = _mm256_loadu_ps(w.add(k * LANES + HALF));
             for (p, row) in acc.iter_mut().enumerate() {
-                let v = _mm256_set1_ps(*x.add(p * p_stride + k * k_stride));
+                let v = _mm256_set1_ps(*x.add(p * p_stride + src.channels.at(k)));
                 row[0] = _mm256_fmadd_ps(v, low, row[0]);
                 row[1] = _mm256_fmadd_ps(v, high, row[1]);
             }
