@@ -138,13 +138,11 @@ fn read(
 /// face_detection_short_range 2.54-2.62 -> 2.17-2.23, face_landmark 2.97-3.20
 /// -> 2.48-2.73. With their pools and pads channels last too, and signtop's
 /// axis moves: face_detection_short_range 1.94 -> 1.12, face_landmark 2.33 ->
-/// 1.26. hand_recrop runs faster so as well (1.46 -> 1.18), but its first
-/// convolution, tract's direct one when channels first, would then add its
-/// products in another order: it stays as loaded, to keep its bits.
+/// 1.26; hand_recrop 1.49 -> 1.20, its first convolution kept channels first
+/// on tract's direct kernel (moved, it would sum in another order).
 pub fn channel_order(file: &str) -> ChannelOrder {
     match file {
-        "hand_recrop.onnx" => ChannelOrder::AsLoaded,
-        "face_detection_short_range.onnx" | "face_landmark.onnx" => {
+        "hand_recrop.onnx" | "face_detection_short_range.onnx" | "face_landmark.onnx" => {
             ChannelOrder::ChannelsLastThroughout
         }
         _ => ChannelOrder::ChannelsLast,

@@ -6,6 +6,7 @@
 
 pub mod conv_op;
 pub mod depthwise;
+pub mod keep_layout;
 pub mod model;
 pub mod parallel;
 pub mod patches;

@@ -17,6 +17,7 @@ use tract_onnx::tract_core::plan::SimpleState;
 
 use super::conv_op::Clamped;
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
+use super::keep_layout::KeepLayout;
 use super::patches::PatchConv;
 use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
 use super::prelu::Prelu;
@@ -81,9 +82,12 @@ pub enum ChannelOrder {
     /// first: their heads' convolutions keep tract's kernels and bits).
     ChannelsLast,
     /// [`ChannelOrder::ChannelsLast`], and the max pools and pads too, so
-    /// that models built of those (the face models' blocks pool and pad
-    /// their shortcuts) run channels last from end to end instead of
-    /// turning around every convolution.
+    /// that models built of those (the face models' and the hand re-crop
+    /// model's blocks pool and pad their shortcuts) run channels last from
+    /// end to end instead of turning around every convolution; but for a
+    /// convolution tract runs on its direct kernel channels first (the
+    /// re-crop model's first), which keeps its order and its bits
+    /// ([`super::keep_layout`]).
     ChannelsLastThroughout,
 }
 
@@ -287,6 +291,7 @@ fn optimise_with(
         depthwise_channels_last(&mut model)?;
         resize_channels_last(&mut model)?;
         if layout == ChannelOrder::ChannelsLastThroughout {
+            keep_direct_convolutions(&mut model)?;
             max_pool_channels_last(&mut model)?;
             pad_channels_last(&mut model)?;
         }
@@ -562,6 +567,12 @@ fn our_patch_conv(
         return Ok(None);
     };
     let geometry = window_geometry(conv, spatial, c);
+    if geometry.output == [1, 1] {
+        // One output pixel: tract takes a matrix-vector kernel, which sums
+        // in another order (seen in the hand re-crop model's last
+        // convolution and the pose landmark model's presence score).
+        return Ok(None);
+    }
     Ok(PatchConv::new(geometry, &shape, n, &weights, bias).ok())
 }
 
@@ -708,6 +719,42 @@ fn resize_channels_last(model: &mut TypedModel) -> TractResult<usize> {
             Ok(patch.wire_node(&node.name, resize.clone(), &inputs)?[0])
         })?;
         Ok(Some(patch))
+    })
+}
+
+/// Wraps each convolution that tract may run channels first on its direct
+/// kernel (ungrouped, a window of at most 576 values, rows of at least 128
+/// outputs: tract's own test) in [`KeepLayout`], so that it stays as loaded
+/// while the rest of the model turns channels last: moved, it would sum in
+/// another order. Returns how many were wrapped.
+fn keep_direct_convolutions(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each(model, |model, node, conv: &Conv| {
+        let spec = &conv.pool_spec;
+        let window: usize = spec.kernel_shape.iter().product();
+        let Some(shape) = model.outlet_fact(node.inputs[0])?.shape.as_concrete() else {
+            return Ok(None);
+        };
+        let wide = |w: usize| w >= 128;
+        let direct = spec.data_format == DataFormat::NCHW
+            && conv.group == 1
+            && spec.rank() == 2
+            && window >= 2
+            && conv.input_channels() * window <= 576
+            && shape.len() == 4
+            && wide(shape[3])
+            && spec
+                .output_shape(shape)
+                .is_ok_and(|o| o.hw_dims().last().is_some_and(|&w| wide(w)));
+        if !direct {
+            return Ok(None);
+        }
+        let op = KeepLayout(conv.clone());
+        Ok(Some(TypedModelPatch::replace_single_op(
+            model,
+            node,
+            &node.inputs,
+            op,
+        )?))
     })
 }
 
@@ -973,15 +1020,15 @@ mod tests {
         if !fast {
             eprintln!("no AVX2 here: signtop's pointwise op is not used");
         }
-        let (last, loaded) = (ChannelOrder::ChannelsLast, ChannelOrder::AsLoaded);
+        let last = ChannelOrder::ChannelsLast;
         let throughout = ChannelOrder::ChannelsLastThroughout;
         for (file, order, side, convs, prelus, patches) in [
             ("pose_detection.onnx", last, 224, 44, 0, 1),
             ("pose_landmark_full.onnx", last, 256, 47, 0, 1),
-            ("hand_recrop.onnx", loaded, 256, 6, 13, 0),
+            ("hand_recrop.onnx", throughout, 256, 6, 13, 6),
             ("hand_landmark_full.onnx", last, 224, 30, 0, 1),
             ("face_detection_short_range.onnx", throughout, 128, 20, 0, 1),
-            ("face_landmark.onnx", throughout, 192, 22, 23, 2),
+            ("face_landmark.onnx", throughout, 192, 22, 23, 1),
         ] {
             let shape = [1, side, side, 3];
             let plan = |ours: bool| {
@@ -1087,6 +1134,28 @@ mod tests {
             assert_eq!(moves(ChannelOrder::ChannelsLastThroughout), 0, "{file}");
             assert!(moves(ChannelOrder::ChannelsLast) > 10, "{file}");
         }
+    }
+
+    #[test]
+    fn the_re_crop_models_first_convolution_stays_on_tracts_direct_kernel() {
+        let plan = load(
+            "hand_recrop.onnx",
+            256,
+            ChannelOrder::ChannelsLastThroughout,
+        );
+        let names: Vec<String> = plan
+            .plan
+            .model()
+            .nodes()
+            .iter()
+            .map(|n| n.op.name().to_string())
+            .collect();
+        let count = |name: &str| names.iter().filter(|n| *n == name).count();
+        // Kept channels first (and so with tract's sums), then lowered as
+        // tract lowers it; everything after it channels last.
+        assert_eq!(count("DirectSpatialConv"), 1, "{names:?}");
+        assert_eq!(count("KeepLayout"), 0, "{names:?}");
+        assert_eq!(count("ChannelsLastDepthwise"), 19, "{names:?}");
     }
 
     #[test]
