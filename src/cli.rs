@@ -70,6 +70,32 @@ pub fn main() -> ExitCode {
     }
 }
 
+impl Command {
+    /// Whether the command only reads and prints (no file it writes, no
+    /// state to save): it may simply end when its output's reader goes.
+    fn only_reports(&self) -> bool {
+        matches!(
+            self,
+            Command::Inspect(_)
+                | Command::Compare(_)
+                | Command::Devices(_)
+                | Command::Eval(_)
+                | Command::Bench(_)
+                | Command::Config
+        )
+    }
+}
+
+/// Lets a write to a closed pipe end the process, as it ends other Unix
+/// tools (`signtop bench ... | head`), instead of failing the write: Rust
+/// ignores SIGPIPE, and `println!` panics on the failed write.
+fn end_quietly_when_the_reader_goes() {
+    // SAFETY: restores the signal's default action; no handler is involved.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let log_path = cli
@@ -79,6 +105,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let _log_guard = crate::logging::init(&log_path)
         .with_context(|| format!("setting up logging to {}", log_path.display()))?;
     tracing::info!(?cli.command, "start");
+    if cli.command.as_ref().is_some_and(Command::only_reports) {
+        end_quietly_when_the_reader_goes();
+    }
     match cli.command {
         Some(Command::Landmarks(args)) => extract::run(&args),
         Some(Command::Inspect(args)) => inspect::run(&args),

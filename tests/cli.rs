@@ -105,6 +105,40 @@ fn model_runs_reuse_their_memory_instead_of_faulting_it_in_again() {
 }
 
 #[test]
+fn bench_piped_into_a_reader_that_goes_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/frames/camera");
+    let log = std::env::temp_dir().join("signtop-cli-tests.log");
+    // `signtop bench --models | head -1`: the reader takes the header line
+    // and goes; the table's next line then has nowhere to go.
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("signtop"))
+        .arg("--log-file")
+        .arg(log)
+        .args(["bench", "--models", "--frames", "2", "--input", input])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("p50"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Ended by SIGPIPE as `head`'s writers are, not by a panic.
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
+
+#[test]
 fn bench_names_a_missing_input() {
     signtop()
         .args(["bench", "--input", "/nonexistent/clip.gif"])
