@@ -13,6 +13,7 @@ use crate::keypoint_files::inspect::PartRates;
 use crate::landmarks::holistic::{Holistic, HolisticOptions, StageTimings};
 use crate::landmarks::keypoints::Layout;
 use crate::landmarks::models::{self, ModelSource};
+use crate::nn::Model;
 use crate::nn::model::OpTime;
 use crate::nn::parallel;
 use crate::nn::simd::{NO_AVX512_VAR, Simd};
@@ -124,8 +125,10 @@ fn run_models(args: &BenchArgs, dir: &ModelSource) -> anyhow::Result<()> {
         .collect();
     println!("{} {:>8} {:>8}", header(), "MMAC", "GFLOP/s");
     for (file, side) in MODELS {
-        let stats = time_model(dir, file, *side, &frames, args.frames.max(1))?;
         let s = *side as usize;
+        let model = models::load(dir, file, &[1, s, s, 3])?;
+        let inputs: Vec<Vec<f32>> = frames.iter().map(|f| to_input(f, *side)).collect();
+        let stats = time_model(&model, file, &inputs, args.frames.max(1))?;
         let macs = models::multiply_adds(dir, file, &[1, s, s, 3])?;
         println!(
             "{} {:>8.1} {:>8.1}",
@@ -134,10 +137,7 @@ fn run_models(args: &BenchArgs, dir: &ModelSource) -> anyhow::Result<()> {
             gflops(macs, stats.quantile_ms(0.5))
         );
         if args.ops {
-            print!(
-                "{}",
-                op_profile(dir, file, *side, &frames, args.frames.max(1))?
-            );
+            print!("{}", op_profile(&model, &inputs, args.frames.max(1))?);
         }
     }
     println!("{}", Machine::here());
@@ -489,17 +489,9 @@ fn to_input(image: &RgbImage, side: u32) -> Vec<f32> {
 }
 
 /// Where one model's time goes: each kind of op's share of the summed op
-/// times over `n` runs, then the slowest ops, each by its mean.
-fn op_profile(
-    dir: &ModelSource,
-    file: &str,
-    side: u32,
-    frames: &[RgbImage],
-    n: usize,
-) -> anyhow::Result<String> {
-    let s = side as usize;
-    let model = models::load(dir, file, &[1, s, s, 3])?;
-    let inputs: Vec<Vec<f32>> = frames.iter().map(|f| to_input(f, side)).collect();
+/// times over `n` runs on `inputs` (cycled), then the slowest ops, each by
+/// its mean.
+fn op_profile(model: &Model, inputs: &[Vec<f32>], n: usize) -> anyhow::Result<String> {
     let mut nodes: Vec<OpTime> = Vec::new();
     for input in inputs.iter().cycle().take(n + 1) {
         let run = parallel::with_helper(|| model.profile(input))?;
@@ -559,17 +551,14 @@ fn format_op_profile(nodes: &[OpTime], runs: usize) -> String {
     out
 }
 
-/// Times `n` runs of one model, cycling over `frames` (one warm-up run first).
+/// Times `n` runs of `model` (named `file`), cycling over `inputs` (one
+/// warm-up run first).
 fn time_model(
-    dir: &ModelSource,
+    model: &Model,
     file: &str,
-    side: u32,
-    frames: &[RgbImage],
+    inputs: &[Vec<f32>],
     n: usize,
 ) -> anyhow::Result<StageStats> {
-    let s = side as usize;
-    let model = models::load(dir, file, &[1, s, s, 3])?;
-    let inputs: Vec<Vec<f32>> = frames.iter().map(|f| to_input(f, side)).collect();
     let mut stats = StageStats::new(file);
     if let Some(first) = inputs.first() {
         model.run(first)?;

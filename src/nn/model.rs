@@ -167,12 +167,9 @@ impl Model {
 
     /// Runs on `input` (NHWC, len = product of the shape); returns outputs as flat f32.
     pub fn run(&self, input: &[f32]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let run_err = |source: anyhow::Error| ModelError::Run {
-            name: self.name.clone(),
-            source,
-        };
-        let tensor = Tensor::from_shape(&self.shape, input).map_err(&run_err)?;
-        let outputs = self.plan.run(tvec!(tensor.into())).map_err(&run_err)?;
+        let run_err = |source| self.run_error(source);
+        let tensor = self.input_tensor(input)?;
+        let outputs = self.plan.run(tvec!(tensor.into())).map_err(run_err)?;
         outputs
             .iter()
             .map(|o| {
@@ -183,9 +180,22 @@ impl Model {
                         Some(values) => values.to_vec(),
                         None => v.iter().copied().collect(),
                     })
-                    .map_err(&run_err)
+                    .map_err(run_err)
             })
             .collect()
+    }
+
+    /// `input` as the model's input tensor.
+    fn input_tensor(&self, input: &[f32]) -> Result<Tensor, ModelError> {
+        Tensor::from_shape(&self.shape, input).map_err(|source| self.run_error(source))
+    }
+
+    /// A failed run of this model, for `source`.
+    fn run_error(&self, source: anyhow::Error) -> ModelError {
+        ModelError::Run {
+            name: self.name.clone(),
+            source,
+        }
     }
 }
 
@@ -205,12 +215,9 @@ pub struct OpTime {
 impl Model {
     /// Runs on `input` as [`Model::run`] does, timing each op of the plan.
     pub fn profile(&self, input: &[f32]) -> Result<Vec<OpTime>, ModelError> {
-        let run_err = |source: anyhow::Error| ModelError::Run {
-            name: self.name.clone(),
-            source,
-        };
-        let tensor = Tensor::from_shape(&self.shape, input).map_err(&run_err)?;
-        let mut state = SimpleState::new(&self.plan).map_err(&run_err)?;
+        let run_err = |source| self.run_error(source);
+        let tensor = self.input_tensor(input)?;
+        let mut state = SimpleState::new(&self.plan).map_err(run_err)?;
         let mut times = Vec::new();
         state
             .run_plan_with_eval(tvec!(tensor.into()), |ctx, op_state, node, inputs| {
@@ -228,7 +235,7 @@ impl Model {
                 });
                 out
             })
-            .map_err(&run_err)?;
+            .map_err(run_err)?;
         Ok(times)
     }
 }
