@@ -18,7 +18,7 @@ use super::conv_op::{self, Clamped, FixedConvolution};
 use super::parallel;
 
 use super::depthwise::Geometry;
-use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
+use super::pointwise::{InputOrder, OutputOrder, PointwiseConv, Stride};
 
 /// A convolution of a `[1, H, W, C]` or `[H, W, C]` f32 tensor into `N`
 /// channels last, with constant weights and bias.
@@ -32,8 +32,6 @@ pub struct PatchConv {
     /// Where each value of a window lies in the image, from its first:
     /// `((ky * W) + kx) * C + c` in the windows' order.
     in_place: Vec<usize>,
-    /// The same for a row of patches: `0, 1, 2, ...`.
-    in_patch: Vec<usize>,
     input_shape: TVec<usize>,
     output_shape: TVec<usize>,
 }
@@ -81,7 +79,6 @@ impl PatchConv {
             geometry,
             rows,
             in_place,
-            in_patch: (0..patch).collect(),
             input_shape: input_shape.into(),
             output_shape,
         })
@@ -152,7 +149,7 @@ impl PatchConv {
         let ow = g.output[1];
         let n = self.rows.output_channels();
         let inside = self.inside_columns();
-        let mut patches = vec![0.0f32; ow * self.in_patch.len()];
+        let mut patches = vec![0.0f32; ow * self.in_place.len()];
         for (oy, out) in rows.zip(band.chunks_exact_mut(ow * n)) {
             let y0 = (oy * g.stride[0]) as isize - g.pad_before[0] as isize;
             let rows_inside = y0 >= 0 && y0 as usize + g.kernel[0] <= g.input[0];
@@ -166,9 +163,9 @@ impl PatchConv {
                 // `convolve`); the outputs are this row's, in `out`.
                 unsafe {
                     self.rows.convolve_windows(
-                        input[first..].as_ptr(),
+                        &input[first..],
                         g.stride[1] * g.channels,
-                        &self.in_place,
+                        &self.in_place[..],
                         direct.len(),
                         out[direct.start * n..].as_mut_ptr(),
                     )
@@ -193,7 +190,7 @@ impl PatchConv {
         if cols.is_empty() {
             return;
         }
-        let (len, n) = (self.in_patch.len(), self.rows.output_channels());
+        let (len, n) = (self.in_place.len(), self.rows.output_channels());
         let patches = &mut patches[..cols.len() * len];
         patches.fill(0.0);
         self.fill_patches(input, oy * self.geometry.output[1] + cols.start, patches);
@@ -201,9 +198,9 @@ impl PatchConv {
         // and `out` those columns' outputs.
         unsafe {
             self.rows.convolve_windows(
-                patches.as_ptr(),
+                patches,
                 len,
-                &self.in_patch,
+                Stride(1),
                 cols.len(),
                 out[cols.start * n..cols.end * n].as_mut_ptr(),
             )

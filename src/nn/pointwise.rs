@@ -172,59 +172,30 @@ impl PointwiseConv {
         Ok(self)
     }
 
-    /// Output pixels `pixels`, channels last at `output + p * N` (pixel `p`
-    /// counted from `pixels.start`), whose input values are read in place:
-    /// value (pixel `p`, channel `k`) at `x + p * pixel_step + offsets[k]`.
-    /// The same sums as [`PointwiseConv::convolve`]'s, on this thread.
+    /// Output pixels `0..pixels`, channels last at `output + p * N`, whose
+    /// input values are read in place from `x`: value (pixel `p`, channel
+    /// `k`) at `x[p * pixel_step + channels.at(k)]`. The same sums as
+    /// [`PointwiseConv::convolve`]'s, on this thread.
     ///
     /// # Safety
-    /// Every value read must lie in one buffer that `x` points into, and
-    /// `output` must hold `pixels.len()` pixels of `N` values that no other
-    /// thread writes meanwhile. The op must store channels last.
-    pub(crate) unsafe fn convolve_windows(
+    /// Every value read must lie in `x`, and `output` must hold `pixels`
+    /// pixels of `N` values that no other thread writes meanwhile. The op
+    /// must store channels last.
+    pub(crate) unsafe fn convolve_windows<O: ChannelOffsets>(
         &self,
-        x: *const f32,
+        x: &[f32],
         pixel_step: usize,
-        offsets: &[usize],
+        channels: O,
         pixels: usize,
         output: *mut f32,
     ) {
-        assert!(offsets.len() == self.inputs && self.output_order == OutputOrder::PixelMajor);
-        let src = Src {
-            base: x,
-            pixel_step,
-            channels: offsets,
-        };
+        assert!(channels.fits(self.inputs) && self.output_order == OutputOrder::PixelMajor);
         let part = Part {
             pixels: 0..pixels,
             slabs: 0..self.outputs.div_ceil(LANES),
         };
-        // SAFETY (each): the caller's; the chosen level is one the CPU has.
-        match Simd::chosen() {
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { pixel_major_avx512(self, src, output, &part) },
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { pixel_major_avx2(self, src, output, &part) },
-            _ => {
-                for p in 0..pixels {
-                    for n in 0..self.outputs {
-                        let (slab, lane) = (n / LANES, n % LANES);
-                        let w = &self.packed[slab * self.inputs * LANES..];
-                        let sum = offsets.iter().enumerate().fold(0.0f32, |acc, (k, &at)| {
-                            // SAFETY: the caller's.
-                            let v = unsafe { *x.add(p * pixel_step + at) };
-                            v.mul_add(w[k * LANES + lane], acc)
-                        });
-                        let v = sum + self.bias[n];
-                        // SAFETY: the caller's.
-                        unsafe {
-                            *output.add(p * self.outputs + n) =
-                                v.max(self.clamp[0]).min(self.clamp[1])
-                        };
-                    }
-                }
-            }
-        }
+        // SAFETY: the caller's.
+        unsafe { self.convolve_from(Simd::chosen(), x, pixel_step, channels, output, &part) };
     }
 
     /// Where input value (pixel, channel) is: (pixel stride, channel stride).
@@ -286,19 +257,37 @@ impl PointwiseConv {
     /// pixels x channels, and no other thread may write this part of
     /// `output` meanwhile.
     unsafe fn convolve_part(&self, simd: Simd, input: &[f32], output: SharedOutput, part: &Part) {
-        // SAFETY (each call): the CPU has `simd`, the rest is this function's.
         let (p_stride, k_stride) = self.input_strides();
+        // SAFETY: this function's.
+        unsafe { self.convolve_from(simd, input, p_stride, Stride(k_stride), output.0, part) }
+    }
+
+    /// Convolves one part of the output at SIMD level `simd`, input value
+    /// (pixel `p`, channel `k`) at `input[p * pixel_step + channels.at(k)]`.
+    ///
+    /// # Safety
+    /// As [`PointwiseConv::convolve_part`], with every value read in `input`.
+    unsafe fn convolve_from<O: ChannelOffsets>(
+        &self,
+        simd: Simd,
+        input: &[f32],
+        pixel_step: usize,
+        channels: O,
+        output: *mut f32,
+        part: &Part,
+    ) {
         let src = Src {
             base: input.as_ptr(),
-            pixel_step: p_stride,
-            channels: Stride(k_stride),
+            pixel_step,
+            channels,
         };
+        // SAFETY (each call): the CPU has `simd`, the rest is this function's.
         match simd {
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { convolve_avx512(self, src, output.0, part) },
+            Simd::Avx512 => unsafe { convolve_avx512(self, src, output, part) },
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { convolve_avx2(self, src, output.0, part) },
-            _ => unsafe { self.convolve_portable(input, output.0, part) },
+            Simd::Avx2 => unsafe { convolve_avx2(self, src, output, part) },
+            _ => unsafe { self.convolve_portable(input, pixel_step, channels, output, part) },
         }
     }
 
@@ -312,13 +301,20 @@ impl PointwiseConv {
     }
 
     /// The same sums one value at a time (`mul_add` rounds once, as the
-    /// fused multiply-add does).
+    /// fused multiply-add does), input value (pixel `p`, channel `k`) at
+    /// `input[p * pixel_step + offsets.at(k)]`.
     ///
     /// # Safety
     /// As [`PointwiseConv::convolve_part`].
-    unsafe fn convolve_portable(&self, input: &[f32], output: *mut f32, part: &Part) {
+    unsafe fn convolve_portable<O: ChannelOffsets>(
+        &self,
+        input: &[f32],
+        pixel_step: usize,
+        offsets: O,
+        output: *mut f32,
+        part: &Part,
+    ) {
         let k_len = self.inputs;
-        let (p_stride, k_stride) = self.input_strides();
         let (out_p, out_n) = self.output_strides();
         let channels = part.slabs.start * LANES..(part.slabs.end * LANES).min(self.outputs);
         for p in part.pixels.clone() {
@@ -326,7 +322,7 @@ impl PointwiseConv {
                 let (slab, lane) = (n / LANES, n % LANES);
                 let w = &self.packed[slab * k_len * LANES..];
                 let sum = (0..k_len).fold(0.0f32, |acc, k| {
-                    input[p * p_stride + k * k_stride].mul_add(w[k * LANES + lane], acc)
+                    input[p * pixel_step + offsets.at(k)].mul_add(w[k * LANES + lane], acc)
                 });
                 let v = sum + self.bias[n];
                 // SAFETY: (p, n) is inside the op and this part (the caller's).
@@ -366,6 +362,11 @@ impl PointwiseConv {
 pub(crate) trait ChannelOffsets: Copy {
     /// The offset of channel `k`.
     fn at(self, k: usize) -> usize;
+
+    /// Whether these offsets are for pixels of `channels` channels.
+    fn fits(self, _channels: usize) -> bool {
+        true
+    }
 }
 
 /// Channels `stride` values apart (1 channels last, the pixel count first).
@@ -384,6 +385,10 @@ impl ChannelOffsets for &[usize] {
     #[inline(always)]
     fn at(self, k: usize) -> usize {
         self[k]
+    }
+
+    fn fits(self, channels: usize) -> bool {
+        self.len() == channels
     }
 }
 
