@@ -6,9 +6,13 @@ use predicates::prelude::*;
 
 fn signtop() -> Command {
     let mut cmd = Command::cargo_bin("signtop").unwrap();
-    let log = std::env::temp_dir().join("signtop-cli-tests.log");
-    cmd.arg("--log-file").arg(log);
+    cmd.arg("--log-file").arg(log_file());
     cmd
+}
+
+/// Where these tests' runs log.
+fn log_file() -> std::path::PathBuf {
+    std::env::temp_dir().join("signtop-cli-tests.log")
 }
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/signpose");
@@ -110,12 +114,11 @@ fn bench_piped_into_a_reader_that_goes_ends_quietly() {
     use std::os::unix::process::ExitStatusExt;
     use std::process::{Command, Stdio};
     let input = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/frames/camera");
-    let log = std::env::temp_dir().join("signtop-cli-tests.log");
     // `signtop bench --models | head -1`: the reader takes the header line
     // and goes; the table's next line then has nowhere to go.
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("signtop"))
         .arg("--log-file")
-        .arg(log)
+        .arg(log_file())
         .args(["bench", "--models", "--frames", "2", "--input", input])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -64,10 +64,10 @@ impl Prelu {
     }
 
     /// Values between one channel and the next (the product of the axes
-    /// after the channel axis).
+    /// after the channel axis; all of them for a single slope).
     fn inner(&self) -> usize {
-        self.axis
-            .map_or(1, |axis| self.shape[axis + 1..].iter().product())
+        let after = self.axis.map_or(0, |axis| axis + 1);
+        self.shape[after..].iter().product::<usize>().max(1)
     }
 
     /// Applies the PReLU to `values` in place.
@@ -144,8 +144,9 @@ fn with_slopes(values: &mut [f32], slopes: &[f32]) {
 
 /// [`with_slopes`] with one slope for all.
 fn with_slope(values: &mut [f32], slope: f32) {
-    for chunk in values.chunks_mut(256) {
-        with_slopes(chunk, &[slope; 256]);
+    let slopes = [slope; 256];
+    for chunk in values.chunks_mut(slopes.len()) {
+        with_slopes(chunk, &slopes);
     }
 }
 
