@@ -517,23 +517,29 @@ fn op_profile(model: &Model, inputs: &[Vec<f32>], n: usize) -> anyhow::Result<St
 fn format_op_profile(nodes: &[OpTime], runs: usize) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / runs.max(1) as f64;
     let total: Duration = nodes.iter().map(|o| o.time).sum();
-    let mut kinds: Vec<(&str, Duration, usize)> = Vec::new();
+    // Per kind: summed time, ops, multiply-adds a run.
+    let mut kinds: Vec<(&str, Duration, usize, u64)> = Vec::new();
     for op in nodes {
-        match kinds.iter_mut().find(|(k, _, _)| *k == op.kind) {
-            Some((_, time, count)) => {
+        match kinds.iter_mut().find(|k| k.0 == op.kind) {
+            Some((_, time, count, macs)) => {
                 *time += op.time;
                 *count += 1;
+                *macs += op.macs;
             }
-            None => kinds.push((&op.kind, op.time, 1)),
+            None => kinds.push((&op.kind, op.time, 1, op.macs)),
         }
     }
     kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
-    let mut out = format!("  ops {:.2} ms a run, by kind:\n", ms(total));
-    for (kind, time, count) in kinds.iter().filter(|k| !k.1.is_zero()) {
+    let mut out = format!(
+        "  ops {:.2} ms a run, by kind (GFLOP/s where an op counts its multiply-adds):\n",
+        ms(total)
+    );
+    for (kind, time, count, macs) in kinds.iter().filter(|k| !k.1.is_zero()) {
         let share = 100.0 * time.as_secs_f64() / total.as_secs_f64().max(1e-12);
         out += &format!(
-            "    {kind:<28} {count:>4} ops {:>7.3} ms {share:>5.1}%\n",
-            ms(*time)
+            "    {kind:<28} {count:>4} ops {:>7.3} ms {share:>5.1}%{}\n",
+            ms(*time),
+            rate(*macs, ms(*time)),
         );
     }
     let mut slowest: Vec<&OpTime> = nodes.iter().collect();
@@ -541,14 +547,23 @@ fn format_op_profile(nodes: &[OpTime], runs: usize) -> String {
     out += "  slowest ops:\n";
     for op in slowest.iter().take(12) {
         out += &format!(
-            "    {:>7.3} ms  {:<24} {:<18} {}\n",
+            "    {:>7.3} ms  {:<24} {:<18} {:<28}{}\n",
             ms(op.time),
             op.kind,
             op.shape,
-            op.node
+            op.node,
+            rate(op.macs, ms(op.time)),
         );
     }
     out
+}
+
+/// " 123.4 GFLOP/s" for `macs` multiply-adds in `ms`, or nothing without any.
+fn rate(macs: u64, ms: f64) -> String {
+    if macs == 0 || ms <= 0.0 {
+        return String::new();
+    }
+    format!(" {:>7.1} GFLOP/s", gflops(macs, ms))
 }
 
 /// Times `n` runs of `model` (named `file`), cycling over `inputs` (one
@@ -583,6 +598,8 @@ mod tests {
             node: node.into(),
             shape: "1,8,8,16".into(),
             time: Duration::from_millis(ms),
+            // 1 M multiply-adds a millisecond per run (over two runs): 2 GFLOP/s.
+            macs: if kind == "Conv" { ms * 500_000 } else { 0 },
         };
         let nodes = [op("Conv", "a", 2), op("Pool", "b", 8), op("Conv", "c", 10)];
         // Summed over two runs: per run, Conv 6 ms of 10, Pool 4.
@@ -597,16 +614,19 @@ mod tests {
             lines[1].contains("6.000 ms") && lines[1].contains("60.0%"),
             "{table}"
         );
+        assert!(lines[1].ends_with("    2.0 GFLOP/s"), "{table}");
+        assert!(!lines[2].contains("GFLOP/s"), "{table}");
         assert!(
             lines[2].contains("Pool") && lines[2].contains("40.0%"),
             "{table}"
         );
         assert_eq!(lines[3].trim(), "slowest ops:");
         assert!(
-            lines[4].contains("5.000 ms") && lines[4].ends_with(" c"),
+            lines[4].contains("5.000 ms") && lines[4].contains(" c "),
             "{table}"
         );
-        assert!(lines[6].ends_with(" a"), "{table}");
+        assert!(lines[4].ends_with("2.0 GFLOP/s"), "{table}");
+        assert!(lines[6].contains(" a "), "{table}");
     }
 
     #[test]

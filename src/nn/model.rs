@@ -210,6 +210,9 @@ pub struct OpTime {
     pub shape: String,
     /// How long it ran.
     pub time: Duration,
+    /// Its multiply-adds (0 for an op without any, or that does not count
+    /// them).
+    pub macs: u64,
 }
 
 impl Model {
@@ -218,6 +221,7 @@ impl Model {
         let run_err = |source| self.run_error(source);
         let tensor = self.input_tensor(input)?;
         let mut state = SimpleState::new(&self.plan).map_err(run_err)?;
+        let graph = self.plan.model();
         let mut times = Vec::new();
         state
             .run_plan_with_eval(tvec!(tensor.into()), |ctx, op_state, node, inputs| {
@@ -232,6 +236,8 @@ impl Model {
                         dims.join(",")
                     }),
                     time: started.elapsed(),
+                    // An op that cannot count its work shows none.
+                    macs: node_multiply_adds(graph, node).unwrap_or(0),
                 });
                 out
             })
@@ -253,12 +259,18 @@ pub fn multiply_adds(path: &Path, bytes: &[u8], shape: &[usize]) -> Result<u64, 
     typed.declutter().map_err(err)?;
     let mut total = 0u64;
     for node in typed.nodes() {
-        let inputs = typed.node_input_facts(node.id).map_err(err)?;
-        for (cost, count) in node.op.cost(&inputs).map_err(err)? {
-            if matches!(cost, Cost::FMA(_)) {
-                let count = count.to_i64().map_err(|e| err(e.into()))?;
-                total += u64::try_from(count).unwrap_or(0);
-            }
+        total += node_multiply_adds(&typed, node).map_err(err)?;
+    }
+    Ok(total)
+}
+
+/// The multiply-adds `node` of `graph` does a run, as its op counts them.
+fn node_multiply_adds(graph: &TypedModel, node: &TypedNode) -> TractResult<u64> {
+    let inputs = graph.node_input_facts(node.id)?;
+    let mut total = 0u64;
+    for (cost, count) in node.op.cost(&inputs)? {
+        if matches!(cost, Cost::FMA(_)) {
+            total += u64::try_from(count.to_i64()?).unwrap_or(0);
         }
     }
     Ok(total)
