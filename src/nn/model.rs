@@ -76,10 +76,11 @@ pub enum ChannelOrder {
     /// As tract's optimiser leaves them: channels first for these models.
     AsLoaded,
     /// Channels last: depthwise convolutions on signtop's own op
-    /// ([`super::depthwise`]) and resizes on whole channel vectors; the
-    /// other ops follow where tract can move their axes (the pose and hand
-    /// landmark models and the pose detector, whose max pools stay channels
-    /// first: their heads' convolutions keep tract's kernels and bits).
+    /// ([`super::depthwise`]) and resizes on whole channel vectors, then the
+    /// residual stream between the blocks; the other ops follow where tract
+    /// can move their axes (the pose and hand landmark models and the pose
+    /// detector, whose max pools stay channels first: their heads'
+    /// convolutions keep tract's kernels and bits).
     ChannelsLast,
     /// [`ChannelOrder::ChannelsLast`], and the max pools and pads too, so
     /// that models built of those (the face models' and the hand re-crop
@@ -316,6 +317,8 @@ fn optimise_with(
         }
         // Folds each transpose pair the rewrites left between two ops.
         model.declutter()?;
+        // Then the stream between the blocks: nothing in tract asks for it.
+        residual_stream_channels_last(&mut model)?;
     }
     if our_ops && PointwiseConv::is_fast_here() {
         pointwise_on_our_op(&mut model)?;
@@ -799,6 +802,63 @@ fn max_pool_channels_last(model: &mut TypedModel) -> TractResult<usize> {
     })
 }
 
+/// Moves the channels of each channels-first 1x1 convolution's output last
+/// (a matrix product, `EinSum`, by now), and with them everything its
+/// output reaches where tract can carry the move: the residual adds between
+/// blocks, into the next blocks' matrix products, which take either order.
+/// tract's own axis pass leaves these alone (no op there asks for a move),
+/// and signtop's 1x1 op is a third faster storing channels last
+/// ([`PointwiseConv`]'s channels-first tiles are narrower). A move that
+/// meets an op that cannot follow (a model output, a head's reshape) is not
+/// made. Returns how many moves were made.
+fn residual_stream_channels_last(model: &mut TypedModel) -> TractResult<usize> {
+    use tract_onnx::tract_core::ops::change_axes::AxisChange;
+    use tract_onnx::tract_core::optim::change_axes::change_axes;
+    let mut moved = 0;
+    // Each move turns at least one product's output channels last, and none
+    // back: at most one move per product.
+    let products = model.nodes().iter().filter(|n| n.op_is::<EinSum>()).count();
+    while moved < products {
+        let mut locked = model.output_outlets()?.to_vec();
+        locked.extend(model.input_outlets()?.iter());
+        let mut found = None;
+        for node in model.nodes() {
+            let Some((from, to)) = node.op_as::<EinSum>().and_then(channels_first_output) else {
+                continue;
+            };
+            let change = AxisChange {
+                outlet: node.id.into(),
+                op: AxisOp::Move(from, to),
+            };
+            let mut explored = Default::default();
+            if let Some((patch, _)) = change_axes(model, &change, &locked, &[], &mut explored)? {
+                found = Some(patch);
+                break;
+            }
+        }
+        let Some(patch) = found else {
+            break;
+        };
+        patch.apply(model)?;
+        // Folds the transposes the move met.
+        model.declutter()?;
+        moved += 1;
+    }
+    Ok(moved)
+}
+
+/// Where a 1x1 convolution's output channels are and where they would go
+/// last, when the product `einsum` writes them before the pixels (`OHW`,
+/// after a batch axis or not; the axes are named after the convolution's).
+fn channels_first_output(einsum: &EinSum) -> Option<(usize, usize)> {
+    let axes = einsum.axes.to_string();
+    let (_, output) = axes.split_once("->")?;
+    if output.trim_start_matches('N') != "OHW" {
+        return None;
+    }
+    Some((output.find('O')?, output.len() - 1))
+}
+
 /// Rewrites every pad of a rank-4 tensor as: channels moved last, the same
 /// pad channels last, channels moved back. tract's pad follows an axis added
 /// or removed but not one moved, so it would keep a transpose on either side
@@ -1126,6 +1186,39 @@ mod tests {
         assert_eq!(ours(&model), before, "all of them run by signtop's op");
         let again = depthwise_channels_last(&mut model).unwrap();
         assert_eq!(again, 0, "nothing left to rewrite");
+    }
+
+    #[test]
+    fn the_residual_stream_moves_channels_last_where_tract_can_carry_it() {
+        let channels_first = |m: &TypedModel| {
+            let first = |n: &&TypedNode| {
+                n.op_as::<EinSum>()
+                    .and_then(channels_first_output)
+                    .is_some()
+            };
+            m.nodes().iter().filter(first).count()
+        };
+        // (file, side, 1x1 outputs channels first left: the pose landmark
+        // model's heads from 8 x 8 pixels on, which reach its outputs).
+        for (file, side, left) in [
+            ("hand_landmark_full.onnx", 224, 0),
+            ("pose_landmark_full.onnx", 256, 12),
+        ] {
+            let mut model = decluttered(file, side);
+            depthwise_channels_last(&mut model).unwrap();
+            resize_channels_last(&mut model).unwrap();
+            model.declutter().unwrap();
+            let before = channels_first(&model);
+            assert!(before >= 15, "{file}: {before}");
+            let moves = residual_stream_channels_last(&mut model).unwrap();
+            assert!(moves > 0, "{file}");
+            assert_eq!(channels_first(&model), left, "{file}");
+            assert_eq!(
+                residual_stream_channels_last(&mut model).unwrap(),
+                0,
+                "{file}"
+            );
+        }
     }
 
     #[test]
