@@ -450,6 +450,23 @@ fn open_video(path: &Path, tools: &Tools) -> Result<MediaReader, DecodeError> {
     })
 }
 
+/// Asks for a pipe that holds a whole frame of `frame_bytes` (up to the
+/// system's limit, 1 MiB by default): through the default 64 KiB one, ffmpeg
+/// and the reader took turns 15 times a 640x480 frame. The pipe works at any
+/// size, so a refusal is no error.
+fn widen_pipe(pipe: &ChildStdout, frame_bytes: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let size = libc::c_int::try_from(frame_bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: F_SETPIPE_SZ on a pipe this process owns changes only its
+        // buffer's size.
+        unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (pipe, frame_bytes);
+}
+
 /// An ffmpeg child writing raw RGB24 frames to a pipe.
 struct FfmpegStream {
     child: Child,
@@ -475,6 +492,7 @@ impl FfmpegStream {
             path: path.to_path_buf(),
             message: "no stdout pipe".into(),
         })?;
+        widen_pipe(&stdout, width as usize * height as usize * 3);
         // Drain stderr on a thread so a chatty ffmpeg never blocks on a full pipe.
         let stderr = Arc::new(Mutex::new(String::new()));
         if let Some(mut pipe) = child.stderr.take() {
@@ -640,6 +658,22 @@ mod tests {
         std::fs::create_dir(&empty).unwrap();
         let err = MediaReader::open(&empty).err().unwrap();
         assert!(matches!(err, DecodeError::EmptyFolder(_)), "{err}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_pipe_from_ffmpeg_holds_a_whole_640x480_frame() {
+        use std::os::fd::AsRawFd;
+        let mut child = Command::new("true").stdout(Stdio::piped()).spawn().unwrap();
+        let pipe = child.stdout.take().unwrap();
+        let size =
+            |pipe: &ChildStdout| unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        let frame: usize = 640 * 480 * 3;
+        let holds = |pipe: &ChildStdout| usize::try_from(size(pipe)).is_ok_and(|s| s >= frame);
+        assert!(!holds(&pipe), "a pipe starts smaller");
+        widen_pipe(&pipe, frame);
+        assert!(holds(&pipe), "{}", size(&pipe));
+        child.wait().unwrap();
     }
 
     #[test]
