@@ -226,10 +226,12 @@ impl PointwiseConv {
     fn parts(&self) -> Vec<Part> {
         let slabs = self.outputs.div_ceil(LANES);
         let count = parallel::part_count(self.pixels * self.inputs * self.outputs);
-        // Parts of whole register tiles: the AVX-512 paths' tile shapes.
-        let (pixel_tile, slab_tile) = match self.output_order {
-            OutputOrder::PixelMajor => (PIXELS, SLABS),
-            OutputOrder::ChannelMajor => (LANES, 1),
+        // Parts of whole register tiles, the AVX-512 paths' tile shapes; by
+        // single slabs, which split evenly (12 as 6 + 6, not 4 + 8: each part
+        // groups its own, see `slab_groups`).
+        let pixel_tile = match self.output_order {
+            OutputOrder::PixelMajor => PIXELS,
+            OutputOrder::ChannelMajor => LANES,
         };
         if self.pixels >= self.outputs {
             parallel::split(self.pixels, pixel_tile, count)
@@ -240,7 +242,7 @@ impl PointwiseConv {
                 })
                 .collect()
         } else {
-            parallel::split(slabs, slab_tile, count)
+            parallel::split(slabs, 1, count)
                 .into_iter()
                 .map(|slabs| Part {
                     pixels: 0..self.pixels,
@@ -458,31 +460,66 @@ unsafe fn pixel_major_avx512<O: ChannelOffsets>(
     let mut p0 = part.pixels.start;
     while p0 < part.pixels.end {
         let pixels = (part.pixels.end - p0).min(PIXELS);
-        let mut s0 = part.slabs.start;
-        while s0 < part.slabs.end {
-            let group = (part.slabs.end - s0).min(SLABS);
-            let at = |p: usize| output.wrapping_add(p * n_len + s0 * LANES);
+        for slabs in slab_groups(part.slabs.clone()) {
+            let s0 = slabs.start;
+            let dst = output.wrapping_add(p0 * n_len + s0 * LANES);
             // SAFETY: the tile lies inside the op's pixels and slabs, and
-            // `at` inside `output`.
-            unsafe {
-                match (pixels == PIXELS, group) {
-                    (true, 4) => tile::<PIXELS, 4, O>(op, src, p0, s0, at(p0), n_len),
-                    (true, 3) => tile::<PIXELS, 3, O>(op, src, p0, s0, at(p0), n_len),
-                    (true, 2) => tile::<PIXELS, 2, O>(op, src, p0, s0, at(p0), n_len),
-                    (true, _) => tile::<PIXELS, 1, O>(op, src, p0, s0, at(p0), n_len),
-                    (false, 4) => (p0..p0 + pixels)
-                        .for_each(|p| tile::<1, 4, O>(op, src, p, s0, at(p), n_len)),
-                    (false, 3) => (p0..p0 + pixels)
-                        .for_each(|p| tile::<1, 3, O>(op, src, p, s0, at(p), n_len)),
-                    (false, 2) => (p0..p0 + pixels)
-                        .for_each(|p| tile::<1, 2, O>(op, src, p, s0, at(p), n_len)),
-                    (false, _) => (p0..p0 + pixels)
-                        .for_each(|p| tile::<1, 1, O>(op, src, p, s0, at(p), n_len)),
-                }
-            }
-            s0 += group;
+            // `dst` inside `output`.
+            unsafe { any_tile(op, src, [pixels, slabs.len()], p0, s0, dst, n_len) };
         }
         p0 += pixels;
+    }
+}
+
+/// `slabs` in groups of at most [`SLABS`], as even as they come (6 slabs as
+/// 3 + 3, not 4 + 2: the narrower a tile, the more loads each multiply-add
+/// waits for).
+fn slab_groups(slabs: std::ops::Range<usize>) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let groups = slabs.len().div_ceil(SLABS);
+    let (start, len) = (slabs.start, slabs.len());
+    (0..groups).map(move |g| start + len * g / groups..start + len * (g + 1) / groups)
+}
+
+/// [`tile`] for `[pixels, slabs]` known only at run time (pixels up to
+/// [`PIXELS`], slabs up to [`SLABS`]): a part's last pixels get a tile as
+/// wide as they are, not one pixel at a time (which reloads every weight per
+/// pixel).
+///
+/// # Safety
+/// As [`tile`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn any_tile<O: ChannelOffsets>(
+    op: &PointwiseConv,
+    src: Src<O>,
+    [pixels, slabs]: [usize; 2],
+    p0: usize,
+    s0: usize,
+    dst: *mut f32,
+    dst_row: usize,
+) {
+    macro_rules! by_slabs {
+        ($p:literal) => {
+            match slabs {
+                4 => tile::<$p, 4, O>(op, src, p0, s0, dst, dst_row),
+                3 => tile::<$p, 3, O>(op, src, p0, s0, dst, dst_row),
+                2 => tile::<$p, 2, O>(op, src, p0, s0, dst, dst_row),
+                _ => tile::<$p, 1, O>(op, src, p0, s0, dst, dst_row),
+            }
+        };
+    }
+    const _: () = assert!(PIXELS == 6, "a tile for each width up to PIXELS");
+    // SAFETY: as this function's.
+    unsafe {
+        match pixels {
+            6 => by_slabs!(6),
+            5 => by_slabs!(5),
+            4 => by_slabs!(4),
+            3 => by_slabs!(3),
+            2 => by_slabs!(2),
+            _ => by_slabs!(1),
+        }
     }
 }
 
@@ -524,9 +561,11 @@ unsafe fn channel_major_avx512<O: ChannelOffsets>(
                         _mm512_storeu_ps(to, channel);
                     }
                 } else {
-                    for i in 0..count {
+                    // The part's last pixels, up to PIXELS a tile.
+                    for i in (0..count).step_by(PIXELS) {
                         let from = scratch[i * LANES..].as_mut_ptr();
-                        tile::<1, 1, O>(op, src, p0 + i, s0, from, LANES);
+                        let width = (count - i).min(PIXELS);
+                        any_tile(op, src, [width, 1], p0 + i, s0, from, LANES);
                     }
                     for lane in 0..lanes {
                         for i in 0..count {
@@ -644,11 +683,15 @@ unsafe fn pixel_major_avx2<O: ChannelOffsets>(
             let at = |p: usize| output.wrapping_add(p * n_len + s * LANES);
             // SAFETY: the tile lies inside the op's pixels and slabs, and
             // `at` inside `output`.
+            // A part's last pixels get a tile as wide as they are.
             unsafe {
-                if pixels == PIXELS {
-                    tile_avx2::<PIXELS, O>(op, src, p0, s, at(p0), n_len);
-                } else {
-                    (p0..p0 + pixels).for_each(|p| tile_avx2::<1, O>(op, src, p, s, at(p), n_len));
+                match pixels {
+                    6 => tile_avx2::<6, O>(op, src, p0, s, at(p0), n_len),
+                    5 => tile_avx2::<5, O>(op, src, p0, s, at(p0), n_len),
+                    4 => tile_avx2::<4, O>(op, src, p0, s, at(p0), n_len),
+                    3 => tile_avx2::<3, O>(op, src, p0, s, at(p0), n_len),
+                    2 => tile_avx2::<2, O>(op, src, p0, s, at(p0), n_len),
+                    _ => tile_avx2::<1, O>(op, src, p0, s, at(p0), n_len),
                 }
             }
         }
@@ -890,6 +933,7 @@ mod tests {
             (3, 3, 40, 240),
             (16, 16, 16, 88),
             (1, 1, 1152, 39),
+            (2, 7, 32, 200),
         ] {
             let weights = values(k * n, 1);
             let bias = values(n, 2);
@@ -957,8 +1001,9 @@ mod tests {
     fn every_order_and_simd_level_gives_the_same_values() {
         // 37 pixels: two whole 16-pixel tiles and a part one; 40 channels:
         // two whole slabs and a part one. 5 pixels x 7 channels: no whole
-        // tile at all.
-        for (h, n) in [(37, 40), (5, 7), (48, 64)] {
+        // tile at all. 14 pixels: two whole 6-pixel tiles and a 2-pixel one;
+        // 200 channels: 13 slabs, in groups of 3, 3, 3 and 4.
+        for (h, n) in [(37, 40), (5, 7), (48, 64), (14, 200)] {
             every_order_gives_the_same_values(h, n);
         }
     }
