@@ -20,7 +20,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::conv_op::{self, Clamped, FixedConvolution};
+use super::conv_op::{self, Clamped, FixedShapeOp};
 use super::parallel;
 use super::simd::Simd;
 
@@ -185,7 +185,7 @@ impl Clamped for ChannelsLastDepthwise {
     }
 }
 
-impl FixedConvolution for ChannelsLastDepthwise {
+impl FixedShapeOp for ChannelsLastDepthwise {
     fn input_shape(&self) -> TVec<usize> {
         ChannelsLastDepthwise::input_shape(self)
     }
@@ -194,7 +194,7 @@ impl FixedConvolution for ChannelsLastDepthwise {
         self.output_shape.clone()
     }
 
-    fn convolve(&self, input: &[f32], output: &mut [f32]) {
+    fn compute(&self, input: &[f32], output: &mut [f32]) {
         ChannelsLastDepthwise::convolve(self, input, output)
     }
 }

@@ -14,7 +14,7 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::conv_op::{self, Clamped, FixedConvolution};
+use super::conv_op::{self, Clamped, FixedShapeOp};
 use super::parallel;
 
 use super::depthwise::Geometry;
@@ -214,7 +214,7 @@ impl Clamped for PatchConv {
     }
 }
 
-impl FixedConvolution for PatchConv {
+impl FixedShapeOp for PatchConv {
     fn input_shape(&self) -> TVec<usize> {
         self.input_shape.clone()
     }
@@ -223,7 +223,7 @@ impl FixedConvolution for PatchConv {
         self.output_shape.clone()
     }
 
-    fn convolve(&self, input: &[f32], output: &mut [f32]) {
+    fn compute(&self, input: &[f32], output: &mut [f32]) {
         PatchConv::convolve(self, input, output)
     }
 }

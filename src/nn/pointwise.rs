@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::conv_op::{self, Clamped, FixedConvolution};
+use super::conv_op::{self, Clamped, FixedShapeOp};
 use super::parallel;
 use super::simd::Simd;
 
@@ -824,7 +824,7 @@ impl Clamped for PointwiseConv {
     }
 }
 
-impl FixedConvolution for PointwiseConv {
+impl FixedShapeOp for PointwiseConv {
     fn input_shape(&self) -> TVec<usize> {
         self.input_shape.clone()
     }
@@ -833,7 +833,7 @@ impl FixedConvolution for PointwiseConv {
         self.output_shape.clone()
     }
 
-    fn convolve(&self, input: &[f32], output: &mut [f32]) {
+    fn compute(&self, input: &[f32], output: &mut [f32]) {
         PointwiseConv::convolve(self, input, output)
     }
 }
