@@ -15,6 +15,7 @@ use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::{DataFormat, Resize};
 use tract_onnx::tract_core::plan::SimpleState;
 
+use super::channel_move::ChannelMove;
 use super::conv_op::Clamped;
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
 use super::keep_layout::KeepLayout;
@@ -324,6 +325,9 @@ fn optimise_with(
         pointwise_on_our_op(&mut model)?;
         patches_on_our_op(&mut model)?;
     }
+    if our_ops {
+        moves_on_our_op(&mut model)?;
+    }
     fuse_activations(&mut model)?;
     model.optimize()?;
     Ok(model)
@@ -393,6 +397,29 @@ fn pointwise_on_our_op(model: &mut TypedModel) -> TractResult<usize> {
         let y = patch.wire_node(&node.name, op, &[x])?;
         patch.shunt_outside(model, last.into(), y[0])?;
         Ok(Some(patch))
+    })
+}
+
+/// Rewrites every axis move that is a transpose of a matrix (channels
+/// between first and last, a batch of one) as signtop's own op
+/// ([`ChannelMove`]), after the rewrites that fold moves away. Returns how
+/// many were rewritten.
+fn moves_on_our_op(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each(model, |model, node, op: &AxisOp| {
+        let &AxisOp::Move(from, to) = op else {
+            return Ok(None);
+        };
+        let fact = model.outlet_fact(node.inputs[0])?;
+        let Some(shape) = fact.shape.as_concrete() else {
+            return Ok(None);
+        };
+        if fact.datum_type != f32::datum_type() {
+            return Ok(None);
+        }
+        let Some(ours) = ChannelMove::for_move(shape, from, to) else {
+            return Ok(None);
+        };
+        on_its_input(model, node, Some(ours))
     })
 }
 
@@ -1237,9 +1264,10 @@ mod tests {
                             .as_concrete()
                             .is_some_and(|s| s.iter().product::<usize>() > 2000)
                     });
-                    big && n
+                    let tracts = n
                         .op_as::<AxisOp>()
-                        .is_some_and(|op| matches!(op, AxisOp::Move(..)))
+                        .is_some_and(|op| matches!(op, AxisOp::Move(..)));
+                    big && (tracts || n.op_is::<ChannelMove>())
                 };
                 model.nodes().iter().filter(moved).count()
             };
@@ -1268,6 +1296,9 @@ mod tests {
         assert_eq!(count("DirectSpatialConv"), 1, "{names:?}");
         assert_eq!(count("KeepLayout"), 0, "{names:?}");
         assert_eq!(count("ChannelsLastDepthwise"), 19, "{names:?}");
+        // The moves around it (the input's, the output's) on signtop's op.
+        assert_eq!(count("ChannelMove"), 2, "{names:?}");
+        assert_eq!(count("MoveAxis"), 0, "{names:?}");
     }
 
     #[test]
