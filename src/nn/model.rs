@@ -156,9 +156,14 @@ impl Model {
         })
     }
 
-    /// The shape of output `index`, where it is known.
+    /// The shape of output `index`, where it is known (`None` past the
+    /// last output too: tract's lookup would panic there).
     pub fn output_shape(&self, index: usize) -> Option<Vec<usize>> {
-        let fact = self.plan.model().output_fact(index).ok()?;
+        let graph = self.plan.model();
+        if index >= graph.output_outlets().ok()?.len() {
+            return None;
+        }
+        let fact = graph.output_fact(index).ok()?;
         fact.shape.as_concrete().map(<[usize]>::to_vec)
     }
 
@@ -1213,6 +1218,18 @@ mod tests {
         assert_eq!(ours(&model), before, "all of them run by signtop's op");
         let again = depthwise_channels_last(&mut model).unwrap();
         assert_eq!(again, 0, "nothing left to rewrite");
+    }
+
+    #[test]
+    fn output_shapes_are_known_and_none_past_the_last() {
+        let pose = load("pose_landmark_full.onnx", 256, ChannelOrder::ChannelsLast);
+        assert_eq!(pose.output_shape(0), Some(vec![1, 195]));
+        assert_eq!(
+            pose.output_shape(2),
+            Some(vec![1, 64, 64, 39]),
+            "the heatmap"
+        );
+        assert_eq!(pose.output_shape(4), None, "four outputs");
     }
 
     #[test]
