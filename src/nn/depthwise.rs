@@ -148,36 +148,38 @@ impl ChannelsLastDepthwise {
     }
 
     /// Convolves `input` (channels last) into `output`, in bands of output
-    /// rows on the free threads of the current rayon pool when it is big
+    /// pixels (whole rows or not: a 7 x 7 image splits 24 + 25, not 3 + 4
+    /// rows) on the free threads of the current rayon pool when it is big
     /// enough.
     pub fn convolve(&self, input: &[f32], output: &mut [f32]) {
         let g = &self.geometry;
         let [out_h, out_w] = g.output;
-        let row_len = out_w * g.channels;
-        assert!(input.len() >= g.input[0] * g.input[1] * g.channels);
-        assert!(output.len() >= out_h * row_len);
-        let row_work = row_len * g.kernel[0] * g.kernel[1];
+        let c = g.channels;
+        assert!(input.len() >= g.input[0] * g.input[1] * c);
+        assert!(output.len() >= out_h * out_w * c);
+        let pixel_work = c * g.kernel[0] * g.kernel[1];
         parallel::for_each_band(
-            &mut output[..out_h * row_len],
-            row_len,
-            row_work,
-            |rows, band| self.convolve_rows(input, rows, band),
+            &mut output[..out_h * out_w * c],
+            c,
+            pixel_work,
+            |pixels, band| self.convolve_pixels(input, pixels, band),
         );
     }
 
-    /// Output rows `rows` into `band` (those rows alone).
-    fn convolve_rows(&self, input: &[f32], rows: Range<usize>, band: &mut [f32]) {
+    /// Output pixels `pixels` (in row order) into `band` (those pixels
+    /// alone).
+    fn convolve_pixels(&self, input: &[f32], pixels: Range<usize>, band: &mut [f32]) {
         if self.is_a_scale() {
-            return self.scale_rows(input, rows, band);
+            return self.scale_pixels(input, pixels, band);
         }
         // SAFETY (each call): the chosen level is one the CPU has, and the
         // function is compiled for no more than it.
         match Simd::chosen() {
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { convolve_avx512(self, input, rows, band) },
+            Simd::Avx512 => unsafe { convolve_avx512(self, input, pixels, band) },
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { convolve_avx2(self, input, rows, band) },
-            _ => convolve_with::<PORTABLE>(self, input, rows, band),
+            Simd::Avx2 => unsafe { convolve_avx2(self, input, pixels, band) },
+            _ => convolve_with::<PORTABLE>(self, input, pixels, band),
         }
     }
 }
@@ -191,14 +193,13 @@ impl ChannelsLastDepthwise {
         g.kernel == [1, 1] && g.stride == [1, 1] && g.pad_before == [0, 0] && g.input == g.output
     }
 
-    /// [`ChannelsLastDepthwise::convolve_rows`] for a scale: a flat pass over
-    /// the rows' values, no window to walk (the window's per-pixel setup
-    /// took 3-8 times as long as the sums). The same roundings: the bias
-    /// plus the product, then the clamp.
-    fn scale_rows(&self, input: &[f32], rows: Range<usize>, band: &mut [f32]) {
+    /// [`ChannelsLastDepthwise::convolve_pixels`] for a scale: a flat pass
+    /// over the pixels' values, no window to walk (the window's per-pixel
+    /// setup took 3-8 times as long as the sums). The same roundings: the
+    /// bias plus the product, then the clamp.
+    fn scale_pixels(&self, input: &[f32], pixels: Range<usize>, band: &mut [f32]) {
         let c = self.geometry.channels;
-        let row_len = self.geometry.output[1] * c;
-        let input = &input[rows.start * row_len..rows.end * row_len];
+        let input = &input[pixels.start * c..pixels.end * c];
         let [lo, hi] = self.clamp;
         for (out, x) in band.chunks_exact_mut(c).zip(input.chunks_exact(c)) {
             for (((o, &x), &k), &b) in out.iter_mut().zip(x).zip(&*self.taps).zip(&*self.bias) {
@@ -283,10 +284,10 @@ const AVX512: u8 = 2;
 unsafe fn convolve_avx2(
     op: &ChannelsLastDepthwise,
     input: &[f32],
-    rows: Range<usize>,
+    pixels: Range<usize>,
     band: &mut [f32],
 ) {
-    convolve_with::<AVX2>(op, input, rows, band)
+    convolve_with::<AVX2>(op, input, pixels, band)
 }
 
 /// [`convolve_with`] compiled for AVX-512 (and AVX2).
@@ -298,28 +299,34 @@ unsafe fn convolve_avx2(
 unsafe fn convolve_avx512(
     op: &ChannelsLastDepthwise,
     input: &[f32],
-    rows: Range<usize>,
+    pixels: Range<usize>,
     band: &mut [f32],
 ) {
-    convolve_with::<AVX512>(op, input, rows, band)
+    convolve_with::<AVX512>(op, input, pixels, band)
 }
 
 /// The convolution, with the instruction set `SIMD` (one of [`PORTABLE`],
 /// [`AVX2`] inside [`convolve_avx2`], [`AVX512`] inside [`convolve_avx512`]).
-/// Every set sums in the same order with the same roundings. Output rows
-/// `rows` go into `band`, which holds those rows alone.
+/// Every set sums in the same order with the same roundings. Output pixels
+/// `pixels` (in row order) go into `band`, which holds those pixels alone.
 #[inline(always)]
 fn convolve_with<const SIMD: u8>(
     op: &ChannelsLastDepthwise,
     input: &[f32],
-    rows: Range<usize>,
+    pixels: Range<usize>,
     band: &mut [f32],
 ) {
     let geometry = &op.geometry;
     let c = geometry.channels;
     let out_w = geometry.output[1];
-    let first = rows.start;
-    for oy in rows {
+    let first = pixels.start;
+    if pixels.is_empty() || out_w == 0 {
+        return;
+    }
+    for oy in pixels.start / out_w..=(pixels.end - 1) / out_w {
+        // The columns of this row inside the band.
+        let row_start = oy * out_w;
+        let ox_end = (pixels.end - row_start).min(out_w);
         let (y0, rows) = geometry.taps_inside(0, oy);
         let row = Row {
             geometry,
@@ -330,12 +337,12 @@ fn convolve_with<const SIMD: u8>(
             y0,
             rows,
         };
-        let mut ox = 0;
-        while ox < out_w {
-            let out = &mut band[((oy - first) * out_w + ox) * c..];
+        let mut ox = pixels.start.saturating_sub(row_start);
+        while ox < ox_end {
+            let out = &mut band[(row_start + ox - first) * c..];
             // Four neighbours whose windows lie wholly inside the image share
             // each weight load; the rest go one at a time.
-            let (pixels, cols) = if ox + PIXELS <= out_w && row.inside(ox, PIXELS) {
+            let (pixels, cols) = if ox + PIXELS <= ox_end && row.inside(ox, PIXELS) {
                 (PIXELS, 0..geometry.kernel[1])
             } else {
                 (1, geometry.taps_inside(1, ox).1)
@@ -709,14 +716,14 @@ mod tests {
                 proptest::prop_assert!((a - b).abs() <= 1e-5 * (k * k) as f32, "{i}: {a} vs {b}");
             }
             let mut portable = vec![f32::NAN; got.len()];
-            convolve_with::<PORTABLE>(&op, &input, 0..g.output[0], &mut portable);
+            convolve_with::<PORTABLE>(&op, &input, 0..g.output[0] * g.output[1], &mut portable);
             proptest::prop_assert_eq!(&portable, &got, "the same sums in the same order");
             // `convolve` takes the widest set the CPU has; AVX2 on its own too.
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
                 let mut avx2 = vec![f32::NAN; got.len()];
                 // SAFETY: the CPU has AVX2.
-                unsafe { convolve_avx2(&op, &input, 0..g.output[0], &mut avx2) };
+                unsafe { convolve_avx2(&op, &input, 0..g.output[0] * g.output[1], &mut avx2) };
                 proptest::prop_assert_eq!(&avx2, &got);
             }
         }
@@ -768,13 +775,14 @@ mod tests {
     }
 
     #[test]
-    fn bands_of_rows_on_several_threads_give_the_same_bits() {
+    fn bands_of_pixels_on_several_threads_give_the_same_bits() {
         let three_threads = rayon::ThreadPoolBuilder::new()
             .num_threads(3)
             .build()
             .unwrap();
-        // Enough work for three bands; output heights that do not divide.
-        for (side, k, stride, channels) in [(20, 3, 1, 40), (31, 5, 2, 48)] {
+        // Enough work for three bands; bands that end inside a row (400,
+        // 256 and 49 pixels in three), and a row shorter than the bands.
+        for (side, k, stride, channels) in [(20, 3, 1, 40), (31, 5, 2, 48), (7, 5, 1, 1152)] {
             let pad = k / 2;
             let g = Geometry::square(side, k, stride, [pad, pad], channels);
             let out = g.output[0];
