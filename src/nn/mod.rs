@@ -14,6 +14,7 @@ pub mod parallel;
 pub mod patches;
 pub mod pointwise;
 pub mod prelu;
+pub mod resize;
 pub mod simd;
 
 pub use model::{ChannelOrder, Model, ModelError, Rewrites};

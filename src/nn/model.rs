@@ -22,6 +22,7 @@ use super::keep_layout::KeepLayout;
 use super::patches::PatchConv;
 use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
 use super::prelu::Prelu;
+use super::resize::ChannelsLastResize;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::logic::Iff;
 
@@ -332,6 +333,7 @@ fn optimise_with(
     }
     if our_ops {
         moves_on_our_op(&mut model)?;
+        resizes_on_our_op(&mut model)?;
     }
     fuse_activations(&mut model)?;
     model.optimize()?;
@@ -425,6 +427,52 @@ fn moves_on_our_op(model: &mut TypedModel) -> TractResult<usize> {
             return Ok(None);
         };
         on_its_input(model, node, Some(ours))
+    })
+}
+
+/// Rewrites every resize of a channels-last f32 image along its height and
+/// width (the pose models', once moved channels last) as signtop's own op
+/// ([`ChannelsLastResize`]) on tract's own plans. Returns how many were
+/// rewritten.
+fn resizes_on_our_op(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each(model, |model, node, resize: &Resize| {
+        let x = model.outlet_fact(node.inputs[0])?;
+        let y = model.outlet_fact(node.id.into())?;
+        let (Some(x_shape), Some(y_shape)) = (x.shape.as_concrete(), y.shape.as_concrete()) else {
+            return Ok(None);
+        };
+        if x.datum_type != f32::datum_type() || x_shape.len() != 4 || x_shape[0] != 1 {
+            return Ok(None);
+        }
+        // The scales tract's run would take: the constant input's, or the
+        // output's length over the input's.
+        let given = resize
+            .optional_scales_input
+            .and_then(|i| node.inputs.get(i))
+            .map(|&outlet| model.outlet_fact(outlet))
+            .transpose()?
+            .and_then(|fact| fact.konst.clone());
+        let scales: Vec<f32> = match given {
+            Some(t) if t.len() == 4 => t
+                .cast_to::<f32>()?
+                .try_as_plain_ram()?
+                .as_slice::<f32>()?
+                .to_vec(),
+            _ => x_shape
+                .iter()
+                .zip(y_shape)
+                .map(|(&i, &o)| o as f32 / i as f32)
+                .collect(),
+        };
+        let kept = |axis: usize| x_shape[axis] == y_shape[axis] && scales[axis] == 1.0;
+        if !kept(0) || !kept(3) {
+            return Ok(None);
+        }
+        let plan = |axis: usize| {
+            (!kept(axis)).then(|| resize.plan_axis(scales[axis], x_shape[axis], y_shape[axis]))
+        };
+        let ours = ChannelsLastResize::new(x_shape, y_shape, [plan(1), plan(2)]).ok();
+        on_its_input(model, node, ours)
     })
 }
 
@@ -1218,6 +1266,22 @@ mod tests {
         assert_eq!(ours(&model), before, "all of them run by signtop's op");
         let again = depthwise_channels_last(&mut model).unwrap();
         assert_eq!(again, 0, "nothing left to rewrite");
+    }
+
+    #[test]
+    fn the_pose_models_resizes_run_on_signtops_op() {
+        for (file, side, resizes) in [
+            ("pose_landmark_full.onnx", 256, 3),
+            ("pose_detection.onnx", 224, 2),
+        ] {
+            let model = load(file, side, ChannelOrder::ChannelsLast);
+            let names: Vec<String> = (model.plan.model().nodes().iter())
+                .map(|n| n.op.name().to_string())
+                .collect();
+            let count = |name: &str| names.iter().filter(|n| *n == name).count();
+            assert_eq!(count("ChannelsLastResize"), resizes, "{file}: {names:?}");
+            assert_eq!(count("Resize"), 0, "{file}: {names:?}");
+        }
     }
 
     #[test]
