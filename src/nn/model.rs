@@ -895,8 +895,8 @@ fn residual_stream_channels_last(model: &mut TypedModel) -> TractResult<usize> {
     use tract_onnx::tract_core::ops::change_axes::AxisChange;
     use tract_onnx::tract_core::optim::change_axes::change_axes;
     let mut moved = 0;
-    // Each move turns at least one product's output channels last, and none
-    // back: at most one move per product.
+    // Each move turns at least one product's output channels last: a bound
+    // of one move per product stops any that turned one back from looping.
     let products = model.nodes().iter().filter(|n| n.op_is::<EinSum>()).count();
     while moved < products {
         let mut locked = model.output_outlets()?.to_vec();
