@@ -5,8 +5,8 @@
 //! kernel; the pose detector's heads), tract moves the axis with a general
 //! strided copy: 0.16 ms for the re-crop model's 256 x 256 x 3 input, whose
 //! three values a pixel make its innermost loop three long. With a batch of
-//! one such a move is a transpose of a matrix, channels x pixels; this op
-//! copies it in an order that stays in cache: alone, 39 us for that input
+//! one such a move is a transpose of a matrix, channels x pixels; for a few
+//! channels (up to 16) this op copies it in an order that stays in cache: alone, 39 us for that input
 //! and 12 us for the 128 x 128 x 8 output after it (tract: about 160 and 65);
 //! in the model, whose input comes partly from the other core's cache, the
 //! two take 0.14 ms a run against 0.23. A value is copied, never computed:
@@ -20,12 +20,15 @@ use std::ops::Range;
 use super::conv_op::{self, FixedShapeOp};
 use super::parallel;
 
-/// Input columns copied together, a 64-byte cache line of each row.
-const BAND: usize = 16;
+/// The most channels this op moves: with more, tract's copy runs as fast
+/// (the pose detector's moves of 24-1152 channels took 0.27-0.32 ms on
+/// either).
+const FEW: usize = 16;
 
-/// A move of one axis of an f32 tensor that is a transpose of a matrix: the
-/// axis moved is the first one longer than one and goes last, or is the last
-/// and goes in front of every axis longer than one.
+/// A move of one axis of an f32 tensor that is a transpose of a matrix with
+/// few rows or few columns: the axis moved is the first one longer than one
+/// and goes last, or is the last and goes in front of every axis longer than
+/// one, and it or the axes it passes hold at most [`FEW`] values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ChannelMove {
     /// The input as a matrix: rows x columns (rows are the moved axis when
@@ -38,7 +41,8 @@ pub struct ChannelMove {
 
 impl ChannelMove {
     /// The transpose that `AxisOp::Move(from, to)` is on `shape`, or `None`
-    /// when that move is not a transpose of a matrix.
+    /// when that move is not a transpose of a matrix with at most [`FEW`]
+    /// rows or columns.
     pub fn for_move(shape: &[usize], from: usize, to: usize) -> Option<ChannelMove> {
         let rank = shape.len();
         if from >= rank || to >= rank || from == to {
@@ -58,6 +62,9 @@ impl ChannelMove {
             volume / shape[from].max(1)
         };
         let columns = volume.checked_div(rows)?;
+        if rows.min(columns) > FEW {
+            return None;
+        }
         let mut output_shape: TVec<usize> = shape.into();
         let moved = output_shape.remove(from);
         output_shape.insert(to, moved);
@@ -69,14 +76,16 @@ impl ChannelMove {
         })
     }
 
-    /// `output[c * rows + r] = input[r * columns + c]`, in bands of output
-    /// rows on the free threads of the current pool when there are many (a
-    /// frame's models leave half the input in the other core's cache).
+    /// `output[c * rows + r] = input[r * columns + c]`, each output row in
+    /// order, its values `columns` apart in the input (few rows or columns:
+    /// a few lines read over and over, in cache). In bands of output rows on
+    /// the free threads of the current pool when there are many (a frame's
+    /// models leave half the input in the other core's cache).
     pub fn transpose(&self, input: &[f32], output: &mut [f32]) {
         let (rows, columns) = (self.rows, self.columns);
         let input = &input[..rows * columns];
         let output = &mut output[..rows * columns];
-        if columns <= BAND {
+        if columns <= FEW {
             // A few output rows (3 for an RGB input) do not split evenly.
             self.transpose_rows(input, 0..columns, output);
             return;
@@ -90,26 +99,10 @@ impl ChannelMove {
     /// those rows alone.
     fn transpose_rows(&self, input: &[f32], out_rows: Range<usize>, band: &mut [f32]) {
         let (rows, columns) = (self.rows, self.columns);
-        if rows <= BAND || columns <= BAND {
-            // Few channels: each output row in order, its values `columns`
-            // apart in the input (a few lines read, over and over, in cache).
-            for (c, out_row) in out_rows.zip(band.chunks_exact_mut(rows)) {
-                let column = input[c..].iter().step_by(columns);
-                for (to, &value) in out_row.iter_mut().zip(column) {
-                    *to = value;
-                }
-            }
-            return;
-        }
-        // Many of both: a band of BAND input columns (one cache line of each
-        // input row) into BAND output rows written in order.
-        for (c0, out_rows) in out_rows.step_by(BAND).zip(band.chunks_mut(BAND * rows)) {
-            let width = out_rows.len() / rows;
-            for r in 0..rows {
-                let from = &input[r * columns + c0..][..width];
-                for (i, &value) in from.iter().enumerate() {
-                    out_rows[i * rows + r] = value;
-                }
+        for (c, out_row) in out_rows.zip(band.chunks_exact_mut(rows)) {
+            let column = input[c..].iter().step_by(columns);
+            for (to, &value) in out_row.iter_mut().zip(column) {
+                *to = value;
             }
         }
     }
@@ -179,14 +172,14 @@ mod tests {
     #[test]
     fn moves_as_tract_does_in_either_direction() {
         // Channels last to first and back, with and without a batch axis,
-        // sizes with and without whole 16 x 16 blocks.
+        // over one axis or several.
         for (shape, from, to) in [
             (vec![1, 256, 256, 3], 3, 1),
             (vec![1, 8, 128, 128], 1, 3),
-            (vec![28, 28, 96], 2, 0),
-            (vec![96, 28, 28], 0, 2),
+            (vec![28, 28, 16], 2, 0),
+            (vec![5, 28, 28], 0, 2),
             (vec![1, 1, 5, 7, 33], 2, 4),
-            (vec![1, 17, 3, 19], 3, 1),
+            (vec![1, 17, 3, 9], 3, 1),
         ] {
             let volume: usize = shape.iter().product();
             let values: Vec<f32> = (0..volume).map(|i| i as f32).collect();
@@ -209,11 +202,15 @@ mod tests {
     #[test]
     fn refuses_moves_that_are_no_transpose() {
         // A batch of two; the last axis not among those moved; a move to
-        // the middle of three; no move at all.
+        // the middle of three; no move at all; many rows and many columns
+        // (tract's own copy is as fast there).
         assert!(ChannelMove::for_move(&[2, 8, 4, 4], 1, 3).is_none());
         assert!(ChannelMove::for_move(&[1, 8, 4, 4], 1, 2).is_none());
         assert!(ChannelMove::for_move(&[1, 8, 4, 4], 3, 2).is_none());
         assert!(ChannelMove::for_move(&[1, 8, 4, 4], 2, 2).is_none());
         assert!(ChannelMove::for_move(&[1, 8, 4, 4], 1, 7).is_none());
+        assert!(ChannelMove::for_move(&[1, 96, 28, 28], 1, 3).is_none());
+        assert!(ChannelMove::for_move(&[1, 28, 28, 17], 3, 1).is_none());
+        assert!(ChannelMove::for_move(&[1, 28, 28, 16], 3, 1).is_some());
     }
 }
