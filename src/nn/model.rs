@@ -1132,6 +1132,12 @@ mod tests {
         Model::load(&path, &bytes, &shape, Rewrites::SigntopOps(order)).unwrap()
     }
 
+    /// The names of the ops in `model`'s plan, in its order.
+    fn op_names(model: &Model) -> Vec<String> {
+        let nodes = model.plan.model().nodes();
+        nodes.iter().map(|n| n.op.name().to_string()).collect()
+    }
+
     /// A smooth, varied image in [0, 1], NHWC.
     fn test_input(side: usize) -> Vec<f32> {
         (0..side * side * 3)
@@ -1274,10 +1280,7 @@ mod tests {
             ("pose_landmark_full.onnx", 256, 3),
             ("pose_detection.onnx", 224, 2),
         ] {
-            let model = load(file, side, ChannelOrder::ChannelsLast);
-            let names: Vec<String> = (model.plan.model().nodes().iter())
-                .map(|n| n.op.name().to_string())
-                .collect();
+            let names = op_names(&load(file, side, ChannelOrder::ChannelsLast));
             let count = |name: &str| names.iter().filter(|n| *n == name).count();
             assert_eq!(count("ChannelsLastResize"), resizes, "{file}: {names:?}");
             assert_eq!(count("Resize"), 0, "{file}: {names:?}");
@@ -1359,18 +1362,11 @@ mod tests {
 
     #[test]
     fn the_re_crop_models_first_convolution_stays_on_tracts_direct_kernel() {
-        let plan = load(
+        let names = op_names(&load(
             "hand_recrop.onnx",
             256,
             ChannelOrder::ChannelsLastThroughout,
-        );
-        let names: Vec<String> = plan
-            .plan
-            .model()
-            .nodes()
-            .iter()
-            .map(|n| n.op.name().to_string())
-            .collect();
+        ));
         let count = |name: &str| names.iter().filter(|n| *n == name).count();
         // Kept channels first (and so with tract's sums), then lowered as
         // tract lowers it; everything after it channels last.

@@ -681,9 +681,9 @@ unsafe fn pixel_major_avx2<O: ChannelOffsets>(
         let pixels = (part.pixels.end - p0).min(PIXELS);
         for s in part.slabs.clone() {
             let at = |p: usize| output.wrapping_add(p * n_len + s * LANES);
+            // A part's last pixels get a tile as wide as they are.
             // SAFETY: the tile lies inside the op's pixels and slabs, and
             // `at` inside `output`.
-            // A part's last pixels get a tile as wide as they are.
             unsafe {
                 match pixels {
                     6 => tile_avx2::<6, O>(op, src, p0, s, at(p0), n_len),
