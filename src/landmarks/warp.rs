@@ -238,6 +238,17 @@ impl Source<'_> {
         i64::from(self.raw[((y * iw + x) * 3) as usize + c])
     }
 
+    /// True when the SIMD samplers take the columns past the image's edges
+    /// too. With a replicate border, both neighbours of such a position are
+    /// the edge pixel, and the integer sum is the same when the position is
+    /// first held to the image (0 to iw - 1 pixels) and then read from the
+    /// pair (x, x + 1), x at most iw - 2: at the left edge the weight all
+    /// falls on x = 0, at the right edge on x + 1 = iw - 1. It needs two
+    /// columns.
+    fn clamps_columns(&self) -> bool {
+        self.border == Border::Replicate && self.iw >= 2
+    }
+
     /// True when every byte offset fits the 32-bit lanes of the SIMD path.
     fn fits_simd(&self) -> bool {
         i32::try_from(self.raw.len()).is_ok()
@@ -245,10 +256,12 @@ impl Source<'_> {
 
     /// 16 output pixels at once, positions (`columns` - `row_terms`.0,
     /// `columns` + `row_terms`.1): the same integer sums as
-    /// [`Source::sample`], for the pixels whose two columns are in the image
-    /// (rows past the edge clamped or zero, as the border says) and, with a
-    /// zero border, those with no neighbour in it. Returns which of the 16 it
-    /// wrote (bit per pixel); the caller samples the others one by one.
+    /// [`Source::sample`]: with a replicate border, for every pixel (rows
+    /// and columns past the edge clamped, see [`Source::clamps_columns`]);
+    /// with a zero border, for the pixels whose two columns are in the image
+    /// (rows past the edge zero) and those with no neighbour in it. Returns
+    /// which of the 16 it wrote (bit per pixel); the caller samples the
+    /// others one by one.
     ///
     /// # Safety
     /// The CPU must have AVX-512F; `columns` must hold 16 values each and
@@ -267,7 +280,8 @@ impl Source<'_> {
         );
         // SAFETY: the loads read the 16 columns the caller holds; each row's
         // gather is masked to the pixels whose columns x and x + 1 and that
-        // row are in the image, so its 4-byte read at (row, x) + c, c < 3,
+        // row are in the image (held there, with a replicate border), so its
+        // 4-byte read at (row, x) + c, c < 3,
         // ends at or before the last byte of pixel (row, x + 1); the table
         // gathers index 0..=255 of `scaled`.
         unsafe {
@@ -293,15 +307,29 @@ impl Source<'_> {
                 _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
             };
             let (qx, qy) = (in_32ths(sx), in_32ths(sy));
-            let fraction = _mm512_set1_epi32(SUBPIXELS as i32 - 1);
-            let (x, fx) = (_mm512_srai_epi32::<5>(qx), _mm512_and_si512(qx, fraction));
-            let (y, fy) = (_mm512_srai_epi32::<5>(qy), _mm512_and_si512(qy, fraction));
             let zero = _mm512_setzero_si512();
             let one = _mm512_set1_epi32(1);
             let (iw, ih) = (
                 _mm512_set1_epi32(self.iw as i32),
                 _mm512_set1_epi32(self.ih as i32),
             );
+            let clamps_columns = self.clamps_columns();
+            let (x, fx) = if clamps_columns {
+                // See `clamps_columns`: the position held to the image's
+                // columns, read from the pair (x, x + 1) with x <= iw - 2.
+                let last = _mm512_set1_epi32((self.iw as i32 - 1) * SUBPIXELS as i32);
+                let qx = _mm512_min_epi32(_mm512_max_epi32(qx, zero), last);
+                let x = _mm512_min_epi32(
+                    _mm512_srai_epi32::<5>(qx),
+                    _mm512_sub_epi32(iw, _mm512_set1_epi32(2)),
+                );
+                (x, _mm512_sub_epi32(qx, _mm512_slli_epi32::<5>(x)))
+            } else {
+                let fraction = _mm512_set1_epi32(SUBPIXELS as i32 - 1);
+                (_mm512_srai_epi32::<5>(qx), _mm512_and_si512(qx, fraction))
+            };
+            let fraction = _mm512_set1_epi32(SUBPIXELS as i32 - 1);
+            let (y, fy) = (_mm512_srai_epi32::<5>(qy), _mm512_and_si512(qy, fraction));
             let y1 = _mm512_add_epi32(y, one);
             // Columns x and x + 1 both in the image: one 4-byte read a row
             // holds both neighbours' channel (bytes 0 and 3).
@@ -311,7 +339,17 @@ impl Source<'_> {
                 Border::Replicate => {
                     let last = _mm512_set1_epi32(self.ih as i32 - 1);
                     let clamp = |r| _mm512_min_epi32(_mm512_max_epi32(r, zero), last);
-                    ([clamp(y), clamp(y1)], [columns_in; 2], columns_in)
+                    // A position out of i32's range (i32::MIN) is left to
+                    // the scalar sampler, which clamps it to the right edge.
+                    let out_of_range = _mm512_set1_epi32(i32::MIN);
+                    let in_range = _mm512_cmpneq_epi32_mask(qx, out_of_range)
+                        & _mm512_cmpneq_epi32_mask(qy, out_of_range);
+                    let handled = if clamps_columns {
+                        in_range
+                    } else {
+                        columns_in & in_range
+                    };
+                    ([clamp(y), clamp(y1)], [handled; 2], handled)
                 }
                 Border::Zero => {
                     let row_in =
@@ -428,9 +466,6 @@ impl Source<'_> {
                 _mm256_set_m128i(high, low)
             };
             let (qx, qy) = (in_32ths(sx), in_32ths(sy));
-            let fraction = _mm256_set1_epi32(SUBPIXELS as i32 - 1);
-            let (x, fx) = (_mm256_srai_epi32::<5>(qx), _mm256_and_si256(qx, fraction));
-            let (y, fy) = (_mm256_srai_epi32::<5>(qy), _mm256_and_si256(qy, fraction));
             let zero = _mm256_setzero_si256();
             let one = _mm256_set1_epi32(1);
             let minus_one = _mm256_set1_epi32(-1);
@@ -438,6 +473,21 @@ impl Source<'_> {
                 _mm256_set1_epi32(self.iw as i32),
                 _mm256_set1_epi32(self.ih as i32),
             );
+            let clamps_columns = self.clamps_columns();
+            let fraction = _mm256_set1_epi32(SUBPIXELS as i32 - 1);
+            let (x, fx) = if clamps_columns {
+                // As in `sample16_avx512`.
+                let last = _mm256_set1_epi32((self.iw as i32 - 1) * SUBPIXELS as i32);
+                let qx = _mm256_min_epi32(_mm256_max_epi32(qx, zero), last);
+                let x = _mm256_min_epi32(
+                    _mm256_srai_epi32::<5>(qx),
+                    _mm256_sub_epi32(iw, _mm256_set1_epi32(2)),
+                );
+                (x, _mm256_sub_epi32(qx, _mm256_slli_epi32::<5>(x)))
+            } else {
+                (_mm256_srai_epi32::<5>(qx), _mm256_and_si256(qx, fraction))
+            };
+            let (y, fy) = (_mm256_srai_epi32::<5>(qy), _mm256_and_si256(qy, fraction));
             let and = |a, b| _mm256_and_si256(a, b);
             let y1 = _mm256_add_epi32(y, one);
             // As in `sample16_avx512`, with lanes of all ones for true.
@@ -449,7 +499,20 @@ impl Source<'_> {
                 Border::Replicate => {
                     let last = _mm256_set1_epi32(self.ih as i32 - 1);
                     let clamp = |r| _mm256_min_epi32(_mm256_max_epi32(r, zero), last);
-                    ([clamp(y), clamp(y1)], [columns_in; 2], columns_in)
+                    let out_of_range = _mm256_set1_epi32(i32::MIN);
+                    let in_range = _mm256_andnot_si256(
+                        _mm256_or_si256(
+                            _mm256_cmpeq_epi32(qx, out_of_range),
+                            _mm256_cmpeq_epi32(qy, out_of_range),
+                        ),
+                        _mm256_set1_epi32(-1),
+                    );
+                    let handled = if clamps_columns {
+                        in_range
+                    } else {
+                        and(columns_in, in_range)
+                    };
+                    ([clamp(y), clamp(y1)], [handled; 2], handled)
                 }
                 Border::Zero => {
                     let row_in =
@@ -685,6 +748,38 @@ mod tests {
             let mut in_bands = vec![f32::NAN; size * size * 3];
             two_threads().install(|| warp_roi(&img, &roi, size, border, 0.0, 255.0, &mut in_bands));
             proptest::prop_assert_eq!(&in_bands, &expected);
+        }
+    }
+
+    #[test]
+    fn crops_far_past_the_edges_match_the_per_pixel_sampler() {
+        let img = RgbImage::from_fn(37, 23, |x, y| {
+            image::Rgb([(x * 7 + y) as u8, (x * y) as u8, (200 - x * 3) as u8])
+        });
+        // Off one side and well past both: every column clamped; and past
+        // i32's range in 1/32 pixels, where the scalar sampler takes over.
+        for (x, y) in [
+            (-0.6, 0.5),
+            (1.7, 0.4),
+            (40.0, -30.0),
+            (-3e8, 0.5),
+            (3e8, 3e8),
+        ] {
+            let roi = Roi {
+                x,
+                y,
+                w: 0.9,
+                h: 1.2,
+                rotation: 0.3,
+            };
+            for border in [Border::Replicate, Border::Zero] {
+                let expected = warp_roi_per_pixel(&img, &roi, 48, border);
+                for simd in Simd::available() {
+                    let mut out = vec![f32::NAN; 48 * 48 * 3];
+                    warp_roi_with(simd, &img, &roi, 48, border, 0.0, 255.0, &mut out);
+                    assert!(out == expected, "{x} {y} {border:?} {simd:?}");
+                }
+            }
         }
     }
 
