@@ -89,8 +89,8 @@ fn warp_roi_with(
         ih,
         stride: image.width() as usize * 3,
         border,
-        // Every output value is one of 256 (an 8-bit sample, scaled).
-        scaled: std::array::from_fn(|v| lo + gain * v as f32),
+        lo,
+        gain,
     };
     // MediaPipe's CPU ImageToTensor maps the ROI's corners onto the tensor's
     // corners with OpenCV's warpPerspective, whose pixel centres sit on
@@ -179,11 +179,18 @@ struct Source<'a> {
     /// Bytes a row.
     stride: usize,
     border: Border,
-    /// The output value of each 8-bit sample.
-    scaled: [f32; 256],
+    /// An 8-bit sample `v` becomes `lo + gain * v` (see [`Source::scaled`]).
+    lo: f32,
+    gain: f32,
 }
 
 impl Source<'_> {
+    /// The output value of the 8-bit sample `v`: the product, then the sum
+    /// (the SIMD paths round alike).
+    fn scaled(&self, v: usize) -> f32 {
+        self.lo + self.gain * v as f32
+    }
+
     /// One output pixel's three values, sampled at (`sx`, `sy`).
     fn sample(&self, sx: f32, sy: f32, dst: &mut [f32]) {
         let (iw, ih) = (self.iw, self.ih);
@@ -210,19 +217,19 @@ impl Source<'_> {
                     + i64::from(upper[c + 3]) * weights[1]
                     + i64::from(lower[c]) * weights[2]
                     + i64::from(lower[c + 3]) * weights[3];
-                *o = self.scaled[fixed_point_to_u8(sum)];
+                *o = self.scaled(fixed_point_to_u8(sum));
             }
         } else if self.border == Border::Zero && (x + 1 < 0 || y + 1 < 0 || x >= iw || y >= ih) {
             // No neighbour in the image (much of a crop that reaches past the
             // frame's edge): a zero sum.
-            dst.fill(self.scaled[fixed_point_to_u8(0)]);
+            dst.fill(self.scaled(fixed_point_to_u8(0)));
         } else {
             for (c, o) in dst.iter_mut().enumerate() {
                 let sum = self.pixel(x, y, c) * weights[0]
                     + self.pixel(x + 1, y, c) * weights[1]
                     + self.pixel(x, y + 1, c) * weights[2]
                     + self.pixel(x + 1, y + 1, c) * weights[3];
-                *o = self.scaled[fixed_point_to_u8(sum)];
+                *o = self.scaled(fixed_point_to_u8(sum));
             }
         }
     }
@@ -282,8 +289,7 @@ impl Source<'_> {
         // gather is masked to the pixels whose columns x and x + 1 and that
         // row are in the image (held there, with a replicate border), so its
         // 4-byte read at (row, x) + c, c < 3,
-        // ends at or before the last byte of pixel (row, x + 1); the table
-        // gathers index 0..=255 of `scaled`.
+        // ends at or before the last byte of pixel (row, x + 1).
         unsafe {
             let sx = _mm512_sub_ps(
                 _mm512_loadu_ps(columns.0.as_ptr()),
@@ -380,7 +386,7 @@ impl Source<'_> {
             let (top, below) = (offset(rows[0]), offset(rows[1]));
             let byte = _mm512_set1_epi32(0xFF);
             let base = self.raw.as_ptr();
-            let mut values = [[0.0f32; LANES]; 3];
+            let mut values = [_mm512_setzero_ps(); 3];
             for (c, channel) in values.iter_mut().enumerate() {
                 let c = _mm512_set1_epi32(c as i32);
                 let upper = _mm512_mask_i32gather_epi32::<1>(
@@ -411,16 +417,25 @@ impl Source<'_> {
                     _mm512_set1_epi32(1 << 14),
                 ));
                 let index = _mm512_min_epi32(_mm512_max_epi32(rounded, zero), byte);
-                let scaled = _mm512_mask_i32gather_ps::<4>(
-                    _mm512_setzero_ps(),
-                    handled,
-                    index,
-                    self.scaled.as_ptr().cast(),
+                *channel = _mm512_add_ps(
+                    _mm512_set1_ps(self.lo),
+                    _mm512_mul_ps(_mm512_set1_ps(self.gain), _mm512_cvtepi32_ps(index)),
                 );
-                _mm512_storeu_ps(channel.as_mut_ptr(), scaled);
+            }
+            if handled == u16::MAX {
+                // All 16 pixels: their channels interleaved in registers.
+                let pixels = interleave3_avx512(values);
+                for (i, v) in pixels.iter().enumerate() {
+                    _mm512_storeu_ps(dst.as_mut_ptr().add(LANES * i), *v);
+                }
+                return handled;
+            }
+            let mut lanes = [[0.0f32; LANES]; 3];
+            for (lane, v) in lanes.iter_mut().zip(&values) {
+                _mm512_storeu_ps(lane.as_mut_ptr(), *v);
             }
             for lane in (0..LANES).filter(|l| handled & (1 << l) != 0) {
-                for (c, channel) in values.iter().enumerate() {
+                for (c, channel) in lanes.iter().enumerate() {
                     dst[lane * 3 + c] = channel[lane];
                 }
             }
@@ -580,11 +595,9 @@ impl Source<'_> {
                     _mm256_set1_epi32(1 << 14),
                 ));
                 let index = _mm256_min_epi32(_mm256_max_epi32(rounded, zero), byte);
-                let scaled = _mm256_mask_i32gather_ps::<4>(
-                    _mm256_setzero_ps(),
-                    self.scaled.as_ptr(),
-                    index,
-                    _mm256_castsi256_ps(handled),
+                let scaled = _mm256_add_ps(
+                    _mm256_set1_ps(self.lo),
+                    _mm256_mul_ps(_mm256_set1_ps(self.gain), _mm256_cvtepi32_ps(index)),
                 );
                 _mm256_storeu_ps(channel.as_mut_ptr(), scaled);
             }
@@ -596,6 +609,53 @@ impl Source<'_> {
             bits
         }
     }
+}
+
+/// Where [`interleave3_avx512`] takes each value of its outputs: for output
+/// vector `k`, first from (r, g) and then from (that, b).
+const INTERLEAVE3: [[[u32; LANES]; 2]; 3] = {
+    let mut table = [[[0; LANES]; 2]; 3];
+    let mut k = 0;
+    while k < 3 {
+        let mut j = 0;
+        while j < LANES {
+            let value = k * LANES + j;
+            let (pixel, channel) = ((value / 3) as u32, value % 3);
+            table[k][0][j] = match channel {
+                0 => pixel,
+                1 => LANES as u32 + pixel,
+                _ => 0,
+            };
+            table[k][1][j] = if channel == 2 {
+                LANES as u32 + pixel
+            } else {
+                j as u32
+            };
+            j += 1;
+        }
+        k += 1;
+    }
+    table
+};
+
+/// Three vectors of 16 channel values (r, g, b) as 16 RGB pixels in three
+/// vectors: r0 g0 b0 r1 ... b15.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn interleave3_avx512(
+    [r, g, b]: [std::arch::x86_64::__m512; 3],
+) -> [std::arch::x86_64::__m512; 3] {
+    use std::arch::x86_64::*;
+    std::array::from_fn(|k| {
+        // SAFETY: the loads read the 16 indices of a table row.
+        let [first, second] =
+            INTERLEAVE3[k].map(|row| unsafe { _mm512_loadu_si512(row.as_ptr().cast()) });
+        let r_and_g = _mm512_permutex2var_ps(r, first, g);
+        _mm512_permutex2var_ps(r_and_g, second, b)
+    })
 }
 
 /// What one sampled value costs, in multiply-adds of the convolutions (for
