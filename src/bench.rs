@@ -233,6 +233,7 @@ pub struct PipelineReport {
     rates: PartRates,
     hands: HandsRunAhead,
     peak_rss_mib: Option<f64>,
+    huge_page_mib: Option<f64>,
     page_faults_per_frame: Option<f64>,
     tracked_frame_macs: u64,
     machine: Machine,
@@ -319,6 +320,12 @@ impl std::fmt::Display for PipelineReport {
         if let Some(mib) = self.peak_rss_mib {
             writeln!(f, "peak memory: {mib:.0} MiB (resident, whole process)")?;
         }
+        if let Some(mib) = self.huge_page_mib {
+            writeln!(
+                f,
+                "huge pages: {mib:.0} MiB (transparent, resident at the end)"
+            )?;
+        }
         if let Some(faults) = self.page_faults_per_frame {
             writeln!(f, "page faults: {faults:.0} per frame (whole process)")?;
         }
@@ -334,6 +341,20 @@ fn resource_usage() -> Option<libc::rusage> {
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
     // SAFETY: when getrusage returns 0 the struct is initialised.
     (rc == 0).then(|| unsafe { usage.assume_init() })
+}
+
+/// This process's memory in transparent huge pages, in MiB (the kernel's
+/// `AnonHugePages`), where the kernel says.
+fn huge_page_mib() -> Option<f64> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let kib: f64 = rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("AnonHugePages:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Peak resident set size in MiB (Linux reports ru_maxrss in KiB).
@@ -398,6 +419,7 @@ pub fn bench_pipeline(
         rates,
         hands,
         peak_rss_mib: resource_usage().map(|u| max_rss_mib(&u)),
+        huge_page_mib: huge_page_mib(),
         page_faults_per_frame: faults_before
             .zip(resource_usage())
             .map(|(before, now)| (now.ru_minflt + now.ru_majflt - before) as f64 / frames as f64),

@@ -109,6 +109,24 @@ fn model_runs_reuse_their_memory_instead_of_faulting_it_in_again() {
 }
 
 #[test]
+fn the_models_memory_is_in_huge_pages_where_the_kernel_gives_them() {
+    // signtop's main asks for its heap in transparent huge pages; a kernel
+    // with them on ("always" or "madvise", the default) hands them out.
+    let setting =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let text = bench_camera_frames("10");
+    let mib: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("huge pages: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no huge page line in:\n{text}"));
+    if setting.contains("[always]") || setting.contains("[madvise]") {
+        assert!(mib >= 16.0, "{mib} MiB in huge pages ({setting})");
+    }
+}
+
+#[test]
 fn bench_piped_into_a_reader_that_goes_ends_quietly() {
     use std::io::{BufRead, BufReader};
     use std::os::unix::process::ExitStatusExt;
