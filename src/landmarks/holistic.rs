@@ -268,20 +268,12 @@ impl Hands<'_> {
     }
 
     /// Where each hand is, by the re-crop model on the rect from the pose
-    /// (left, right), both hands at once: the re-crop model's ops are too
-    /// small to share out, so it ran as fast on one thread as on two.
+    /// (left, right).
     fn locate(&mut self, pose: Option<&[Landmark]>) -> Result<[Option<Roi>; 2], ModelError> {
-        let Hands {
-            models,
-            image,
-            left,
-            right,
-        } = self;
-        let (left_roi, right_roi) = rayon::join(
-            || left.locate(models, image, pose),
-            || right.locate(models, image, pose),
-        );
-        Ok([left_roi?, right_roi?])
+        Ok([
+            self.left.locate(self.models, self.image, pose)?,
+            self.right.locate(self.models, self.image, pose)?,
+        ])
     }
 
     /// Both hands' landmarks on the rects `rois` once the run ahead on the
