@@ -52,6 +52,8 @@ pub struct FaceTimings {
     pub detection: Duration,
     /// Face landmark model with its crop and projection.
     pub landmarks: Duration,
+    /// The landmarks came from the run made ahead on the tracked rect.
+    pub ran_ahead: bool,
 }
 
 impl FaceTimings {
@@ -61,23 +63,19 @@ impl FaceTimings {
     }
 }
 
-/// The face detector and mesh models, the previous frame's face and the
-/// input buffers.
-pub struct FaceTracker {
+/// The face detector and mesh models, shared by the tracker and the run
+/// made ahead of the pose.
+pub struct FaceModels {
     detector: Model,
     landmarker: Model,
     anchors: Vec<Anchor>,
-    previous: Option<Vec<Landmark>>,
-    detector_input: Vec<f32>,
-    landmark_input: Vec<f32>,
-    timings: FaceTimings,
 }
 
-impl FaceTracker {
+impl FaceModels {
     /// Loads `face_detection_short_range.onnx` and `face_landmark.onnx` from `dir`.
-    pub fn new(dir: &ModelSource) -> Result<FaceTracker, ModelError> {
+    pub fn load(dir: &ModelSource) -> Result<FaceModels, ModelError> {
         let side = FACE_SSD.input;
-        Ok(FaceTracker {
+        Ok(FaceModels {
             detector: models::load(dir, "face_detection_short_range.onnx", &[1, side, side, 3])?,
             landmarker: models::load(
                 dir,
@@ -85,53 +83,86 @@ impl FaceTracker {
                 &[1, LANDMARK_INPUT, LANDMARK_INPUT, 3],
             )?,
             anchors: ssd::anchors(&FACE_SSD),
+        })
+    }
+}
+
+/// The previous frame's face, the input buffers and the last frame's
+/// timings.
+pub struct FaceTracker {
+    previous: Option<Vec<Landmark>>,
+    detector_input: Vec<f32>,
+    landmark_input: Vec<f32>,
+    timings: FaceTimings,
+}
+
+impl Default for FaceTracker {
+    fn default() -> FaceTracker {
+        let side = FACE_SSD.input;
+        FaceTracker {
             previous: None,
             detector_input: vec![0.0; side * side * 3],
             landmark_input: vec![0.0; LANDMARK_INPUT * LANDMARK_INPUT * 3],
             timings: FaceTimings::default(),
-        })
+        }
     }
+}
 
+impl FaceTracker {
     /// Forgets the previous frame's face.
     pub fn reset(&mut self) {
         self.previous = None;
     }
 
-    /// Time spent in the last call to [`FaceTracker::process`].
+    /// Time spent in the last call to [`FaceTracker::process`] (or
+    /// [`FaceTracker::locate`] and [`FaceTracker::finish`]).
     pub fn last_timings(&self) -> FaceTimings {
         self.timings
+    }
+
+    /// The rect the previous frame's face mesh gives this frame, in an image
+    /// of `width` x `height`: where [`FaceTracker::locate`] keeps looking
+    /// while the detector agrees.
+    pub fn tracked_roi(&self, width: f32, height: f32) -> Option<Roi> {
+        self.previous
+            .as_deref()
+            .map(|prev| roi_from_landmarks(prev, width, height))
     }
 
     /// The 468 face landmarks (normalised image coordinates) for a frame whose
     /// (smoothed) pose landmarks are `pose`; `None` without a pose or a face.
     pub fn process(
         &mut self,
+        models: &FaceModels,
         image: &RgbImage,
         pose: Option<&[Landmark]>,
     ) -> Result<Option<Vec<Landmark>>, ModelError> {
-        self.timings = FaceTimings::default();
-        let found = self.find(image, pose)?;
-        self.previous.clone_from(&found);
-        Ok(found)
+        let roi = self.locate(models, image, pose)?;
+        self.finish(models, image, roi, None)
     }
 
-    fn find(
+    /// First half of [`FaceTracker::process`]: the rect to run the mesh in
+    /// (the detector's, or the tracked one while they agree); `None` without
+    /// a pose or a detection.
+    pub fn locate(
         &mut self,
+        models: &FaceModels,
         image: &RgbImage,
         pose: Option<&[Landmark]>,
-    ) -> Result<Option<Vec<Landmark>>, ModelError> {
+    ) -> Result<Option<Roi>, ModelError> {
+        self.timings = FaceTimings::default();
         let Some(face_points) = pose.and_then(|p| p.get(..POSE_FACE_POINTS)) else {
             return Ok(None);
         };
         let (w, h) = (image.width() as f32, image.height() as f32);
         let started = Instant::now();
         let from_pose = roi_from_pose(face_points, w, h);
-        let recrop = self.detect(image, &from_pose)?;
+        let recrop = detect(models, image, &from_pose, &mut self.detector_input)?;
         self.timings.detection = started.elapsed();
         let Some(recrop) = recrop else {
             return Ok(None);
         };
-        let roi = match self.previous.as_deref() {
+        Ok(Some(match self.previous.as_deref() {
             Some(prev) => {
                 let tracked = roi_from_landmarks(prev, w, h);
                 let points: Vec<[f32; 2]> = prev.iter().map(|l| [l.x, l.y]).collect();
@@ -142,88 +173,172 @@ impl FaceTracker {
                 }
             }
             None => recrop,
-        };
-        let started = Instant::now();
-        let found = self.landmarks_in(image, &roi);
-        self.timings.landmarks = started.elapsed();
-        found
+        }))
     }
 
-    /// The face detector on the ROI from pose: the best detection's ROI.
-    fn detect(&mut self, image: &RgbImage, from_pose: &Roi) -> Result<Option<Roi>, ModelError> {
-        // The ROI from pose is square in pixels, so the aspect-keeping crop
-        // the graph asks for needs no letterbox.
-        warp_roi(
-            image,
-            from_pose,
-            FACE_SSD.input,
-            Border::Zero,
-            -1.0,
-            1.0,
-            &mut self.detector_input,
-        );
-        let out = self.detector.run(&self.detector_input)?;
-        let boxes_len = self.anchors.len() * FACE_SSD.coords();
-        let (Some(boxes), Some(scores)) = (
-            out.iter().find(|o| o.len() == boxes_len),
-            out.iter().find(|o| o.len() == self.anchors.len()),
-        ) else {
-            return Ok(None);
-        };
-        let detections = ssd::decode(&FACE_SSD, boxes, scores, &self.anchors, FACE_SSD.min_score);
-        let Some(best) = ssd::weighted_nms(detections, FACE_SSD.nms_iou)
-            .into_iter()
-            .next()
-        else {
-            return Ok(None);
-        };
-        let (w, h) = (image.width() as f32, image.height() as f32);
-        let keypoints: Vec<[f32; 2]> = best
-            .keypoints
-            .iter()
-            .map(|k| from_pose.project(*k, w, h))
-            .collect();
-        Ok(roi_from_detection(&keypoints, w, h))
-    }
-
-    /// Runs the face mesh model on `roi`; landmarks in image coordinates.
-    fn landmarks_in(
+    /// Second half of [`FaceTracker::process`]: the mesh in `roi` (from
+    /// [`FaceTracker::locate`]), taken from `ahead` when that run was made on
+    /// the very same rect (same crop, same model: the same result), else run
+    /// now. Remembers it for the next frame's tracking.
+    pub fn finish(
         &mut self,
+        models: &FaceModels,
         image: &RgbImage,
-        roi: &Roi,
+        roi: Option<Roi>,
+        ahead: Option<FaceAhead>,
     ) -> Result<Option<Vec<Landmark>>, ModelError> {
-        // The graph stretches the ROI to the tensor; every face ROI is square
-        // in pixels, so this is the same crop.
-        warp_roi(
-            image,
-            roi,
-            LANDMARK_INPUT,
-            Border::Replicate,
-            0.0,
-            1.0,
-            &mut self.landmark_input,
-        );
-        let out = self.landmarker.run(&self.landmark_input)?;
-        let (Some(raw), Some(flag)) = (
-            out.iter().find(|o| o.len() == FACE_LANDMARKS * 3),
-            out.iter().find(|o| o.len() == 1).and_then(|f| f.first()),
-        ) else {
-            return Ok(None);
+        let found = match roi {
+            None => None,
+            Some(roi) => match ahead.filter(|a| a.roi == roi) {
+                Some(ahead) => {
+                    self.timings.landmarks = ahead.took;
+                    self.timings.ran_ahead = true;
+                    ahead.run?
+                }
+                None => {
+                    let started = Instant::now();
+                    let run = face_landmarks(models, image, &roi, &mut self.landmark_input);
+                    self.timings.landmarks = started.elapsed();
+                    run?
+                }
+            },
         };
-        if sigmoid(*flag) <= MIN_PRESENCE {
-            return Ok(None);
-        }
-        let (w, h) = (image.width() as f32, image.height() as f32);
-        let side = LANDMARK_INPUT as f32;
-        let landmarks = raw
-            .chunks_exact(3)
-            .map(|v| {
-                let p = roi.project([v[0] / side, v[1] / side], w, h);
-                Landmark::xyz(p[0], p[1], v[2] / side * roi.w)
-            })
-            .collect();
-        Ok(Some(landmarks))
+        self.previous.clone_from(&found);
+        Ok(found)
     }
+}
+
+/// A face mesh run made ahead of time on the tracked rect.
+pub struct FaceAhead {
+    roi: Roi,
+    run: Result<Option<Vec<Landmark>>, ModelError>,
+    took: Duration,
+}
+
+/// Runs the face mesh on the tracked rect while the pose of the frame is
+/// still being found, as [`super::hands::HandsAhead`] does for the hands:
+/// the rect depends only on the previous frame, and the detector keeps it in
+/// most frames.
+pub struct FaceAheadRunner {
+    input: Vec<f32>,
+}
+
+impl Default for FaceAheadRunner {
+    fn default() -> FaceAheadRunner {
+        FaceAheadRunner {
+            input: vec![0.0; LANDMARK_INPUT * LANDMARK_INPUT * 3],
+        }
+    }
+}
+
+impl FaceAheadRunner {
+    /// The face mesh in `roi`, when there is one.
+    pub fn run(
+        &mut self,
+        models: &FaceModels,
+        image: &RgbImage,
+        roi: Option<Roi>,
+    ) -> Option<FaceAhead> {
+        roi.map(|roi| {
+            let started = Instant::now();
+            let run = face_landmarks(models, image, &roi, &mut self.input);
+            FaceAhead {
+                roi,
+                run,
+                took: started.elapsed(),
+            }
+        })
+    }
+}
+
+/// The face detector on the ROI from pose (cropped into `input`): the best
+/// detection's ROI.
+fn detect(
+    models: &FaceModels,
+    image: &RgbImage,
+    from_pose: &Roi,
+    input: &mut [f32],
+) -> Result<Option<Roi>, ModelError> {
+    // The ROI from pose is square in pixels, so the aspect-keeping crop
+    // the graph asks for needs no letterbox.
+    warp_roi(
+        image,
+        from_pose,
+        FACE_SSD.input,
+        Border::Zero,
+        -1.0,
+        1.0,
+        input,
+    );
+    let out = models.detector.run(input)?;
+    let boxes_len = models.anchors.len() * FACE_SSD.coords();
+    let (Some(boxes), Some(scores)) = (
+        out.iter().find(|o| o.len() == boxes_len),
+        out.iter().find(|o| o.len() == models.anchors.len()),
+    ) else {
+        return Ok(None);
+    };
+    let detections = ssd::decode(
+        &FACE_SSD,
+        boxes,
+        scores,
+        &models.anchors,
+        FACE_SSD.min_score,
+    );
+    let Some(best) = ssd::weighted_nms(detections, FACE_SSD.nms_iou)
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let (w, h) = (image.width() as f32, image.height() as f32);
+    let keypoints: Vec<[f32; 2]> = best
+        .keypoints
+        .iter()
+        .map(|k| from_pose.project(*k, w, h))
+        .collect();
+    Ok(roi_from_detection(&keypoints, w, h))
+}
+
+/// Runs the face mesh model on `roi` (cropped into `input`); landmarks in
+/// image coordinates.
+fn face_landmarks(
+    models: &FaceModels,
+    image: &RgbImage,
+    roi: &Roi,
+    input: &mut [f32],
+) -> Result<Option<Vec<Landmark>>, ModelError> {
+    // The graph stretches the ROI to the tensor; every face ROI is square
+    // in pixels, so this is the same crop.
+    warp_roi(
+        image,
+        roi,
+        LANDMARK_INPUT,
+        Border::Replicate,
+        0.0,
+        1.0,
+        input,
+    );
+    let out = models.landmarker.run(input)?;
+    let (Some(raw), Some(flag)) = (
+        out.iter().find(|o| o.len() == FACE_LANDMARKS * 3),
+        out.iter().find(|o| o.len() == 1).and_then(|f| f.first()),
+    ) else {
+        return Ok(None);
+    };
+    if sigmoid(*flag) <= MIN_PRESENCE {
+        return Ok(None);
+    }
+    let (w, h) = (image.width() as f32, image.height() as f32);
+    let side = LANDMARK_INPUT as f32;
+    let landmarks = raw
+        .chunks_exact(3)
+        .map(|v| {
+            let p = roi.project([v[0] / side, v[1] / side], w, h);
+            Landmark::xyz(p[0], p[1], v[2] / side * roi.w)
+        })
+        .collect();
+    Ok(Some(landmarks))
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -416,12 +531,13 @@ mod tests {
 
     #[test]
     fn no_pose_or_a_blank_frame_gives_no_face() {
-        let mut tracker = FaceTracker::new(&ModelSource::BuiltIn).unwrap();
+        let models = FaceModels::load(&ModelSource::BuiltIn).unwrap();
+        let mut tracker = FaceTracker::default();
         let frame = RgbImage::from_pixel(640, 480, image::Rgb([128, 128, 128]));
-        assert_eq!(tracker.process(&frame, None).unwrap(), None);
+        assert_eq!(tracker.process(&models, &frame, None).unwrap(), None);
         assert_eq!(tracker.last_timings(), FaceTimings::default());
         let pose = upright_pose_face();
-        assert_eq!(tracker.process(&frame, Some(&pose)).unwrap(), None);
+        assert_eq!(tracker.process(&models, &frame, Some(&pose)).unwrap(), None);
         let t = tracker.last_timings();
         assert!(t.detection > Duration::ZERO && t.landmarks == Duration::ZERO);
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
-use super::face::FaceTracker;
+use super::face::{FaceAhead, FaceAheadRunner, FaceModels, FaceTracker};
 use super::hands::{HandAhead, HandModels, HandRois, HandTracker, HandsAhead, Side};
 use super::keypoints::{Keypoints, Landmark, Layout};
 use super::models::ModelSource;
@@ -52,6 +52,8 @@ pub struct StageTimings {
     pub hands_ahead: u8,
     /// Face path; `None` when the layout has no face.
     pub face: Option<Duration>,
+    /// The face mesh came from the run made ahead on the tracked rect.
+    pub face_ahead: bool,
     /// The whole frame.
     pub total: Duration,
 }
@@ -95,7 +97,7 @@ pub struct Holistic {
     /// Run the tracked hands' landmarks while the pose runs (off only in
     /// the test that holds the results unchanged by it).
     run_ahead: bool,
-    face: Option<FaceTracker>,
+    face: Option<Face>,
     /// The threads the models run on, one per core: each frame's hands run
     /// beside its pose, and each model's big convolutions are cut into parts
     /// that a free thread takes.
@@ -116,7 +118,11 @@ impl Holistic {
             ahead: HandsAhead::default(),
             run_ahead: true,
             face: if options.layout.has_face() {
-                Some(FaceTracker::new(dir)?)
+                Some(Face {
+                    models: FaceModels::load(dir)?,
+                    tracker: FaceTracker::default(),
+                    ahead: FaceAheadRunner::default(),
+                })
             } else {
                 None
             },
@@ -137,7 +143,7 @@ impl Holistic {
         self.left.reset();
         self.right.reset();
         if let Some(face) = &mut self.face {
-            face.reset();
+            face.tracker.reset();
         }
     }
 
@@ -151,10 +157,13 @@ impl Holistic {
         }
         let started = Instant::now();
         let (w, h) = (image.width() as f32, image.height() as f32);
-        let tracked = if self.run_ahead {
-            [self.left.tracked_roi(w, h), self.right.tracked_roi(w, h)]
+        let (tracked, face_tracked) = if self.run_ahead {
+            (
+                [self.left.tracked_roi(w, h), self.right.tracked_roi(w, h)],
+                self.face.as_ref().and_then(|f| f.tracker.tracked_roi(w, h)),
+            )
         } else {
-            [None, None]
+            ([None, None], None)
         };
         let Holistic {
             pose: pose_tracker,
@@ -162,10 +171,21 @@ impl Holistic {
             left,
             right,
             ahead,
-            face: face_tracker,
+            face,
             threads,
             ..
         } = self;
+        let (mut face_now, face_ahead) = match face.as_mut() {
+            Some(Face {
+                models,
+                tracker,
+                ahead,
+            }) => (
+                Some(FaceNow { models, tracker }),
+                Some(FaceLater { models, ahead }),
+            ),
+            None => (None, None),
+        };
         // The pool's other thread stays awake for the frame: woken from sleep
         // it came too late for the parts handed to it.
         let on_threads = |frame| threads.install(|| parallel::with_helper(frame));
@@ -176,34 +196,43 @@ impl Holistic {
                 left,
                 right,
             };
-            if tracked.iter().all(Option::is_none) {
+            if tracked.iter().all(Option::is_none) && face_tracked.is_none() {
                 let pose = pose_tracker.process(image)?;
                 let pose_time = started.elapsed();
-                let parts = hands.side_by_side(pose.as_deref(), face_tracker)?;
+                let parts = hands.side_by_side(pose.as_deref(), &mut face_now)?;
                 return Ok::<_, ModelError>((pose, pose_time, parts));
             }
             // The second thread would idle while the pose runs (but for the
             // parts of its models the pose's ops hand it); give it the hand
-            // landmarks of the tracked rects meanwhile.
-            let (located, ran_ahead) = rayon::join(
+            // landmarks and the face mesh of the tracked rects meanwhile.
+            let (located, (hands_ahead, face_ahead)) = rayon::join(
                 || {
                     let pose = pose_tracker.process(image)?;
                     let pose_time = started.elapsed();
                     // The face beside the re-crops, for a thread done early.
-                    let (rois, face) = rayon::join(
+                    let (rois, face_roi) = rayon::join(
                         || hands.locate(pose.as_deref()),
-                        || face_of(face_tracker, image, pose.as_deref()),
+                        || locate_face(&mut face_now, image, pose.as_deref()),
                     );
-                    Ok::<_, ModelError>((pose, pose_time, rois?, face?))
+                    Ok::<_, ModelError>((pose, pose_time, rois?, face_roi?))
                 },
-                || ahead.run(models, image, tracked),
+                || {
+                    rayon::join(
+                        || ahead.run(models, image, tracked),
+                        || face_ahead.and_then(|f| f.ahead.run(f.models, image, face_tracked)),
+                    )
+                },
             );
-            let (pose, pose_time, rois, face) = located?;
-            let (left_hand, right_hand) = hands.finish(rois, ran_ahead)?;
-            Ok((pose, pose_time, (left_hand, right_hand, face)))
+            let (pose, pose_time, rois, face_roi) = located?;
+            let (both_hands, face) = rayon::join(
+                || hands.finish(rois, hands_ahead),
+                || finish_face(&mut face_now, image, face_roi, face_ahead),
+            );
+            let (left_hand, right_hand) = both_hands?;
+            Ok((pose, pose_time, (left_hand, right_hand, face?)))
         })?;
         let detection = self.pose.last_detection_time();
-        let face_time = self.face.as_ref().map(|f| f.last_timings().total());
+        let face_timings = self.face.as_ref().map(|f| f.tracker.last_timings());
         let (l, r) = (self.left.last_timings(), self.right.last_timings());
         self.timings = StageTimings {
             pose_detection: detection,
@@ -211,7 +240,8 @@ impl Holistic {
             hand_recrop: l.recrop.max(r.recrop),
             hands: l.landmarks.max(r.landmarks),
             hands_ahead: u8::from(l.ran_ahead) + u8::from(r.ran_ahead),
-            face: face_time,
+            face: face_timings.map(|t| t.total()),
+            face_ahead: face_timings.is_some_and(|t| t.ran_ahead),
             total: started.elapsed(),
         };
         Ok(Keypoints {
@@ -247,7 +277,7 @@ impl Hands<'_> {
     fn side_by_side(
         &mut self,
         pose: Option<&[Landmark]>,
-        face: &mut Option<FaceTracker>,
+        face: &mut Option<FaceNow>,
     ) -> Result<PartsFromPose, ModelError> {
         let Hands {
             models,
@@ -309,14 +339,59 @@ impl Hands<'_> {
     }
 }
 
+/// The face path of the 1662 layout: its models, its tracking, and the run
+/// of the mesh made ahead of the pose.
+struct Face {
+    models: FaceModels,
+    tracker: FaceTracker,
+    ahead: FaceAheadRunner,
+}
+
+/// The face path's part for the thread that follows the pose.
+struct FaceNow<'a> {
+    models: &'a FaceModels,
+    tracker: &'a mut FaceTracker,
+}
+
+/// The face path's part for the thread that runs ahead of the pose.
+struct FaceLater<'a> {
+    models: &'a FaceModels,
+    ahead: &'a mut FaceAheadRunner,
+}
+
 /// The face landmarks when the layout has a face.
 fn face_of(
-    face: &mut Option<FaceTracker>,
+    face: &mut Option<FaceNow>,
     image: &RgbImage,
     pose: Option<&[Landmark]>,
 ) -> Result<Option<Vec<Landmark>>, ModelError> {
     match face {
-        Some(tracker) => tracker.process(image, pose),
+        Some(f) => f.tracker.process(f.models, image, pose),
+        None => Ok(None),
+    }
+}
+
+/// The rect to run the face mesh in, when the layout has a face.
+fn locate_face(
+    face: &mut Option<FaceNow>,
+    image: &RgbImage,
+    pose: Option<&[Landmark]>,
+) -> Result<Option<Roi>, ModelError> {
+    match face {
+        Some(f) => f.tracker.locate(f.models, image, pose),
+        None => Ok(None),
+    }
+}
+
+/// The face mesh in `roi`, from the run ahead when it was made there.
+fn finish_face(
+    face: &mut Option<FaceNow>,
+    image: &RgbImage,
+    roi: Option<Roi>,
+    ahead: Option<FaceAhead>,
+) -> Result<Option<Vec<Landmark>>, ModelError> {
+    match face {
+        Some(f) => f.tracker.finish(f.models, image, roi, ahead),
         None => Ok(None),
     }
 }
@@ -373,26 +448,36 @@ mod tests {
     }
 
     #[test]
-    fn running_the_hands_ahead_changes_no_keypoint() {
+    fn running_the_hands_and_face_ahead_changes_no_keypoint() {
         let clip = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../shared/media/butterfly_inference.gif"
         );
-        let frames = crate::capture::decode::MediaReader::open(std::path::Path::new(clip))
-            .unwrap()
-            .take(20)
-            .map(Result::unwrap);
-        let mut ahead = Holistic::new(&HolisticOptions::default()).unwrap();
-        let mut waiting = Holistic::new(&HolisticOptions::default()).unwrap();
+        let frames: Vec<RgbImage> =
+            crate::capture::decode::MediaReader::open(std::path::Path::new(clip))
+                .unwrap()
+                .take(20)
+                .map(Result::unwrap)
+                .collect();
+        let options = HolisticOptions {
+            layout: Layout::PoseFaceHands,
+            ..HolisticOptions::default()
+        };
+        let mut ahead = Holistic::new(&options).unwrap();
+        let mut waiting = Holistic::new(&options).unwrap();
         waiting.run_ahead = false;
-        let mut hands_ahead = 0;
-        for (i, frame) in frames.enumerate() {
-            let expected = waiting.process(&frame).unwrap();
-            assert_eq!(ahead.process(&frame).unwrap(), expected, "frame {i}");
-            assert_eq!(waiting.last_timings().hands_ahead, 0);
+        let (mut hands_ahead, mut faces_ahead) = (0, 0);
+        for (i, frame) in frames.iter().enumerate() {
+            let expected = waiting.process(frame).unwrap();
+            assert_eq!(ahead.process(frame).unwrap(), expected, "frame {i}");
+            let waited = waiting.last_timings();
+            assert!(waited.hands_ahead == 0 && !waited.face_ahead);
             hands_ahead += ahead.last_timings().hands_ahead;
+            faces_ahead += usize::from(ahead.last_timings().face_ahead);
         }
-        // The clip's hands are tracked from frame to frame for most of it.
+        // The clip's hands and face are tracked from frame to frame for most
+        // of it.
         assert!(hands_ahead >= 10, "{hands_ahead} hands run ahead");
+        assert!(faces_ahead >= 10, "{faces_ahead} faces run ahead");
     }
 }
