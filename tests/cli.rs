@@ -71,6 +71,15 @@ fn bench_camera_frames(frames: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// The number that follows `prefix` at the start of a line of `text`.
+fn number_after(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{text}"))
+}
+
 #[test]
 fn bench_prints_every_stage_with_percentiles() {
     let text = bench_camera_frames("3");
@@ -99,12 +108,7 @@ fn model_runs_reuse_their_memory_instead_of_faulting_it_in_again() {
     // glibc's default malloc unmapped every large tensor tract freed: ~3000
     // page faults a frame on these frames; reused, a few dozen.
     let text = bench_camera_frames("10");
-    let faults: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("page faults: "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no page fault line in:\n{text}"));
+    let faults = number_after(&text, "page faults: ");
     assert!(faults < 500.0, "{faults} page faults a frame");
 }
 
@@ -115,12 +119,7 @@ fn the_models_memory_is_in_huge_pages_where_the_kernel_gives_them() {
     let setting =
         std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
     let text = bench_camera_frames("10");
-    let mib: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("huge pages: "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no huge page line in:\n{text}"));
+    let mib = number_after(&text, "huge pages: ");
     if setting.contains("[always]") || setting.contains("[madvise]") {
         assert!(mib >= 16.0, "{mib} MiB in huge pages ({setting})");
     }

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
+use super::ahead::{RunAhead, take_or_run};
 use super::keypoints::{FACE_LANDMARKS, Landmark};
 use super::models::{self, ModelSource};
 use super::roi::{Roi, TrackingRequirements, rotation_from};
 use super::ssd::{self, Anchor, FACE_SSD};
-use super::warp::{Border, warp_roi};
+use super::warp::{Border, landmark_crop, warp_roi};
 use crate::nn::{Model, ModelError};
 
 /// Side of the face landmark model input.
@@ -189,19 +190,14 @@ impl FaceTracker {
     ) -> Result<Option<Vec<Landmark>>, ModelError> {
         let found = match roi {
             None => None,
-            Some(roi) => match ahead.filter(|a| a.roi == roi) {
-                Some(ahead) => {
-                    self.timings.landmarks = ahead.took;
-                    self.timings.ran_ahead = true;
-                    ahead.run?
-                }
-                None => {
-                    let started = Instant::now();
-                    let run = face_landmarks(models, image, &roi, &mut self.landmark_input);
-                    self.timings.landmarks = started.elapsed();
-                    run?
-                }
-            },
+            Some(roi) => {
+                let input = &mut self.landmark_input;
+                let taken =
+                    take_or_run(&roi, ahead, |roi| face_landmarks(models, image, roi, input));
+                self.timings.landmarks = taken.took;
+                self.timings.ran_ahead = taken.ran_ahead;
+                taken.run?
+            }
         };
         self.previous.clone_from(&found);
         Ok(found)
@@ -209,11 +205,7 @@ impl FaceTracker {
 }
 
 /// A face mesh run made ahead of time on the tracked rect.
-pub struct FaceAhead {
-    roi: Roi,
-    run: Result<Option<Vec<Landmark>>, ModelError>,
-    took: Duration,
-}
+pub type FaceAhead = RunAhead<Option<Vec<Landmark>>>;
 
 /// Runs the face mesh on the tracked rect while the pose of the frame is
 /// still being found, as [`super::hands::HandsAhead`] does for the hands:
@@ -239,15 +231,8 @@ impl FaceAheadRunner {
         image: &RgbImage,
         roi: Option<Roi>,
     ) -> Option<FaceAhead> {
-        roi.map(|roi| {
-            let started = Instant::now();
-            let run = face_landmarks(models, image, &roi, &mut self.input);
-            FaceAhead {
-                roi,
-                run,
-                took: started.elapsed(),
-            }
-        })
+        let input = &mut self.input;
+        roi.map(|roi| RunAhead::on(roi, |roi| face_landmarks(models, image, roi, input)))
     }
 }
 
@@ -310,15 +295,7 @@ fn face_landmarks(
 ) -> Result<Option<Vec<Landmark>>, ModelError> {
     // The graph stretches the ROI to the tensor; every face ROI is square
     // in pixels, so this is the same crop.
-    warp_roi(
-        image,
-        roi,
-        LANDMARK_INPUT,
-        Border::Replicate,
-        0.0,
-        1.0,
-        input,
-    );
+    landmark_crop(image, roi, LANDMARK_INPUT, input);
     let out = models.landmarker.run(input)?;
     let (Some(raw), Some(flag)) = (
         out.iter().find(|o| o.len() == FACE_LANDMARKS * 3),

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
+use super::ahead::{RunAhead, take_or_run};
 use super::keypoints::{HAND_LANDMARKS, Landmark};
 use super::models::{self, ModelSource};
 use super::roi::{Roi, TrackingRequirements, alignment_rect_towards, rotation_from};
-use super::warp::{Border, warp_roi};
+use super::warp::landmark_crop;
 use crate::nn::{Model, ModelError};
 
 /// Side of the re-crop model input.
@@ -225,19 +226,12 @@ impl HandTracker {
         let found = match roi {
             None => None,
             Some(roi) => {
-                let run = match ahead.filter(|a| a.ran_on(&roi)) {
-                    Some(ahead) => {
-                        self.timings.landmarks = ahead.took;
-                        self.timings.ran_ahead = true;
-                        ahead.run?
-                    }
-                    None => {
-                        let started = Instant::now();
-                        let run = hand_landmarks(models, image, &roi, &mut self.landmark_input);
-                        self.timings.landmarks = started.elapsed();
-                        run?
-                    }
-                };
+                let input = &mut self.landmark_input;
+                let taken =
+                    take_or_run(&roi, ahead, |roi| hand_landmarks(models, image, roi, input));
+                self.timings.landmarks = taken.took;
+                self.timings.ran_ahead = taken.ran_ahead;
+                let run = taken.run?;
                 self.rois.presence = run.presence;
                 run.landmarks
             }
@@ -254,15 +248,7 @@ impl HandTracker {
         from_pose: &Roi,
     ) -> Result<Option<Roi>, ModelError> {
         let (w, h) = (image.width() as f32, image.height() as f32);
-        warp_roi(
-            image,
-            from_pose,
-            RECROP_INPUT,
-            Border::Replicate,
-            0.0,
-            1.0,
-            &mut self.recrop_input,
-        );
+        landmark_crop(image, from_pose, RECROP_INPUT, &mut self.recrop_input);
         let out = models.recrop.run(&self.recrop_input)?;
         let Some(raw) = out.first().filter(|r| r.len() >= 4) else {
             return Ok(None);
@@ -296,15 +282,7 @@ fn hand_landmarks(
     roi: &Roi,
     input: &mut [f32],
 ) -> Result<HandRun, ModelError> {
-    warp_roi(
-        image,
-        roi,
-        LANDMARK_INPUT,
-        Border::Replicate,
-        0.0,
-        1.0,
-        input,
-    );
+    landmark_crop(image, roi, LANDMARK_INPUT, input);
     let out = models.landmarker.run(input)?;
     let (Some(raw), Some(&presence)) = (out.first(), out.get(1).and_then(|f| f.first())) else {
         return Ok(HandRun {
@@ -335,18 +313,7 @@ fn hand_landmarks(
 }
 
 /// A hand landmark run made ahead of time on one side's tracked rect.
-pub struct HandAhead {
-    roi: Roi,
-    run: Result<HandRun, ModelError>,
-    took: Duration,
-}
-
-impl HandAhead {
-    /// True when this run was made on `roi` (and so holds its landmarks).
-    pub fn ran_on(&self, roi: &Roi) -> bool {
-        self.roi == *roi
-    }
-}
+pub type HandAhead = RunAhead<HandRun>;
 
 /// Runs the hand landmark model on both sides' tracked rects while the pose
 /// of the frame is still being found. A tracked hand keeps its rect in most
@@ -375,15 +342,8 @@ impl HandsAhead {
     ) -> [Option<HandAhead>; 2] {
         let mut out = [None, None];
         for ((slot, input), roi) in out.iter_mut().zip(&mut self.inputs).zip(rois) {
-            *slot = roi.map(|roi| {
-                let started = Instant::now();
-                let run = hand_landmarks(models, image, &roi, input);
-                HandAhead {
-                    roi,
-                    run,
-                    took: started.elapsed(),
-                }
-            });
+            *slot =
+                roi.map(|roi| RunAhead::on(roi, |roi| hand_landmarks(models, image, roi, input)));
         }
         out
     }

@@ -2,6 +2,7 @@
 //! detector decoding, crops and smoothing) over its models on [`crate::nn`],
 //! and SignPose's keypoint layout.
 
+pub mod ahead;
 pub mod face;
 pub mod hands;
 pub mod holistic;

@@ -12,7 +12,7 @@ use super::models::{self, ModelSource};
 use super::roi::{Roi, alignment_rect};
 use super::smoothing::{AUX_FILTER, LandmarkSmoother, POSE_FILTER, bounding_scale};
 use super::ssd::{self, Anchor};
-use super::warp::{Border, letterbox_roi, remove_letterbox, warp_roi};
+use super::warp::{Border, landmark_crop, letterbox_roi, remove_letterbox, warp_roi};
 use crate::nn::{Model, ModelError};
 
 /// Side of the pose landmark model input.
@@ -170,16 +170,7 @@ impl PoseTracker {
         image: &RgbImage,
         roi: &Roi,
     ) -> Result<Option<Vec<Landmark>>, ModelError> {
-        warp_roi(
-            image,
-            roi,
-            LANDMARK_INPUT,
-            // MediaPipe's landmark crops use ImageToTensor's default border: replicate.
-            Border::Replicate,
-            0.0,
-            1.0,
-            &mut self.lm_input,
-        );
+        landmark_crop(image, roi, LANDMARK_INPUT, &mut self.lm_input);
         let out = self.landmarker.run(&self.lm_input)?;
         let (Some(raw), Some(flag)) = (out.first(), out.get(1).and_then(|f| f.first())) else {
             return Ok(None);

@@ -66,6 +66,13 @@ pub fn warp_roi(
     warp_roi_with(Simd::chosen(), image, roi, size, border, lo, hi, out);
 }
 
+/// A landmark model's crop of `roi` into `out`: `size` x `size` pixels,
+/// values 0 to 1, edges replicated (ImageToTensor's default border, which
+/// MediaPipe's landmark and re-crop graphs keep).
+pub fn landmark_crop(image: &RgbImage, roi: &Roi, size: usize, out: &mut [f32]) {
+    warp_roi(image, roi, size, Border::Replicate, 0.0, 1.0, out);
+}
+
 /// [`warp_roi`] at SIMD level `simd` (one the CPU has).
 #[allow(clippy::too_many_arguments)]
 fn warp_roi_with(
