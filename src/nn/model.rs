@@ -177,8 +177,11 @@ impl Model {
     pub fn run(&self, input: &[f32]) -> Result<Vec<Vec<f32>>, ModelError> {
         let run_err = |source| self.run_error(source);
         let tensor = self.input_tensor(input)?;
-        let outputs = self.plan.run(tvec!(tensor.into())).map_err(run_err)?;
-        outputs
+        let outputs = self.plan.run(tvec!(tensor.into())).map_err(run_err);
+        // Whatever follows the run, on this thread, must not pay for the
+        // vector registers tract's kernels left dirty.
+        super::simd::clear_upper_registers();
+        outputs?
             .iter()
             .map(|o| {
                 o.to_plain_array_view::<f32>()
@@ -1146,6 +1149,48 @@ mod tests {
                 ((y as f32 * 0.05).sin() * (x as f32 * 0.07 + c as f32).cos() + 1.0) / 2.0
             })
             .collect()
+    }
+
+    /// Which parts of the register state are in use (XINUSE, `xgetbv` with
+    /// ECX = 1), where the CPU says; bit 2 is the upper halves of ymm0-15.
+    #[cfg(target_arch = "x86_64")]
+    fn registers_in_use() -> Option<u64> {
+        use std::arch::x86_64::{__cpuid_count, _xgetbv};
+        /// # Safety
+        /// The CPU must have XSAVE and take ECX = 1.
+        #[target_feature(enable = "xsave")]
+        unsafe fn xinuse() -> u64 {
+            // SAFETY: the caller's.
+            unsafe { _xgetbv(1) }
+        }
+        // SAFETY: CPUID leaf 0xD is there on every CPU with XSAVE, checked
+        // first; its sub-leaf 1, EAX bit 2, says XGETBV takes ECX = 1.
+        unsafe {
+            let ok = std::arch::is_x86_feature_detected!("xsave")
+                && __cpuid_count(0xD, 1).eax & 0b100 != 0;
+            ok.then(|| xinuse())
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn a_run_leaves_the_upper_vector_registers_clear() {
+        // Some of tract's kernels return with the upper halves dirty, and
+        // the plain x86-64 code after them would pay on every SSE
+        // instruction (see `simd::clear_upper_registers`).
+        let Some(_) = registers_in_use() else {
+            return;
+        };
+        for (file, side) in [
+            ("pose_landmark_full.onnx", 256),
+            ("hand_recrop.onnx", 256),
+            ("hand_landmark_full.onnx", 224),
+        ] {
+            let model = load(file, side, ChannelOrder::ChannelsLast);
+            model.run(&test_input(side)).unwrap();
+            let in_use = registers_in_use().unwrap();
+            assert_eq!(in_use & 0b100, 0, "{file}: XINUSE {in_use:#b}");
+        }
     }
 
     #[test]

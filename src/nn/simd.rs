@@ -6,6 +6,31 @@
 
 use std::sync::OnceLock;
 
+/// Clears the upper halves of the vector registers (`vzeroupper`) where the
+/// CPU has AVX. Some of tract's kernels (hand-written assembly) return with
+/// them dirty, and until something clears them every SSE instruction of the
+/// code compiled for plain x86-64 after them pays for it: the pose
+/// heatmap's refinement, 3159 sigmoids in scalar SSE code, took 0.40 ms a
+/// frame after the pose landmark model, and 0.025 ms with the registers
+/// cleared first.
+pub fn clear_upper_registers() {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX.
+        unsafe { zero_upper() }
+    }
+}
+
+/// `vzeroupper`.
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn zero_upper() {
+    std::arch::x86_64::_mm256_zeroupper();
+}
+
 /// The environment variable that switches signtop's AVX-512 paths off.
 pub const NO_AVX512_VAR: &str = "SIGNTOP_NO_AVX512";
 
