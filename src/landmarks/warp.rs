@@ -295,8 +295,8 @@ impl Source<'_> {
         // SAFETY: the loads read the 16 columns the caller holds; each row's
         // gather is masked to the pixels whose columns x and x + 1 and that
         // row are in the image (held there, with a replicate border), so its
-        // 4-byte read at (row, x) + c, c < 3,
-        // ends at or before the last byte of pixel (row, x + 1).
+        // 4-byte read at (row, x) + c, c < 3, ends at or before the last byte
+        // of pixel (row, x + 1).
         unsafe {
             let sx = _mm512_sub_ps(
                 _mm512_loadu_ps(columns.0.as_ptr()),
@@ -327,6 +327,7 @@ impl Source<'_> {
                 _mm512_set1_epi32(self.ih as i32),
             );
             let clamps_columns = self.clamps_columns();
+            let fraction = _mm512_set1_epi32(SUBPIXELS as i32 - 1);
             let (x, fx) = if clamps_columns {
                 // See `clamps_columns`: the position held to the image's
                 // columns, read from the pair (x, x + 1) with x <= iw - 2.
@@ -338,10 +339,8 @@ impl Source<'_> {
                 );
                 (x, _mm512_sub_epi32(qx, _mm512_slli_epi32::<5>(x)))
             } else {
-                let fraction = _mm512_set1_epi32(SUBPIXELS as i32 - 1);
                 (_mm512_srai_epi32::<5>(qx), _mm512_and_si512(qx, fraction))
             };
-            let fraction = _mm512_set1_epi32(SUBPIXELS as i32 - 1);
             let (y, fy) = (_mm512_srai_epi32::<5>(qy), _mm512_and_si512(qy, fraction));
             let y1 = _mm512_add_epi32(y, one);
             // Columns x and x + 1 both in the image: one 4-byte read a row
@@ -352,8 +351,9 @@ impl Source<'_> {
                 Border::Replicate => {
                     let last = _mm512_set1_epi32(self.ih as i32 - 1);
                     let clamp = |r| _mm512_min_epi32(_mm512_max_epi32(r, zero), last);
-                    // A position out of i32's range (i32::MIN) is left to
-                    // the scalar sampler, which clamps it to the right edge.
+                    // A position out of i32's range (i32::MIN, whichever
+                    // side it lies on) is left to the scalar sampler, which
+                    // clamps it to the edge it is past.
                     let out_of_range = _mm512_set1_epi32(i32::MIN);
                     let in_range = _mm512_cmpneq_epi32_mask(qx, out_of_range)
                         & _mm512_cmpneq_epi32_mask(qy, out_of_range);
@@ -666,7 +666,7 @@ unsafe fn interleave3_avx512(
 }
 
 /// What one sampled value costs, in multiply-adds of the convolutions (for
-/// cutting a crop into parts: four neighbours in fixed point, then a lookup).
+/// cutting a crop into parts: four neighbours in fixed point, then a scale).
 const SAMPLE_WORK: usize = 16;
 
 /// A bilinear sum (weights summing to 32 * 32) as OpenCV rounds it: its fixed
