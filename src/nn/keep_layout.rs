@@ -8,7 +8,9 @@
 //! the bias, and ends some rows without fused multiply-adds), a move would
 //! change its sums' order and its last bits. Wrapped in this op, the
 //! convolution refuses axis changes, so a transpose stays after it instead,
-//! and becomes tract's own kernel again when the model is optimised.
+//! and becomes tract's own kernel again when the model is optimised. (Where
+//! signtop's [`super::direct_order::DirectOrderConv`] can give that kernel's
+//! sums channels last, it takes the convolution's place instead.)
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;

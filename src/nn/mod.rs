@@ -8,6 +8,7 @@
 pub mod channel_move;
 pub mod conv_op;
 pub mod depthwise;
+pub mod direct_order;
 pub mod keep_layout;
 pub mod model;
 pub mod parallel;

@@ -18,6 +18,7 @@ use tract_onnx::tract_core::plan::SimpleState;
 use super::channel_move::ChannelMove;
 use super::conv_op::Clamped;
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
+use super::direct_order::DirectOrderConv;
 use super::keep_layout::KeepLayout;
 use super::patches::PatchConv;
 use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
@@ -321,7 +322,7 @@ fn optimise_with(
         depthwise_channels_last(&mut model)?;
         resize_channels_last(&mut model)?;
         if layout == ChannelOrder::ChannelsLastThroughout {
-            keep_direct_convolutions(&mut model)?;
+            keep_direct_convolutions(&mut model, our_ops)?;
             max_pool_channels_last(&mut model)?;
             pad_channels_last(&mut model)?;
         }
@@ -647,13 +648,31 @@ fn our_patch_conv(
         _ => return Ok(None),
     };
     let (c, n) = (conv.input_channels(), conv.output_channels());
+    let (Some(weights), Some(bias)) = (patch_order_weights(conv, &kernel)?, per_channel(&bias, n)?)
+    else {
+        return Ok(None);
+    };
+    let geometry = window_geometry(conv, spatial, c);
+    if geometry.output == [1, 1] {
+        // One output pixel: tract takes a matrix-vector kernel, which sums
+        // in another order (seen in the hand re-crop model's last
+        // convolution and the pose landmark model's presence score).
+        return Ok(None);
+    }
+    Ok(PatchConv::new(geometry, &shape, n, &weights, bias).ok())
+}
+
+/// `conv`'s weights as `weights[((c * kh + ky) * kw + kx) * N + n]` (input
+/// channel, kernel row, kernel column: tract's patch order), or `None` when
+/// the kernel is not of the convolution's shape.
+fn patch_order_weights(conv: &Conv, kernel: &Tensor) -> TractResult<Option<Vec<f32>>> {
+    let (c, n) = (conv.input_channels(), conv.output_channels());
     let [kh, kw] = [
         conv.pool_spec.kernel_shape[0],
         conv.pool_spec.kernel_shape[1],
     ];
     let kernel = kernel.cast_to::<f32>()?;
     let kernel = kernel.to_plain_array_view::<f32>()?;
-    // Input channel, kernel row, kernel column: tract's patch order.
     let mut weights = vec![0.0f32; c * kh * kw * n];
     for (i, weight) in weights.iter_mut().enumerate() {
         let (patch, o) = (i / n, i % n);
@@ -668,17 +687,7 @@ fn our_patch_conv(
         };
         *weight = w;
     }
-    let Some(bias) = per_channel(&bias, n)? else {
-        return Ok(None);
-    };
-    let geometry = window_geometry(conv, spatial, c);
-    if geometry.output == [1, 1] {
-        // One output pixel: tract takes a matrix-vector kernel, which sums
-        // in another order (seen in the hand re-crop model's last
-        // convolution and the pose landmark model's presence score).
-        return Ok(None);
-    }
-    Ok(PatchConv::new(geometry, &shape, n, &weights, bias).ok())
+    Ok(Some(weights))
 }
 
 /// Rewrites each PReLU as tract-onnx expands it, `iff(0 > x, x * slope,
@@ -831,8 +840,10 @@ fn resize_channels_last(model: &mut TypedModel) -> TractResult<usize> {
 /// kernel (ungrouped, a window of at most 576 values, rows of at least 128
 /// outputs: tract's own test) in [`KeepLayout`], so that it stays as loaded
 /// while the rest of the model turns channels last: moved, it would sum in
-/// another order. Returns how many were wrapped.
-fn keep_direct_convolutions(model: &mut TypedModel) -> TractResult<usize> {
+/// another order. With `our_ops`, where signtop's [`DirectOrderConv`] gives
+/// that kernel's sums channels last, it is rewritten to that op instead
+/// (between two moves, which fold away). Returns how many were rewritten.
+fn keep_direct_convolutions(model: &mut TypedModel, our_ops: bool) -> TractResult<usize> {
     rewrite_each(model, |model, node, conv: &Conv| {
         let spec = &conv.pool_spec;
         let window: usize = spec.kernel_shape.iter().product();
@@ -853,6 +864,12 @@ fn keep_direct_convolutions(model: &mut TypedModel) -> TractResult<usize> {
         if !direct {
             return Ok(None);
         }
+        if our_ops && let Some(op) = direct_order_conv(model, node, conv)? {
+            let patch = with_channels_last(model, node, 1, 3, |patch, inputs| {
+                Ok(patch.wire_node(&node.name, op, &inputs[..1])?[0])
+            })?;
+            return Ok(Some(patch));
+        }
         let op = KeepLayout(conv.clone());
         Ok(Some(TypedModelPatch::replace_single_op(
             model,
@@ -861,6 +878,28 @@ fn keep_direct_convolutions(model: &mut TypedModel) -> TractResult<usize> {
             op,
         )?))
     })
+}
+
+/// signtop's channels-last op with the sums of tract's direct kernel for the
+/// channels-first `conv` (batch of one, constant f32 weights and bias, no
+/// dilation), or `None`.
+fn direct_order_conv(
+    model: &TypedModel,
+    node: &TypedNode,
+    conv: &Conv,
+) -> TractResult<Option<DirectOrderConv>> {
+    let Some((shape, kernel, bias)) = plain_conv_parts(model, node, conv)? else {
+        return Ok(None);
+    };
+    let (&[1, c, h, w], n) = (&*shape, conv.output_channels()) else {
+        return Ok(None);
+    };
+    let (Some(weights), Some(bias)) = (patch_order_weights(conv, &kernel)?, per_channel(&bias, n)?)
+    else {
+        return Ok(None);
+    };
+    let geometry = window_geometry(conv, [h, w], c);
+    Ok(DirectOrderConv::new(geometry, n, &weights, &bias))
 }
 
 /// Rewrites every channels-first 2-D max pool as: channels moved last, the
@@ -1406,21 +1445,23 @@ mod tests {
     }
 
     #[test]
-    fn the_re_crop_models_first_convolution_stays_on_tracts_direct_kernel() {
+    fn the_re_crop_models_first_convolution_runs_channels_last_with_tracts_direct_sums() {
         let names = op_names(&load(
             "hand_recrop.onnx",
             256,
             ChannelOrder::ChannelsLastThroughout,
         ));
         let count = |name: &str| names.iter().filter(|n| *n == name).count();
-        // Kept channels first (and so with tract's sums), then lowered as
-        // tract lowers it; everything after it channels last.
-        assert_eq!(count("DirectSpatialConv"), 1, "{names:?}");
+        let fma = super::super::direct_order::has_avx2_and_fma();
+        // Channels last where tract's direct kernel's sums can be had there
+        // (signtop's op), else kept channels first on tract's own op.
+        assert_eq!(count("DirectOrderConv"), usize::from(fma), "{names:?}");
         assert_eq!(count("KeepLayout"), 0, "{names:?}");
         assert_eq!(count("ChannelsLastDepthwise"), 19, "{names:?}");
-        // The moves around it (the input's, the output's) on signtop's op.
-        assert_eq!(count("ChannelMove"), 2, "{names:?}");
-        assert_eq!(count("MoveAxis"), 0, "{names:?}");
+        // With it channels last, no move is left: not the input's, not its
+        // output's.
+        let moves = count("ChannelMove") + count("MoveAxis");
+        assert_eq!(moves, if fma { 0 } else { 2 }, "{names:?}");
     }
 
     #[test]
