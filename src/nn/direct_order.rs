@@ -167,6 +167,7 @@ impl DirectOrderConv {
             rows: rows_in,
             columns: cols_in,
         };
+        #[cfg(target_arch = "x86_64")]
         for group in 0..self.outputs / LANES {
             // SAFETY: AVX2 and FMA are here (checked in `new`); `cols` are
             // at most RUN_BLOCK columns of this row, whose taps `window`
@@ -174,6 +175,8 @@ impl DirectOrderConv {
             // the row's outputs.
             unsafe { self.block(input, &window, cols.clone(), group, sums, out) };
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (input, window, cols, sums, out);
     }
 
     /// One group of 8 output channels of columns `cols`.
