@@ -44,7 +44,7 @@ pub struct Geometry {
 impl Geometry {
     /// The kernel rows (or columns) whose input lies inside the image for an
     /// output row (or column) `o` along `axis`.
-    fn taps_inside(&self, axis: usize, o: usize) -> (isize, std::ops::Range<usize>) {
+    pub(super) fn taps_inside(&self, axis: usize, o: usize) -> (isize, std::ops::Range<usize>) {
         let start = (o * self.stride[axis]) as isize - self.pad_before[axis] as isize;
         let first = (-start).max(0) as usize;
         let end = (self.input[axis] as isize - start).clamp(0, self.kernel[axis] as isize) as usize;

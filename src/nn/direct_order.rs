@@ -19,6 +19,7 @@ use tract_onnx::tract_core::internal::*;
 use super::conv_op::{self, FixedShapeOp};
 use super::depthwise::Geometry;
 use super::parallel;
+use super::simd::Simd;
 
 /// Output channels a register holds (AVX2).
 const LANES: usize = 8;
@@ -57,7 +58,7 @@ impl DirectOrderConv {
     ) -> Option<DirectOrderConv> {
         let g = &geometry;
         let taps = g.channels * g.kernel[0] * g.kernel[1];
-        let supported = has_avx2_and_fma()
+        let supported = Simd::of_this_cpu() >= Simd::Avx2
             && outputs > 0
             && outputs.is_multiple_of(LANES)
             && g.pad_before == [0, 0]
@@ -160,12 +161,11 @@ impl DirectOrderConv {
         out: &mut [f32],
     ) {
         let g = &self.geometry;
-        let rows_in = taps_inside(g.input[0], g.kernel[0], oy * g.stride[0]);
-        let cols_in = taps_inside(g.input[1], g.kernel[1], cols.start * g.stride[1]);
+        let (first_row, rows) = g.taps_inside(0, oy);
         let window = Window {
-            first_row: oy * g.stride[0],
-            rows: rows_in,
-            columns: cols_in,
+            first_row: first_row as usize,
+            rows,
+            columns: g.taps_inside(1, cols.start).1,
         };
         #[cfg(target_arch = "x86_64")]
         for group in 0..self.outputs / LANES {
@@ -235,24 +235,6 @@ struct Window {
     first_row: usize,
     rows: std::ops::Range<usize>,
     columns: std::ops::Range<usize>,
-}
-
-/// The kernel taps `0..kernel` at input positions `start..` that lie inside
-/// an input of `len` (no padding before).
-fn taps_inside(len: usize, kernel: usize, start: usize) -> std::ops::Range<usize> {
-    0..len.saturating_sub(start).min(kernel)
-}
-
-/// Whether tract has its direct kernel here, and this op its registers.
-pub(crate) fn has_avx2_and_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 impl FixedShapeOp for DirectOrderConv {
@@ -387,7 +369,7 @@ mod tests {
 
     #[test]
     fn gives_tracts_direct_kernels_results_to_the_bit() {
-        if !has_avx2_and_fma() {
+        if Simd::of_this_cpu() < Simd::Avx2 {
             return;
         }
         // The re-crop model's first convolution, then other run lengths
@@ -422,7 +404,7 @@ mod tests {
         assert!(twelve.is_none());
         assert_eq!(
             DirectOrderConv::new(geometry([0, 0]), 8, &w, &b).is_some(),
-            has_avx2_and_fma()
+            Simd::of_this_cpu() >= Simd::Avx2
         );
     }
 }

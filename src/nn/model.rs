@@ -648,8 +648,7 @@ fn our_patch_conv(
         _ => return Ok(None),
     };
     let (c, n) = (conv.input_channels(), conv.output_channels());
-    let (Some(weights), Some(bias)) = (patch_order_weights(conv, &kernel)?, per_channel(&bias, n)?)
-    else {
+    let Some((weights, bias)) = patch_order_parts(conv, &kernel, &bias)? else {
         return Ok(None);
     };
     let geometry = window_geometry(conv, spatial, c);
@@ -660,6 +659,22 @@ fn our_patch_conv(
         return Ok(None);
     }
     Ok(PatchConv::new(geometry, &shape, n, &weights, bias).ok())
+}
+
+/// `conv`'s weights and per-channel bias, or `None` when either is not of
+/// the convolution's shape.
+fn patch_order_parts(
+    conv: &Conv,
+    kernel: &Tensor,
+    bias: &Tensor,
+) -> TractResult<Option<(Vec<f32>, Vec<f32>)>> {
+    let (Some(weights), Some(bias)) = (
+        patch_order_weights(conv, kernel)?,
+        per_channel(bias, conv.output_channels())?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some((weights, bias)))
 }
 
 /// `conv`'s weights as `weights[((c * kh + ky) * kw + kx) * N + n]` (input
@@ -894,8 +909,7 @@ fn direct_order_conv(
     let (&[1, c, h, w], n) = (&*shape, conv.output_channels()) else {
         return Ok(None);
     };
-    let (Some(weights), Some(bias)) = (patch_order_weights(conv, &kernel)?, per_channel(&bias, n)?)
-    else {
+    let Some((weights, bias)) = patch_order_parts(conv, &kernel, &bias)? else {
         return Ok(None);
     };
     let geometry = window_geometry(conv, [h, w], c);
@@ -1452,7 +1466,7 @@ mod tests {
             ChannelOrder::ChannelsLastThroughout,
         ));
         let count = |name: &str| names.iter().filter(|n| *n == name).count();
-        let fma = super::super::direct_order::has_avx2_and_fma();
+        let fma = super::super::Simd::of_this_cpu() >= super::super::Simd::Avx2;
         // Channels last where tract's direct kernel's sums can be had there
         // (signtop's op), else kept channels first on tract's own op.
         assert_eq!(count("DirectOrderConv"), usize::from(fma), "{names:?}");
