@@ -9,7 +9,8 @@
 #
 #   tests/speed_series.sh            # from the repository root, after
 #                                    # cargo build --release and the venv of
-#                                    # tests/fixtures/gen_reference.py
+#                                    # tests/fixtures/gen_reference.py,
+#                                    # with ffmpeg installed
 # Env: ROUNDS (2), FRAMES (200), SIGNTOP (target/release/signtop),
 #      MP_PYTHON (/tmp/venv-mp/bin/python), MEDIA (../shared/media).
 set -euo pipefail
@@ -18,6 +19,10 @@ FRAMES=${FRAMES:-200}
 SIGNTOP=${SIGNTOP:-target/release/signtop}
 MP_PYTHON=${MP_PYTHON:-/tmp/venv-mp/bin/python}
 MEDIA=${MEDIA:-../shared/media}
+command -v ffmpeg >/dev/null || {
+  echo "tests/speed_series.sh needs ffmpeg (Debian package ffmpeg: apt-get install ffmpeg)" >&2
+  exit 1
+}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
