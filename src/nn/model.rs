@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{AxisOp, SpecialOps, TypedModelPatch};
 use tract_onnx::tract_core::ops::Cost;
-use tract_onnx::tract_core::ops::array::Pad;
+use tract_onnx::tract_core::ops::array::{Pad, PadMode};
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::MaxPool;
 use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
@@ -334,6 +334,8 @@ fn optimise_with(
     if our_ops && PointwiseConv::is_fast_here() {
         pointwise_on_our_op(&mut model)?;
         patches_on_our_op(&mut model)?;
+        // Before the activations fold: the skip is added before them.
+        skips_into_pointwise(&mut model)?;
     }
     if our_ops {
         moves_on_our_op(&mut model)?;
@@ -409,6 +411,93 @@ fn pointwise_on_our_op(model: &mut TypedModel) -> TractResult<usize> {
         patch.shunt_outside(model, last.into(), y[0])?;
         Ok(Some(patch))
     })
+}
+
+/// Folds each skip connection's add after one of signtop's 1x1
+/// convolutions into it ([`PointwiseConv::with_residual`]), through the
+/// channel pad of zeros that widens the skip where a block adds channels.
+/// Returns how many were folded.
+fn skips_into_pointwise(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each(model, |model, node, conv: &PointwiseConv| {
+        let Some((add, skip)) = skip_added_after(model, node.id)? else {
+            return Ok(None);
+        };
+        let (skip, channels) = unpadded_skip(model, skip)?;
+        let Ok(op) = conv.clone().with_residual(channels) else {
+            return Ok(None);
+        };
+        let mut patch = TypedModelPatch::default();
+        let inputs = patch.taps(model, &[node.inputs[0], skip])?;
+        let y = patch.wire_node(&node.name, op, &inputs)?;
+        patch.shunt_outside(model, add.into(), y[0])?;
+        Ok(Some(patch))
+    })
+}
+
+/// The node after `id` when it is `id`'s only reader and adds to `id`'s
+/// output another tensor of the same shape, not a constant (a skip
+/// connection): (that node, the other tensor).
+fn skip_added_after(model: &TypedModel, id: usize) -> TractResult<Option<(usize, OutletId)>> {
+    let node = model.node(id);
+    let outlet = OutletId::new(id, 0);
+    if node.outputs.len() != 1
+        || model.output_outlets()?.contains(&outlet)
+        || node.outputs[0].successors.len() != 1
+    {
+        return Ok(None);
+    }
+    let next = model.node(node.outputs[0].successors[0].node);
+    let is_add = next
+        .op_as::<TypedBinOp>()
+        .is_some_and(|b| b.0.name() == "Add");
+    let [a, b] = next.inputs[..] else {
+        return Ok(None);
+    };
+    let skip = if a == outlet { b } else { a };
+    let (shape, skip_fact) = (&node.outputs[0].fact.shape, model.outlet_fact(skip)?);
+    let same_shapes =
+        skip_fact.shape == *shape && model.outlet_fact(next.id.into())?.shape == *shape;
+    if !is_add || a == b || !same_shapes || skip_fact.konst.is_some() {
+        return Ok(None);
+    }
+    Ok(Some((next.id, skip)))
+}
+
+/// The skip `outlet` before the pad that widens its last axis (channels)
+/// with zeros, when it comes from one, with its channels then: (the tensor
+/// to add, its channels).
+fn unpadded_skip(model: &TypedModel, outlet: OutletId) -> TractResult<(OutletId, usize)> {
+    let channels = |outlet: OutletId| -> TractResult<usize> {
+        let fact = model.outlet_fact(outlet)?;
+        Ok(fact
+            .shape
+            .as_concrete()
+            .and_then(|s| s.last().copied())
+            .unwrap_or(0))
+    };
+    let node = model.node(outlet.node);
+    let Some(pad) = node.op_as::<Pad>() else {
+        return Ok((outlet, channels(outlet)?));
+    };
+    let zeros = match &pad.mode {
+        PadMode::Constant(value) => {
+            value.datum_type() == f32::datum_type()
+                && value.len() == 1
+                && value.cast_to_scalar::<f32>()?.to_bits() == 0.0f32.to_bits()
+        }
+        _ => false,
+    };
+    let Some(((_, after), before)) = pad.pads.split_last() else {
+        return Ok((outlet, channels(outlet)?));
+    };
+    let channels_only = before.iter().all(|&p| p == (0, 0))
+        && pad.pads.last().is_some_and(|p| p.0 == 0)
+        && *after > 0;
+    if zeros && channels_only && node.inputs.len() == 1 {
+        Ok((node.inputs[0], channels(node.inputs[0])?))
+    } else {
+        Ok((outlet, channels(outlet)?))
+    }
 }
 
 /// Rewrites every axis move that is a transpose of a matrix (channels
@@ -1285,13 +1374,23 @@ mod tests {
         }
         let last = ChannelOrder::ChannelsLast;
         let throughout = ChannelOrder::ChannelsLastThroughout;
-        for (file, order, side, convs, prelus, patches) in [
-            ("pose_detection.onnx", last, 224, 44, 0, 1),
-            ("pose_landmark_full.onnx", last, 256, 47, 0, 1),
-            ("hand_recrop.onnx", throughout, 256, 6, 13, 6),
-            ("hand_landmark_full.onnx", last, 224, 30, 0, 1),
-            ("face_detection_short_range.onnx", throughout, 128, 20, 0, 1),
-            ("face_landmark.onnx", throughout, 192, 22, 23, 1),
+        // The skip connections' adds folded into the 1x1 convolutions: all
+        // but those after another op (a resize, a pool) or channels first.
+        for (file, order, side, convs, prelus, patches, skips) in [
+            ("pose_detection.onnx", last, 224, 44, 0, 1, 9),
+            ("pose_landmark_full.onnx", last, 256, 47, 0, 1, 9),
+            ("hand_recrop.onnx", throughout, 256, 6, 13, 6, 6),
+            ("hand_landmark_full.onnx", last, 224, 30, 0, 1, 9),
+            (
+                "face_detection_short_range.onnx",
+                throughout,
+                128,
+                20,
+                0,
+                1,
+                16,
+            ),
+            ("face_landmark.onnx", throughout, 192, 22, 23, 1, 19),
         ] {
             let shape = [1, side, side, 3];
             let plan = |ours: bool| {
@@ -1304,18 +1403,27 @@ mod tests {
                 let one_pass = model.nodes().iter().filter(count).count();
                 let count = |n: &&TypedNode| n.op_as::<PatchConv>().is_some();
                 let patches = model.nodes().iter().filter(count).count();
+                let with_skip = |n: &&TypedNode| {
+                    n.op_as::<PointwiseConv>()
+                        .is_some_and(|c| c.skip_channels().is_some())
+                };
+                let skips = model.nodes().iter().filter(with_skip).count();
                 (
                     model.into_runnable().unwrap(),
-                    [rewritten, one_pass, patches],
+                    [rewritten, one_pass, patches, skips],
                 )
             };
             let ((theirs, none), (ours, rewritten)) = (plan(false), plan(true));
-            let (convs, patches) = if fast { (convs, patches) } else { (0, 0) };
-            assert_eq!(none, [0, 0, 0], "{file}");
+            let (convs, patches, skips) = if fast {
+                (convs, patches, skips)
+            } else {
+                (0, 0, 0)
+            };
+            assert_eq!(none, [0, 0, 0, 0], "{file}");
             assert_eq!(
                 rewritten,
-                [convs, prelus, patches],
-                "{file}: 1x1 convolutions, PReLUs, other convolutions"
+                [convs, prelus, patches, skips],
+                "{file}: 1x1 convolutions, PReLUs, other convolutions, skips folded"
             );
             let input = Tensor::from_shape(&shape, &test_input(side)).unwrap();
             let run = |plan: &Arc<TypedRunnableModel>| {

@@ -78,6 +78,9 @@ pub struct PointwiseConv {
     output_shape: TVec<usize>,
     /// Outputs are clamped to `[lo, hi]` (a fused ReLU or ReLU6).
     clamp: [f32; 2],
+    /// The channels of the skip connection added to the outputs, when one
+    /// is folded in ([`PointwiseConv::with_residual`]).
+    residual: Option<usize>,
 }
 
 /// Equal when they compute the same thing (tract compares ops, e.g. to merge
@@ -92,6 +95,7 @@ impl PartialEq for PointwiseConv {
             && bits(&self.packed) == bits(&other.packed)
             && bits(&self.bias) == bits(&other.bias)
             && bits(&self.clamp) == bits(&other.clamp)
+            && self.residual == other.residual
     }
 }
 
@@ -147,6 +151,7 @@ impl PointwiseConv {
             input_shape: input_shape.into(),
             output_shape: output_shape.into(),
             clamp: [f32::NEG_INFINITY, f32::INFINITY],
+            residual: None,
         })
     }
 
@@ -172,6 +177,44 @@ impl PointwiseConv {
         Ok(self)
     }
 
+    /// This convolution with a skip connection's add after it folded in: a
+    /// second input, channels last with `channels` (at most N) values a
+    /// pixel, added to each output after the bias and before any clamp, and
+    /// `+0.0` added past its channels, as the zeros of a channel pad before
+    /// the add would be. The same sums, each rounded as the add rounds it:
+    /// the same values to the bit. It saves the add's pass over memory and
+    /// its tensor (and the pad's). Only for channels-last outputs not yet
+    /// clamped.
+    pub fn with_residual(mut self, channels: usize) -> TractResult<Self> {
+        ensure!(
+            (1..=self.outputs).contains(&channels),
+            "{channels} skip channels for {} outputs",
+            self.outputs
+        );
+        ensure!(
+            self.output_order == OutputOrder::PixelMajor,
+            "a skip added to channels-first outputs"
+        );
+        ensure!(
+            self.clamp == [f32::NEG_INFINITY, f32::INFINITY] && self.residual.is_none(),
+            "a skip added after a clamp or a second skip"
+        );
+        self.residual = Some(channels);
+        Ok(self)
+    }
+
+    /// The channels of the skip connection folded in, if any.
+    pub fn skip_channels(&self) -> Option<usize> {
+        self.residual
+    }
+
+    /// The shape of the skip connection's input, when there is one.
+    fn skip_shape(&self) -> Option<TVec<usize>> {
+        let mut shape = self.output_shape.clone();
+        *shape.last_mut()? = self.residual?;
+        Some(shape)
+    }
+
     /// Output pixels `0..pixels`, channels last at `output + p * N`, whose
     /// input values are read in place from `x`: value (pixel `p`, channel
     /// `k`) at `x[p * pixel_step + channels.at(k)]`. The same sums as
@@ -190,12 +233,13 @@ impl PointwiseConv {
         output: *mut f32,
     ) {
         assert!(channels.fits(self.inputs) && self.output_order == OutputOrder::PixelMajor);
+        assert!(self.residual.is_none(), "windows take no skip connection");
         let part = Part {
             pixels: 0..pixels,
             slabs: 0..self.outputs.div_ceil(LANES),
         };
         // SAFETY: the caller's.
-        unsafe { self.convolve_from(Simd::chosen(), x, pixel_step, channels, output, &part) };
+        unsafe { self.convolve_from(Simd::chosen(), x, pixel_step, channels, None, output, &part) };
     }
 
     /// Where input value (pixel, channel) is: (pixel stride, channel stride).
@@ -209,14 +253,33 @@ impl PointwiseConv {
     /// Convolves `input` into `output`, each in its order, in parts on the
     /// free threads of the current rayon pool when it is big enough.
     pub fn convolve(&self, input: &[f32], output: &mut [f32]) {
+        self.convolve_adding(input, None, output)
+    }
+
+    /// [`PointwiseConv::convolve`] with the skip connection's values `skip`
+    /// added, for a convolution [`PointwiseConv::with_residual`] (and only
+    /// then).
+    pub fn convolve_adding(&self, input: &[f32], skip: Option<&[f32]>, output: &mut [f32]) {
         assert!(input.len() >= self.pixels * self.inputs);
         assert!(output.len() >= self.pixels * self.outputs);
+        assert_eq!(skip.is_some(), self.residual.is_some(), "skip connection");
+        if let (Some(skip), Some(channels)) = (skip, self.residual) {
+            assert!(skip.len() >= self.pixels * channels);
+        }
         let output = SharedOutput(output.as_mut_ptr());
         let simd = Simd::chosen();
         // SAFETY: the lengths were checked above; the parts are disjoint.
         parallel::for_each_part(self.parts(), |part| unsafe {
-            self.convolve_part(simd, input, output, &part)
+            self.convolve_part(simd, input, skip, output, &part)
         });
+    }
+
+    /// Where the register tiles read the skip connection, if any.
+    fn skip_at(&self, skip: Option<&[f32]>) -> Option<Skip> {
+        Some(Skip {
+            base: skip?.as_ptr(),
+            channels: self.residual?,
+        })
     }
 
     /// The op cut into parts for the threads of the current pool: by pixels
@@ -258,23 +321,34 @@ impl PointwiseConv {
     /// The CPU must have `simd`; `input` and `output` must hold the op's
     /// pixels x channels, and no other thread may write this part of
     /// `output` meanwhile.
-    unsafe fn convolve_part(&self, simd: Simd, input: &[f32], output: SharedOutput, part: &Part) {
+    unsafe fn convolve_part(
+        &self,
+        simd: Simd,
+        input: &[f32],
+        skip: Option<&[f32]>,
+        output: SharedOutput,
+        part: &Part,
+    ) {
         let (p_stride, k_stride) = self.input_strides();
+        let (skip, channels) = (self.skip_at(skip), Stride(k_stride));
         // SAFETY: this function's.
-        unsafe { self.convolve_from(simd, input, p_stride, Stride(k_stride), output.0, part) }
+        unsafe { self.convolve_from(simd, input, p_stride, channels, skip, output.0, part) }
     }
 
     /// Convolves one part of the output at SIMD level `simd`, input value
     /// (pixel `p`, channel `k`) at `input[p * pixel_step + channels.at(k)]`.
     ///
     /// # Safety
-    /// As [`PointwiseConv::convolve_part`], with every value read in `input`.
+    /// As [`PointwiseConv::convolve_part`], with every value read in `input`
+    /// and `skip` holding the op's pixels of skip values when there is one.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn convolve_from<O: ChannelOffsets>(
         &self,
         simd: Simd,
         input: &[f32],
         pixel_step: usize,
         channels: O,
+        skip: Option<Skip>,
         output: *mut f32,
         part: &Part,
     ) {
@@ -282,6 +356,7 @@ impl PointwiseConv {
             base: input.as_ptr(),
             pixel_step,
             channels,
+            skip,
         };
         // SAFETY (each call): the CPU has `simd`, the rest is this function's.
         match simd {
@@ -289,7 +364,7 @@ impl PointwiseConv {
             Simd::Avx512 => unsafe { convolve_avx512(self, src, output, part) },
             #[cfg(target_arch = "x86_64")]
             Simd::Avx2 => unsafe { convolve_avx2(self, src, output, part) },
-            _ => unsafe { self.convolve_portable(input, pixel_step, channels, output, part) },
+            _ => unsafe { self.convolve_portable(input, pixel_step, channels, skip, output, part) },
         }
     }
 
@@ -304,15 +379,16 @@ impl PointwiseConv {
 
     /// The same sums one value at a time (`mul_add` rounds once, as the
     /// fused multiply-add does), input value (pixel `p`, channel `k`) at
-    /// `input[p * pixel_step + offsets.at(k)]`.
+    /// `input[p * pixel_step + offsets.at(k)]`, and `skip`'s values added.
     ///
     /// # Safety
-    /// As [`PointwiseConv::convolve_part`].
+    /// As [`PointwiseConv::convolve_from`].
     unsafe fn convolve_portable<O: ChannelOffsets>(
         &self,
         input: &[f32],
         pixel_step: usize,
         offsets: O,
+        skip: Option<Skip>,
         output: *mut f32,
         part: &Part,
     ) {
@@ -326,9 +402,13 @@ impl PointwiseConv {
                 let sum = (0..k_len).fold(0.0f32, |acc, k| {
                     input[p * pixel_step + offsets.at(k)].mul_add(w[k * LANES + lane], acc)
                 });
-                let v = sum + self.bias[n];
-                // SAFETY: (p, n) is inside the op and this part (the caller's).
+                let mut v = sum + self.bias[n];
+                // SAFETY: (p, n) is inside the op and this part, and the skip
+                // holds the op's pixels (the caller's).
                 unsafe {
+                    if let Some(skip) = skip {
+                        v += skip.value(p, n);
+                    }
                     *output.add(p * out_p + n * out_n) = v.max(self.clamp[0]).min(self.clamp[1])
                 };
             }
@@ -340,12 +420,14 @@ impl PointwiseConv {
 impl PointwiseConv {
     /// The whole output by [`PointwiseConv::convolve_portable`].
     fn convolve_portably(&self, input: &[f32], output: &mut [f32]) {
-        self.convolve_at(Simd::Portable, input, output);
+        self.convolve_at(Simd::Portable, input, None, output);
     }
 
-    /// The whole output at SIMD level `simd`, on this thread.
-    fn convolve_at(&self, simd: Simd, input: &[f32], output: &mut [f32]) {
+    /// The whole output at SIMD level `simd`, on this thread, `skip` added.
+    fn convolve_at(&self, simd: Simd, input: &[f32], skip: Option<&[f32]>, output: &mut [f32]) {
         assert!(simd <= Simd::of_this_cpu());
+        assert_eq!(skip.is_some(), self.residual.is_some());
+        let skip = skip.inspect(|s| assert!(s.len() >= self.pixels * self.residual.unwrap_or(0)));
         assert!(input.len() >= self.pixels * self.inputs);
         assert!(output.len() >= self.pixels * self.outputs);
         let all = Part {
@@ -355,7 +437,7 @@ impl PointwiseConv {
         let output = SharedOutput(output.as_mut_ptr());
         // SAFETY: the CPU has `simd`; the lengths were checked above; one
         // part, this thread.
-        unsafe { self.convolve_part(simd, input, output, &all) };
+        unsafe { self.convolve_part(simd, input, skip, output, &all) };
     }
 }
 
@@ -401,6 +483,38 @@ pub(crate) struct Src<O> {
     pub base: *const f32,
     pub pixel_step: usize,
     pub channels: O,
+    /// The skip connection added to the outputs, if any.
+    pub skip: Option<Skip>,
+}
+
+/// A skip connection's values, channels last: value (pixel `p`, channel
+/// `n`) at `base + p * channels + n` for `n < channels`, and `+0.0` (a
+/// channel pad's zero) past them.
+#[derive(Clone, Copy)]
+pub(crate) struct Skip {
+    pub base: *const f32,
+    pub channels: usize,
+}
+
+impl Skip {
+    /// Value (pixel `p`, channel `n`).
+    ///
+    /// # Safety
+    /// Pixel `p` must be one of the skip's.
+    unsafe fn value(self, p: usize, n: usize) -> f32 {
+        if n < self.channels {
+            // SAFETY: the caller's.
+            unsafe { *self.base.add(p * self.channels + n) }
+        } else {
+            0.0
+        }
+    }
+
+    /// How many of the 16 channels from `n0` are the skip's own (the rest
+    /// add `+0.0`).
+    fn lanes_from(self, n0: usize) -> usize {
+        self.channels.saturating_sub(n0).min(LANES)
+    }
 }
 
 /// Pixels x 16-channel slabs of the output, computed together on one thread.
@@ -631,7 +745,13 @@ unsafe fn tile<const P: usize, const S: usize, O: ChannelOffsets>(
             };
             let bias = _mm512_maskz_loadu_ps(mask, op.bias.as_ptr().add(n0));
             for (p, row) in acc.iter().enumerate() {
-                let v = _mm512_add_ps(row[s], bias);
+                let mut v = _mm512_add_ps(row[s], bias);
+                if let Some(skip) = src.skip {
+                    // Masked-off lanes load +0.0: the pad's zeros.
+                    let own = (1u32 << skip.lanes_from(n0)) - 1;
+                    let at = skip.base.wrapping_add((p0 + p) * skip.channels + n0);
+                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(own as __mmask16, at));
+                }
                 let v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
                 _mm512_mask_storeu_ps(dst.add(p * dst_row + s * LANES), mask, v);
             }
@@ -800,11 +920,26 @@ unsafe fn tile_avx2<const P: usize, O: ChannelOffsets>(
             _mm256_loadu_ps(bias.as_ptr().add(HALF)),
         ];
         let (lo, hi) = (_mm256_set1_ps(op.clamp[0]), _mm256_set1_ps(op.clamp[1]));
-        let finish =
-            |a: __m256, b: __m256| _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a, b), lo), hi);
+        let clamp = |a: __m256| _mm256_min_ps(_mm256_max_ps(a, lo), hi);
         for (p, row) in acc.iter().enumerate() {
             let to = dst.add(p * dst_row);
-            let (low, high) = (finish(row[0], bias[0]), finish(row[1], bias[1]));
+            let mut sums = [
+                _mm256_add_ps(row[0], bias[0]),
+                _mm256_add_ps(row[1], bias[1]),
+            ];
+            if let Some(skip) = src.skip {
+                // The skip's values, +0.0 (the pad's zeros) past its channels.
+                let own = skip.lanes_from(n0);
+                let mut values = [0.0f32; LANES];
+                let mut from = skip.base.wrapping_add((p0 + p) * skip.channels + n0);
+                if own < LANES {
+                    std::ptr::copy_nonoverlapping(from, values.as_mut_ptr(), own);
+                    from = values.as_ptr();
+                }
+                sums[0] = _mm256_add_ps(sums[0], _mm256_loadu_ps(from));
+                sums[1] = _mm256_add_ps(sums[1], _mm256_loadu_ps(from.add(HALF)));
+            }
+            let (low, high) = (clamp(sums[0]), clamp(sums[1]));
             if lanes == LANES {
                 _mm256_storeu_ps(to, low);
                 _mm256_storeu_ps(to.add(HALF), high);
@@ -844,8 +979,12 @@ impl Op for PointwiseConv {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
+        let skip = match self.residual {
+            Some(channels) => format!(", {channels} skip channels added"),
+            None => String::new(),
+        };
         Ok(vec![format!(
-            "{} pixels, {} -> {} channels",
+            "{} pixels, {} -> {} channels{skip}",
             self.pixels, self.inputs, self.outputs
         )])
     }
@@ -861,13 +1000,52 @@ impl EvalOp for PointwiseConv {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        conv_op::eval(self, inputs)
+        let Some(skip_shape) = self.skip_shape() else {
+            return conv_op::eval(self, inputs);
+        };
+        let (input, skip) = args_2!(inputs);
+        ensure!(
+            input.shape() == &*self.input_shape && skip.shape() == &*skip_shape,
+            "PointwiseConv expects inputs {:?} and {skip_shape:?}, got {:?} and {:?}",
+            self.input_shape,
+            input.shape(),
+            skip.shape()
+        );
+        let (input, skip) = (input.try_as_plain_ram()?, skip.try_as_plain_ram()?);
+        // SAFETY: `convolve_adding` writes every output value (tested with
+        // buffers of NaNs).
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
+        let mut view = output.try_as_plain_ram_mut()?;
+        let skip = skip.as_slice::<f32>()?;
+        self.convolve_adding(
+            input.as_slice::<f32>()?,
+            Some(skip),
+            view.as_slice_mut::<f32>()?,
+        );
+        Ok(tvec!(output.into_tvalue()))
     }
 }
 
 impl TypedOp for PointwiseConv {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        conv_op::output_facts(self, inputs)
+        let Some(skip_shape) = self.skip_shape() else {
+            return conv_op::output_facts(self, inputs);
+        };
+        let [input, skip] = inputs else {
+            bail!("PointwiseConv with a skip connection takes two inputs");
+        };
+        ensure!(
+            [input, skip]
+                .iter()
+                .all(|f| f.datum_type == f32::datum_type()),
+            "f32 only"
+        );
+        ensure!(
+            input.shape.as_concrete() == Some(&*self.input_shape)
+                && skip.shape.as_concrete() == Some(&*skip_shape),
+            "input shapes"
+        );
+        Ok(tvec!(f32::fact(&*self.output_shape)))
     }
 
     fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
@@ -1033,7 +1211,7 @@ mod tests {
             op.convolve(input, &mut fast);
             for simd in Simd::available() {
                 let mut at_level = vec![f32::NAN; pixels * n];
-                op.convolve_at(simd, input, &mut at_level);
+                op.convolve_at(simd, input, None, &mut at_level);
                 assert!(bits(&fast) == bits(&at_level), "{order:?} {simd:?} {h}x{n}");
             }
             fast
@@ -1065,6 +1243,102 @@ mod tests {
         assert!(a.iter().any(|v| *v < 0.0) && a.iter().any(|v| *v > 6.0));
         let expected: Vec<f32> = a.iter().map(|v| v.clamp(0.0, 6.0)).collect();
         assert_eq!(b, expected);
+    }
+
+    #[test]
+    fn adds_a_skip_connection_as_the_add_after_it_would_to_the_bit() {
+        let three_threads = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        // Skips as wide as the output, and narrower (a channel pad's zeros
+        // added past them): inside one slab, at a slab's end, across slabs;
+        // pixels in whole and part tiles, cut by pixels and by slabs.
+        for (pixels, k, n, skip_channels) in [
+            (37, 24, 40, 40),
+            (64, 16, 88, 80),
+            (14, 24, 28, 24),
+            (100, 8, 32, 16),
+            (9, 32, 200, 130),
+            (5, 3, 7, 1),
+        ] {
+            let order = (InputOrder::PixelMajor, OutputOrder::PixelMajor);
+            let plain = PointwiseConv::new(
+                &[pixels, k],
+                &[pixels, n],
+                [k, n],
+                order,
+                &values(k * n, 1),
+                values(n, 2),
+            )
+            .unwrap();
+            let x = values(pixels * k, 3);
+            // Large enough that the sums round differently from the products.
+            let skip: Vec<f32> = values(pixels * skip_channels, 4)
+                .iter()
+                .map(|v| v * 3.0)
+                .collect();
+            let mut conv = vec![f32::NAN; pixels * n];
+            plain.convolve(&x, &mut conv);
+            let added: Vec<f32> = conv
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| {
+                    let (p, c) = (i / n, i % n);
+                    let padded = if c < skip_channels {
+                        skip[p * skip_channels + c]
+                    } else {
+                        0.0
+                    };
+                    y + padded
+                })
+                .collect();
+            let relu: Vec<f32> = added.iter().map(|v| v.max(0.0)).collect();
+            let fused = plain.clone().with_residual(skip_channels).unwrap();
+            for (op, expected) in [(fused.clone(), &added), (fused.with_floor(0.0), &relu)] {
+                let case = format!("{pixels}x{k}->{n}, {skip_channels} skip channels");
+                let mut ours = vec![f32::NAN; pixels * n];
+                op.convolve_adding(&x, Some(&skip), &mut ours);
+                assert!(bits(&ours) == bits(expected), "{case}");
+                for simd in Simd::available() {
+                    let mut at_level = vec![f32::NAN; pixels * n];
+                    op.convolve_at(simd, &x, Some(&skip), &mut at_level);
+                    assert!(bits(&at_level) == bits(expected), "{case} {simd:?}");
+                }
+                let mut in_parts = vec![f32::NAN; pixels * n];
+                three_threads.install(|| {
+                    parallel::with_helper(|| op.convolve_adding(&x, Some(&skip), &mut in_parts))
+                });
+                assert!(bits(&in_parts) == bits(expected), "{case} in parts");
+            }
+        }
+    }
+
+    #[test]
+    fn takes_a_skip_connection_only_before_a_clamp_and_channels_last() {
+        let new = |order| {
+            let (w, b) = (vec![0.5; 12], vec![0.0; 4]);
+            PointwiseConv::new(&[1, 2, 2, 3], &[1, 2, 2, 4], [3, 4], order, &w, b).unwrap()
+        };
+        let last = new((InputOrder::PixelMajor, OutputOrder::PixelMajor));
+        assert!(last.clone().with_residual(4).is_ok());
+        assert!(last.clone().with_residual(1).is_ok());
+        assert!(
+            last.clone().with_residual(5).is_err(),
+            "wider than the output"
+        );
+        assert!(last.clone().with_residual(0).is_err());
+        assert!(
+            last.clone().with_floor(0.0).with_residual(4).is_err(),
+            "after a ReLU"
+        );
+        let twice = last.clone().with_residual(4).unwrap().with_residual(4);
+        assert!(twice.is_err());
+        let first = new((InputOrder::PixelMajor, OutputOrder::ChannelMajor));
+        assert!(first.with_residual(4).is_err(), "channels first");
+        let fused = last.with_residual(2).unwrap();
+        assert_eq!(fused.skip_shape().as_deref(), Some(&[1, 2, 2, 2][..]));
     }
 
     #[test]
