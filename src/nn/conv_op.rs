@@ -37,6 +37,17 @@ pub trait Clamped: Sized {
     }
 }
 
+/// A convolution that can take the PReLU after it: `v * slope` where `0 >
+/// v`, one slope per output channel, after its sums and before any clamp.
+pub trait PreluFolded: Sized {
+    /// The output channels of a channels-last output (a slope each), or
+    /// `None` when the PReLU cannot be folded in.
+    fn prelu_channels(&self) -> Option<usize>;
+
+    /// This convolution with the PReLU of `slopes` folded in.
+    fn with_prelu(self, slopes: &[f32]) -> TractResult<Self>;
+}
+
 /// `EvalOp::eval` of a [`FixedShapeOp`].
 pub fn eval(op: &impl FixedShapeOp, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
     let input = args_1!(inputs);

@@ -16,7 +16,7 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::conv_op::{self, FixedShapeOp};
+use super::conv_op::{self, FixedShapeOp, PreluFolded};
 use super::depthwise::Geometry;
 use super::parallel;
 use super::simd::Simd;
@@ -35,6 +35,9 @@ pub struct DirectOrderConv {
     /// `weights[((c * kh + ky) * kw + kx) * N + n]`, as bits (for `Eq`).
     weights: Vec<u32>,
     bias: Vec<u32>,
+    /// The slopes of the PReLU folded in after the sums, one per output
+    /// channel, as bits; none when there is none.
+    slopes: Option<Vec<u32>>,
 }
 
 /// Which outputs of a run tract's kernel sums with fused multiply-adds.
@@ -71,6 +74,7 @@ impl DirectOrderConv {
             outputs,
             weights: weights.iter().map(|w| w.to_bits()).collect(),
             bias: bias.iter().map(|b| b.to_bits()).collect(),
+            slopes: None,
         })
     }
 
@@ -221,9 +225,19 @@ impl DirectOrderConv {
                     }
                 }
             }
+            let slopes = self.slopes.as_ref().map(|s| {
+                let s = s.as_ptr().add(group * LANES).cast::<f32>();
+                _mm256_loadu_ps(s)
+            });
             for (i, a) in acc.iter().take(count).enumerate() {
                 let to = out.as_mut_ptr().add((cols.start + i) * n + group * LANES);
-                _mm256_storeu_ps(to, *a);
+                let mut v = *a;
+                if let Some(slopes) = slopes {
+                    // Only where 0 > v: not for a NaN, as the PReLU op.
+                    let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(v, _mm256_setzero_ps());
+                    v = _mm256_blendv_ps(v, _mm256_mul_ps(v, slopes), negative);
+                }
+                _mm256_storeu_ps(to, v);
             }
         }
     }
@@ -259,6 +273,20 @@ impl std::hash::Hash for DirectOrderConv {
         self.outputs.hash(state);
         self.weights.hash(state);
         self.bias.hash(state);
+        self.slopes.hash(state);
+    }
+}
+
+impl PreluFolded for DirectOrderConv {
+    fn prelu_channels(&self) -> Option<usize> {
+        Some(self.outputs)
+    }
+
+    fn with_prelu(mut self, slopes: &[f32]) -> TractResult<Self> {
+        ensure!(slopes.len() == self.outputs, "{} slopes", slopes.len());
+        ensure!(self.slopes.is_none(), "a second PReLU");
+        self.slopes = Some(slopes.iter().map(|s| s.to_bits()).collect());
+        Ok(self)
     }
 }
 
@@ -385,6 +413,35 @@ mod tests {
         compare(5, 273, 3, 2, 8, 2, 1);
         compare(4, 289, 3, 3, 8, 2, 1);
         compare(6, 410, 5, 1, 8, 3, 2);
+    }
+
+    #[test]
+    fn applies_a_folded_prelu_as_the_prelu_op_would() {
+        if Simd::of_this_cpu() < Simd::Avx2 {
+            return;
+        }
+        let (h, w, c, n) = (9, 140, 3, 16);
+        let geometry = Geometry::square(h, 3, 2, [0, 1], c);
+        let geometry = Geometry {
+            input: [h, w],
+            output: [geometry.output[0], (w + 1 - 3) / 2 + 1],
+            ..geometry
+        };
+        let (weights, bias) = (values(c * 9 * n, 1), values(n, 2));
+        let plain = DirectOrderConv::new(geometry, n, &weights, &bias).unwrap();
+        let slopes = values(n, 4);
+        let with_prelu = plain.clone().with_prelu(&slopes).unwrap();
+        let x = values(h * w * c, 3);
+        let len = geometry.output[0] * geometry.output[1] * n;
+        let (mut expected, mut ours) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+        plain.convolve(&x, &mut expected);
+        assert!(expected.iter().any(|v| *v < 0.0) && expected.iter().any(|v| *v > 0.0));
+        let prelu = super::super::prelu::Prelu::new(&[len / n, n], &[n], &slopes).unwrap();
+        prelu.apply(&mut expected);
+        with_prelu.convolve(&x, &mut ours);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert!(bits(&ours) == bits(&expected));
+        assert!(with_prelu.with_prelu(&slopes).is_err(), "a second PReLU");
     }
 
     #[test]

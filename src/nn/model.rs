@@ -16,7 +16,7 @@ use tract_onnx::tract_core::ops::nn::{DataFormat, Resize};
 use tract_onnx::tract_core::plan::SimpleState;
 
 use super::channel_move::ChannelMove;
-use super::conv_op::Clamped;
+use super::conv_op::{Clamped, PreluFolded};
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
 use super::direct_order::DirectOrderConv;
 use super::keep_layout::KeepLayout;
@@ -334,8 +334,12 @@ fn optimise_with(
     if our_ops && PointwiseConv::is_fast_here() {
         pointwise_on_our_op(&mut model)?;
         patches_on_our_op(&mut model)?;
-        // Before the activations fold: the skip is added before them.
+        // Before the activations fold: the skip is added before them, and
+        // the PReLU follows the skip.
         skips_into_pointwise(&mut model)?;
+        fold_prelus::<PointwiseConv>(&mut model)?;
+        fold_prelus::<PatchConv>(&mut model)?;
+        fold_prelus::<DirectOrderConv>(&mut model)?;
     }
     if our_ops {
         moves_on_our_op(&mut model)?;
@@ -430,6 +434,31 @@ fn skips_into_pointwise(model: &mut TypedModel) -> TractResult<usize> {
         let inputs = patch.taps(model, &[node.inputs[0], skip])?;
         let y = patch.wire_node(&node.name, op, &inputs)?;
         patch.shunt_outside(model, add.into(), y[0])?;
+        Ok(Some(patch))
+    })
+}
+
+/// Folds each PReLU after one of signtop's convolutions `O` (its only
+/// reader) into it ([`PreluFolded`]), channels last. Returns how many were
+/// folded.
+fn fold_prelus<O: PreluFolded + TypedOp + Clone>(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each(model, |model, node, conv: &O| {
+        let outlet = OutletId::new(node.id, 0);
+        let readers = &node.outputs[0].successors;
+        if readers.len() != 1 || model.output_outlets()?.contains(&outlet) {
+            return Ok(None);
+        }
+        let next = model.node(readers[0].node);
+        let slopes = next
+            .op_as::<Prelu>()
+            .and_then(|prelu| prelu.slopes_along_last(conv.prelu_channels()?));
+        let Some(Ok(op)) = slopes.map(|slopes| conv.clone().with_prelu(&slopes)) else {
+            return Ok(None);
+        };
+        let mut patch = TypedModelPatch::default();
+        let inputs = patch.taps(model, &node.inputs)?;
+        let y = patch.wire_node(&node.name, op, &inputs)?;
+        patch.shunt_outside(model, next.id.into(), y[0])?;
         Ok(Some(patch))
     })
 }
@@ -1375,22 +1404,24 @@ mod tests {
         let last = ChannelOrder::ChannelsLast;
         let throughout = ChannelOrder::ChannelsLastThroughout;
         // The skip connections' adds folded into the 1x1 convolutions: all
-        // but those after another op (a resize, a pool) or channels first.
+        // but those after another op (a resize, a pool) or channels first;
+        // the PReLUs into the convolutions before them, but after an op
+        // with other readers.
         for (file, order, side, convs, prelus, patches, skips) in [
-            ("pose_detection.onnx", last, 224, 44, 0, 1, 9),
-            ("pose_landmark_full.onnx", last, 256, 47, 0, 1, 9),
-            ("hand_recrop.onnx", throughout, 256, 6, 13, 6, 6),
-            ("hand_landmark_full.onnx", last, 224, 30, 0, 1, 9),
+            ("pose_detection.onnx", last, 224, 44, [0, 0], 1, 9),
+            ("pose_landmark_full.onnx", last, 256, 47, [0, 0], 1, 9),
+            ("hand_recrop.onnx", throughout, 256, 6, [13, 6], 6, 6),
+            ("hand_landmark_full.onnx", last, 224, 30, [0, 0], 1, 9),
             (
                 "face_detection_short_range.onnx",
                 throughout,
                 128,
                 20,
-                0,
+                [0, 0],
                 1,
                 16,
             ),
-            ("face_landmark.onnx", throughout, 192, 22, 23, 1, 19),
+            ("face_landmark.onnx", throughout, 192, 22, [23, 2], 1, 19),
         ] {
             let shape = [1, side, side, 3];
             let plan = |ours: bool| {
@@ -1414,10 +1445,11 @@ mod tests {
                 )
             };
             let ((theirs, none), (ours, rewritten)) = (plan(false), plan(true));
-            let (convs, patches, skips) = if fast {
-                (convs, patches, skips)
+            // PReLUs: [all, those left after the convolutions took theirs].
+            let (convs, patches, skips, prelus) = if fast {
+                (convs, patches, skips, prelus[1])
             } else {
-                (0, 0, 0)
+                (0, 0, 0, prelus[0])
             };
             assert_eq!(none, [0, 0, 0, 0], "{file}");
             assert_eq!(

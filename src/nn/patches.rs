@@ -14,7 +14,7 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::conv_op::{self, Clamped, FixedShapeOp};
+use super::conv_op::{self, Clamped, FixedShapeOp, PreluFolded};
 use super::parallel;
 
 use super::depthwise::Geometry;
@@ -205,6 +205,18 @@ impl PatchConv {
                 out[cols.start * n..cols.end * n].as_mut_ptr(),
             )
         };
+    }
+}
+
+/// The PReLU goes into the 1x1 convolution of the windows.
+impl PreluFolded for PatchConv {
+    fn prelu_channels(&self) -> Option<usize> {
+        Some(self.rows.output_channels())
+    }
+
+    fn with_prelu(mut self, slopes: &[f32]) -> TractResult<Self> {
+        self.rows = self.rows.with_prelu(slopes)?;
+        Ok(self)
     }
 }
 

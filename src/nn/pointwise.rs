@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::conv_op::{self, Clamped, FixedShapeOp};
+use super::conv_op::{self, Clamped, FixedShapeOp, PreluFolded};
 use super::parallel;
 use super::simd::Simd;
 
@@ -81,6 +81,10 @@ pub struct PointwiseConv {
     /// The channels of the skip connection added to the outputs, when one
     /// is folded in ([`PointwiseConv::with_residual`]).
     residual: Option<usize>,
+    /// The slopes of the PReLU after it, when one is folded in
+    /// ([`PointwiseConv::with_prelu`]): one per output channel, padded with
+    /// zeros to whole slabs.
+    slopes: Option<Arc<Vec<f32>>>,
 }
 
 /// Equal when they compute the same thing (tract compares ops, e.g. to merge
@@ -96,6 +100,7 @@ impl PartialEq for PointwiseConv {
             && bits(&self.bias) == bits(&other.bias)
             && bits(&self.clamp) == bits(&other.clamp)
             && self.residual == other.residual
+            && self.slopes.as_deref().map(|s| bits(s)) == other.slopes.as_deref().map(|s| bits(s))
     }
 }
 
@@ -152,7 +157,13 @@ impl PointwiseConv {
             output_shape: output_shape.into(),
             clamp: [f32::NEG_INFINITY, f32::INFINITY],
             residual: None,
+            slopes: None,
         })
+    }
+
+    /// How the output holds its values.
+    pub fn output_order(&self) -> OutputOrder {
+        self.output_order
     }
 
     /// Output channels (N).
@@ -201,6 +212,27 @@ impl PointwiseConv {
         );
         self.residual = Some(channels);
         Ok(self)
+    }
+
+    /// This convolution with the PReLU after it folded in, `slopes` one per
+    /// output channel: `v * slope` where `0 > v`, else `v`, after the bias
+    /// and any skip, before any clamp. The same product: the same values to
+    /// the bit, without the PReLU's pass over memory.
+    pub fn with_prelu(mut self, slopes: &[f32]) -> TractResult<Self> {
+        ensure!(slopes.len() == self.outputs, "{} slopes", slopes.len());
+        ensure!(
+            self.clamp == [f32::NEG_INFINITY, f32::INFINITY] && self.slopes.is_none(),
+            "a PReLU after a clamp or a second PReLU"
+        );
+        let mut padded = vec![0.0; self.outputs.div_ceil(LANES) * LANES];
+        padded[..slopes.len()].copy_from_slice(slopes);
+        self.slopes = Some(Arc::new(padded));
+        Ok(self)
+    }
+
+    /// Whether a PReLU is folded in.
+    pub fn has_prelu(&self) -> bool {
+        self.slopes.is_some()
     }
 
     /// The channels of the skip connection folded in, if any.
@@ -408,6 +440,9 @@ impl PointwiseConv {
                 unsafe {
                     if let Some(skip) = skip {
                         v += skip.value(p, n);
+                    }
+                    if let Some(slopes) = &self.slopes {
+                        v = if 0.0 > v { v * slopes[n] } else { v };
                     }
                     *output.add(p * out_p + n * out_n) = v.max(self.clamp[0]).min(self.clamp[1])
                 };
@@ -752,6 +787,12 @@ unsafe fn tile<const P: usize, const S: usize, O: ChannelOffsets>(
                     let at = skip.base.wrapping_add((p0 + p) * skip.channels + n0);
                     v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(own as __mmask16, at));
                 }
+                if let Some(slopes) = &op.slopes {
+                    // Only where 0 > v: not for a NaN, as the PReLU op.
+                    let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
+                    let slope = _mm512_loadu_ps(slopes.as_ptr().add(n0));
+                    v = _mm512_mask_mul_ps(v, negative, v, slope);
+                }
                 let v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
                 _mm512_mask_storeu_ps(dst.add(p * dst_row + s * LANES), mask, v);
             }
@@ -939,6 +980,14 @@ unsafe fn tile_avx2<const P: usize, O: ChannelOffsets>(
                 sums[0] = _mm256_add_ps(sums[0], _mm256_loadu_ps(from));
                 sums[1] = _mm256_add_ps(sums[1], _mm256_loadu_ps(from.add(HALF)));
             }
+            if let Some(slopes) = &op.slopes {
+                // Only where 0 > v: not for a NaN, as the PReLU op.
+                for (half, v) in sums.iter_mut().enumerate() {
+                    let slope = _mm256_loadu_ps(slopes.as_ptr().add(n0 + half * HALF));
+                    let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(*v, _mm256_setzero_ps());
+                    *v = _mm256_blendv_ps(*v, _mm256_mul_ps(*v, slope), negative);
+                }
+            }
             let (low, high) = (clamp(sums[0]), clamp(sums[1]));
             if lanes == LANES {
                 _mm256_storeu_ps(to, low);
@@ -950,6 +999,16 @@ unsafe fn tile_avx2<const P: usize, O: ChannelOffsets>(
                 std::ptr::copy_nonoverlapping(values.as_ptr(), to, lanes);
             }
         }
+    }
+}
+
+impl PreluFolded for PointwiseConv {
+    fn prelu_channels(&self) -> Option<usize> {
+        (self.output_order == OutputOrder::PixelMajor).then_some(self.outputs)
+    }
+
+    fn with_prelu(self, slopes: &[f32]) -> TractResult<Self> {
+        PointwiseConv::with_prelu(self, slopes)
     }
 }
 
@@ -979,10 +1038,13 @@ impl Op for PointwiseConv {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        let skip = match self.residual {
+        let mut skip = match self.residual {
             Some(channels) => format!(", {channels} skip channels added"),
             None => String::new(),
         };
+        if self.slopes.is_some() {
+            skip.push_str(", PReLU");
+        }
         Ok(vec![format!(
             "{} pixels, {} -> {} channels{skip}",
             self.pixels, self.inputs, self.outputs
@@ -1058,6 +1120,7 @@ impl TypedOp for PointwiseConv {
 
 #[cfg(test)]
 mod tests {
+    use super::super::prelu::Prelu;
     use super::*;
     use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
     use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
@@ -1295,8 +1358,20 @@ mod tests {
                 })
                 .collect();
             let relu: Vec<f32> = added.iter().map(|v| v.max(0.0)).collect();
+            // The PReLU after the add, as signtop's PReLU op computes it.
+            let slopes = values(n, 5);
+            let mut prelu = added.clone();
+            Prelu::new(&[pixels, n], &[n], &slopes)
+                .unwrap()
+                .apply(&mut prelu);
+            assert!(prelu != added, "{pixels}x{k}->{n}: no negative sums");
             let fused = plain.clone().with_residual(skip_channels).unwrap();
-            for (op, expected) in [(fused.clone(), &added), (fused.with_floor(0.0), &relu)] {
+            let with_prelu = fused.clone().with_prelu(&slopes).unwrap();
+            for (op, expected) in [
+                (fused.clone(), &added),
+                (fused.with_floor(0.0), &relu),
+                (with_prelu, &prelu),
+            ] {
                 let case = format!("{pixels}x{k}->{n}, {skip_channels} skip channels");
                 let mut ours = vec![f32::NAN; pixels * n];
                 op.convolve_adding(&x, Some(&skip), &mut ours);
@@ -1312,6 +1387,42 @@ mod tests {
                 });
                 assert!(bits(&in_parts) == bits(expected), "{case} in parts");
             }
+        }
+    }
+
+    #[test]
+    fn a_folded_prelu_gives_the_prelu_ops_bits_in_every_order() {
+        let (pixels, k, n) = (37, 24, 40);
+        let slopes = values(n, 5);
+        let prelu = Prelu::new(&[pixels, n], &[n], &slopes).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for output_order in [OutputOrder::PixelMajor, OutputOrder::ChannelMajor] {
+            let order = (InputOrder::PixelMajor, output_order);
+            let new = || {
+                let (w, b) = (values(k * n, 1), values(n, 2));
+                PointwiseConv::new(&[pixels, k], &[pixels, n], [k, n], order, &w, b).unwrap()
+            };
+            let x = values(pixels * k, 3);
+            let mut expected = vec![f32::NAN; pixels * n];
+            new().convolve(&x, &mut expected);
+            if output_order == OutputOrder::ChannelMajor {
+                expected = (0..pixels * n)
+                    .map(|i| expected[(i % n) * pixels + i / n])
+                    .collect();
+            }
+            prelu.apply(&mut expected);
+            let op = new().with_prelu(&slopes).unwrap();
+            for simd in Simd::available() {
+                let mut ours = vec![f32::NAN; pixels * n];
+                op.convolve_at(simd, &x, None, &mut ours);
+                if output_order == OutputOrder::ChannelMajor {
+                    ours = (0..pixels * n)
+                        .map(|i| ours[(i % n) * pixels + i / n])
+                        .collect();
+                }
+                assert!(bits(&ours) == bits(&expected), "{output_order:?} {simd:?}");
+            }
+            assert!(op.with_prelu(&slopes).is_err(), "a second PReLU");
         }
     }
 

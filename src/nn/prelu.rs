@@ -63,6 +63,19 @@ impl Prelu {
         })
     }
 
+    /// One slope for each of the `channels` channels of a channels-last
+    /// tensor of this PReLU's shape; `None` when its slopes run along
+    /// another axis.
+    pub fn slopes_along_last(&self, channels: usize) -> Option<Vec<f32>> {
+        match self.axis {
+            None => Some(vec![*self.slopes.first()?; channels]),
+            Some(axis) if axis + 1 == self.shape.len() && self.slopes.len() == channels => {
+                Some(self.slopes.to_vec())
+            }
+            Some(_) => None,
+        }
+    }
+
     /// Values between one channel and the next (the product of the axes
     /// after the channel axis; all of them for a single slope).
     fn inner(&self) -> usize {
