@@ -443,12 +443,9 @@ fn skips_into_pointwise(model: &mut TypedModel) -> TractResult<usize> {
 /// folded.
 fn fold_prelus<O: PreluFolded + TypedOp + Clone>(model: &mut TypedModel) -> TractResult<usize> {
     rewrite_each(model, |model, node, conv: &O| {
-        let outlet = OutletId::new(node.id, 0);
-        let readers = &node.outputs[0].successors;
-        if readers.len() != 1 || model.output_outlets()?.contains(&outlet) {
+        let Some(next) = only_reader(model, node.id)? else {
             return Ok(None);
-        }
-        let next = model.node(readers[0].node);
+        };
         let slopes = next
             .op_as::<Prelu>()
             .and_then(|prelu| prelu.slopes_along_last(conv.prelu_channels()?));
@@ -463,10 +460,9 @@ fn fold_prelus<O: PreluFolded + TypedOp + Clone>(model: &mut TypedModel) -> Trac
     })
 }
 
-/// The node after `id` when it is `id`'s only reader and adds to `id`'s
-/// output another tensor of the same shape, not a constant (a skip
-/// connection): (that node, the other tensor).
-fn skip_added_after(model: &TypedModel, id: usize) -> TractResult<Option<(usize, OutletId)>> {
+/// The node that reads node `id`'s one output, when it is the only one
+/// that does and the output is not one of the model's.
+fn only_reader(model: &TypedModel, id: usize) -> TractResult<Option<&TypedNode>> {
     let node = model.node(id);
     let outlet = OutletId::new(id, 0);
     if node.outputs.len() != 1
@@ -475,7 +471,17 @@ fn skip_added_after(model: &TypedModel, id: usize) -> TractResult<Option<(usize,
     {
         return Ok(None);
     }
-    let next = model.node(node.outputs[0].successors[0].node);
+    Ok(Some(model.node(node.outputs[0].successors[0].node)))
+}
+
+/// The node after `id` when it is `id`'s only reader and adds to `id`'s
+/// output another tensor of the same shape, not a constant (a skip
+/// connection): (that node, the other tensor).
+fn skip_added_after(model: &TypedModel, id: usize) -> TractResult<Option<(usize, OutletId)>> {
+    let (node, outlet) = (model.node(id), OutletId::new(id, 0));
+    let Some(next) = only_reader(model, id)? else {
+        return Ok(None);
+    };
     let is_add = next
         .op_as::<TypedBinOp>()
         .is_some_and(|b| b.0.name() == "Add");
@@ -703,15 +709,10 @@ fn constant_operation_after(
     model: &TypedModel,
     id: usize,
 ) -> TractResult<Option<(usize, &'static str, Arc<Tensor>)>> {
-    let node = model.node(id);
-    let outlet = OutletId::new(id, 0);
-    if node.outputs.len() != 1
-        || model.output_outlets()?.contains(&outlet)
-        || node.outputs[0].successors.len() != 1
-    {
+    let (node, outlet) = (model.node(id), OutletId::new(id, 0));
+    let Some(next) = only_reader(model, id)? else {
         return Ok(None);
-    }
-    let next = model.node(node.outputs[0].successors[0].node);
+    };
     let Some(bin) = next.op_as::<TypedBinOp>() else {
         return Ok(None);
     };
