@@ -1133,6 +1133,17 @@ mod tests {
             .collect()
     }
 
+    /// A convolution of `pixels` pixels of `[K, N]` channels in `order`,
+    /// with the tests' weights and bias.
+    fn test_op(
+        pixels: usize,
+        [k, n]: [usize; 2],
+        order: (InputOrder, OutputOrder),
+    ) -> PointwiseConv {
+        let (weights, bias) = (values(k * n, 1), values(n, 2));
+        PointwiseConv::new(&[pixels, k], &[pixels, n], [k, n], order, &weights, bias).unwrap()
+    }
+
     /// tract's own optimised NHWC 1x1 convolution of the same weights.
     fn tracts(
         shape: [usize; 3],
@@ -1213,15 +1224,7 @@ mod tests {
                 (InputOrder::PixelMajor, OutputOrder::ChannelMajor),
                 (InputOrder::ChannelMajor, OutputOrder::ChannelMajor),
             ] {
-                let op = PointwiseConv::new(
-                    &[pixels, k],
-                    &[pixels, n],
-                    [k, n],
-                    order,
-                    &values(k * n, 1),
-                    values(n, 2),
-                )
-                .unwrap();
+                let op = test_op(pixels, [k, n], order);
                 let x = values(pixels * k, 3);
                 let mut alone = vec![f32::NAN; pixels * n];
                 op.convolve(&x, &mut alone);
@@ -1327,15 +1330,7 @@ mod tests {
             (5, 3, 7, 1),
         ] {
             let order = (InputOrder::PixelMajor, OutputOrder::PixelMajor);
-            let plain = PointwiseConv::new(
-                &[pixels, k],
-                &[pixels, n],
-                [k, n],
-                order,
-                &values(k * n, 1),
-                values(n, 2),
-            )
-            .unwrap();
+            let plain = test_op(pixels, [k, n], order);
             let x = values(pixels * k, 3);
             // Large enough that the sums round differently from the products.
             let skip: Vec<f32> = values(pixels * skip_channels, 4)
@@ -1398,10 +1393,7 @@ mod tests {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         for output_order in [OutputOrder::PixelMajor, OutputOrder::ChannelMajor] {
             let order = (InputOrder::PixelMajor, output_order);
-            let new = || {
-                let (w, b) = (values(k * n, 1), values(n, 2));
-                PointwiseConv::new(&[pixels, k], &[pixels, n], [k, n], order, &w, b).unwrap()
-            };
+            let new = || test_op(pixels, [k, n], order);
             let x = values(pixels * k, 3);
             let mut expected = vec![f32::NAN; pixels * n];
             new().convolve(&x, &mut expected);
