@@ -298,12 +298,21 @@ impl Hands<'_> {
     }
 
     /// Where each hand is, by the re-crop model on the rect from the pose
-    /// (left, right).
+    /// (left, right): the right hand's on the pool's other thread when it is
+    /// free (with nothing run ahead it would idle: the re-crop's ops are too
+    /// small to cut into parts).
     fn locate(&mut self, pose: Option<&[Landmark]>) -> Result<[Option<Roi>; 2], ModelError> {
-        Ok([
-            self.left.locate(self.models, self.image, pose)?,
-            self.right.locate(self.models, self.image, pose)?,
-        ])
+        let Hands {
+            models,
+            image,
+            left,
+            right,
+        } = self;
+        let (left_roi, right_roi) = rayon::join(
+            || left.locate(models, image, pose),
+            || right.locate(models, image, pose),
+        );
+        Ok([left_roi?, right_roi?])
     }
 
     /// Both hands' landmarks on the rects `rois` once the run ahead on the
