@@ -409,11 +409,7 @@ fn pointwise_on_our_op(model: &mut TypedModel) -> TractResult<usize> {
             Some((add, bias)) => (op.with_bias(bias)?, add),
             None => (op, node.id),
         };
-        let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, node.inputs[0])?;
-        let y = patch.wire_node(&node.name, op, &[x])?;
-        patch.shunt_outside(model, last.into(), y[0])?;
-        Ok(Some(patch))
+        Ok(Some(in_place_of(model, node, last, op, &node.inputs[..1])?))
     })
 }
 
@@ -430,11 +426,13 @@ fn skips_into_pointwise(model: &mut TypedModel) -> TractResult<usize> {
         let Ok(op) = conv.clone().with_residual(channels) else {
             return Ok(None);
         };
-        let mut patch = TypedModelPatch::default();
-        let inputs = patch.taps(model, &[node.inputs[0], skip])?;
-        let y = patch.wire_node(&node.name, op, &inputs)?;
-        patch.shunt_outside(model, add.into(), y[0])?;
-        Ok(Some(patch))
+        Ok(Some(in_place_of(
+            model,
+            node,
+            add,
+            op,
+            &[node.inputs[0], skip],
+        )?))
     })
 }
 
@@ -452,11 +450,7 @@ fn fold_prelus<O: PreluFolded + TypedOp + Clone>(model: &mut TypedModel) -> Trac
         let Some(Ok(op)) = slopes.map(|slopes| conv.clone().with_prelu(&slopes)) else {
             return Ok(None);
         };
-        let mut patch = TypedModelPatch::default();
-        let inputs = patch.taps(model, &node.inputs)?;
-        let y = patch.wire_node(&node.name, op, &inputs)?;
-        patch.shunt_outside(model, next.id.into(), y[0])?;
-        Ok(Some(patch))
+        Ok(Some(in_place_of(model, node, next.id, op, &node.inputs)?))
     })
 }
 
@@ -502,18 +496,18 @@ fn skip_added_after(model: &TypedModel, id: usize) -> TractResult<Option<(usize,
 /// with zeros, when it comes from one, with its channels then: (the tensor
 /// to add, its channels).
 fn unpadded_skip(model: &TypedModel, outlet: OutletId) -> TractResult<(OutletId, usize)> {
-    let channels = |outlet: OutletId| -> TractResult<usize> {
-        let fact = model.outlet_fact(outlet)?;
-        Ok(fact
-            .shape
-            .as_concrete()
-            .and_then(|s| s.last().copied())
-            .unwrap_or(0))
-    };
     let node = model.node(outlet.node);
-    let Some(pad) = node.op_as::<Pad>() else {
-        return Ok((outlet, channels(outlet)?));
+    let skip = match node.op_as::<Pad>() {
+        Some(pad) if node.inputs.len() == 1 && widens_channels_with_zeros(pad)? => node.inputs[0],
+        _ => outlet,
     };
+    let shape = model.outlet_fact(skip)?.shape.as_concrete();
+    let channels = shape.and_then(|s| s.last().copied()).unwrap_or(0);
+    Ok((skip, channels))
+}
+
+/// Whether `pad` adds `+0.0`s after the last axis (channels) alone.
+fn widens_channels_with_zeros(pad: &Pad) -> TractResult<bool> {
     let zeros = match &pad.mode {
         PadMode::Constant(value) => {
             value.datum_type() == f32::datum_type()
@@ -522,17 +516,27 @@ fn unpadded_skip(model: &TypedModel, outlet: OutletId) -> TractResult<(OutletId,
         }
         _ => false,
     };
-    let Some(((_, after), before)) = pad.pads.split_last() else {
-        return Ok((outlet, channels(outlet)?));
+    let Some((&(before, after), others)) = pad.pads.split_last() else {
+        return Ok(false);
     };
-    let channels_only = before.iter().all(|&p| p == (0, 0))
-        && pad.pads.last().is_some_and(|p| p.0 == 0)
-        && *after > 0;
-    if zeros && channels_only && node.inputs.len() == 1 {
-        Ok((node.inputs[0], channels(node.inputs[0])?))
-    } else {
-        Ok((outlet, channels(outlet)?))
-    }
+    Ok(zeros && before == 0 && after > 0 && others.iter().all(|&p| p == (0, 0)))
+}
+
+/// A patch that wires `op` (named as `node`) on `inputs`, outlets of
+/// `model`, in place of `node` and the nodes it folds in up to `last`:
+/// `last`'s readers read `op`'s output instead.
+fn in_place_of(
+    model: &TypedModel,
+    node: &TypedNode,
+    last: usize,
+    op: impl TypedOp,
+    inputs: &[OutletId],
+) -> TractResult<TypedModelPatch> {
+    let mut patch = TypedModelPatch::default();
+    let inputs = patch.taps(model, inputs)?;
+    let y = patch.wire_node(&node.name, op, &inputs)?;
+    patch.shunt_outside(model, last.into(), y[0])?;
+    Ok(patch)
 }
 
 /// Rewrites every axis move that is a transpose of a matrix (channels
@@ -869,11 +873,7 @@ fn prelu_in_one_pass(model: &mut TypedModel) -> TractResult<usize> {
         ) else {
             return Ok(None);
         };
-        let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, x)?;
-        let y = patch.wire_node(&node.name, op, &[x])?;
-        patch.shunt_outside(model, node.id.into(), y[0])?;
-        Ok(Some(patch))
+        Ok(Some(in_place_of(model, node, node.id, op, &[x])?))
     })
 }
 
@@ -901,11 +901,7 @@ fn fuse_clamps<O: Clamped + TypedOp + Clone>(model: &mut TypedModel) -> TractRes
         if last == node.id {
             return Ok(None);
         }
-        let mut patch = TypedModelPatch::default();
-        let inputs = patch.taps(model, &node.inputs)?;
-        let y = patch.wire_node(&node.name, op, &inputs)?;
-        patch.shunt_outside(model, last.into(), y[0])?;
-        Ok(Some(patch))
+        Ok(Some(in_place_of(model, node, last, op, &node.inputs)?))
     })
 }
 
