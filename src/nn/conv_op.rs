@@ -80,6 +80,14 @@ pub fn output_facts(op: &impl FixedShapeOp, inputs: &[&TypedFact]) -> TractResul
     Ok(tvec!(f32::fact(&*op.output_shape())))
 }
 
+/// Deterministic values in [-1, 1) for the ops' tests, varied by `seed`.
+#[cfg(test)]
+pub fn test_values(n: usize, seed: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
+        .collect()
+}
+
 /// What tract's own optimised `conv` computes on `input` (output shape and
 /// values): the reference the ops' tests hold signtop's ops to, bit for bit.
 #[cfg(test)]

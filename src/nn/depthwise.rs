@@ -641,6 +641,7 @@ fn madd(k: f32, x: f32, acc: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::conv_op::test_values as values;
 
     /// The textbook sum, in f64, with zero padding.
     fn reference(g: &Geometry, taps: &[f32], bias: &[f32], input: &[f32]) -> Vec<f32> {
@@ -671,12 +672,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 7919 + seed * 104729) % 2003) as f32 / 1001.5) - 1.0)
-            .collect()
     }
 
     proptest::proptest! {

@@ -275,15 +275,10 @@ impl TypedOp for PatchConv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::conv_op::test_values as values;
     use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
     use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
     use tract_onnx::tract_core::ops::nn::DataFormat;
-
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
-            .collect()
-    }
 
     #[test]
     fn gives_tracts_own_convolution_results_to_the_bit() {

@@ -161,11 +161,6 @@ impl PointwiseConv {
         })
     }
 
-    /// How the output holds its values.
-    pub fn output_order(&self) -> OutputOrder {
-        self.output_order
-    }
-
     /// Output channels (N).
     pub fn output_channels(&self) -> usize {
         self.outputs
@@ -230,11 +225,6 @@ impl PointwiseConv {
         Ok(self)
     }
 
-    /// Whether a PReLU is folded in.
-    pub fn has_prelu(&self) -> bool {
-        self.slopes.is_some()
-    }
-
     /// The channels of the skip connection folded in, if any.
     pub fn skip_channels(&self) -> Option<usize> {
         self.residual
@@ -294,16 +284,22 @@ impl PointwiseConv {
     pub fn convolve_adding(&self, input: &[f32], skip: Option<&[f32]>, output: &mut [f32]) {
         assert!(input.len() >= self.pixels * self.inputs);
         assert!(output.len() >= self.pixels * self.outputs);
-        assert_eq!(skip.is_some(), self.residual.is_some(), "skip connection");
-        if let (Some(skip), Some(channels)) = (skip, self.residual) {
-            assert!(skip.len() >= self.pixels * channels);
-        }
+        self.assert_skip_fits(skip);
         let output = SharedOutput(output.as_mut_ptr());
         let simd = Simd::chosen();
         // SAFETY: the lengths were checked above; the parts are disjoint.
         parallel::for_each_part(self.parts(), |part| unsafe {
             self.convolve_part(simd, input, skip, output, &part)
         });
+    }
+
+    /// Panics unless `skip` is there exactly when a skip connection is
+    /// folded in, holding the op's pixels of its channels.
+    fn assert_skip_fits(&self, skip: Option<&[f32]>) {
+        assert_eq!(skip.is_some(), self.residual.is_some(), "skip connection");
+        if let (Some(skip), Some(channels)) = (skip, self.residual) {
+            assert!(skip.len() >= self.pixels * channels);
+        }
     }
 
     /// Where the register tiles read the skip connection, if any.
@@ -461,8 +457,7 @@ impl PointwiseConv {
     /// The whole output at SIMD level `simd`, on this thread, `skip` added.
     fn convolve_at(&self, simd: Simd, input: &[f32], skip: Option<&[f32]>, output: &mut [f32]) {
         assert!(simd <= Simd::of_this_cpu());
-        assert_eq!(skip.is_some(), self.residual.is_some());
-        let skip = skip.inspect(|s| assert!(s.len() >= self.pixels * self.residual.unwrap_or(0)));
+        self.assert_skip_fits(skip);
         assert!(input.len() >= self.pixels * self.inputs);
         assert!(output.len() >= self.pixels * self.outputs);
         let all = Part {
@@ -772,20 +767,15 @@ unsafe fn tile<const P: usize, const S: usize, O: ChannelOffsets>(
         let (lo, hi) = (_mm512_set1_ps(op.clamp[0]), _mm512_set1_ps(op.clamp[1]));
         for s in 0..S {
             let n0 = (s0 + s) * LANES;
-            let lanes = (n_len - n0).min(LANES);
-            let mask: __mmask16 = if lanes == LANES {
-                !0
-            } else {
-                (1u16 << lanes) - 1
-            };
+            let mask = lane_mask((n_len - n0).min(LANES));
             let bias = _mm512_maskz_loadu_ps(mask, op.bias.as_ptr().add(n0));
             for (p, row) in acc.iter().enumerate() {
                 let mut v = _mm512_add_ps(row[s], bias);
                 if let Some(skip) = src.skip {
                     // Masked-off lanes load +0.0: the pad's zeros.
-                    let own = (1u32 << skip.lanes_from(n0)) - 1;
+                    let own = lane_mask(skip.lanes_from(n0));
                     let at = skip.base.wrapping_add((p0 + p) * skip.channels + n0);
-                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(own as __mmask16, at));
+                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(own, at));
                 }
                 if let Some(slopes) = &op.slopes {
                     // Only where 0 > v: not for a NaN, as the PReLU op.
@@ -798,6 +788,12 @@ unsafe fn tile<const P: usize, const S: usize, O: ChannelOffsets>(
             }
         }
     }
+}
+
+/// The mask of the first `lanes` (at most 16) of an AVX-512 register's.
+#[cfg(target_arch = "x86_64")]
+fn lane_mask(lanes: usize) -> std::arch::x86_64::__mmask16 {
+    ((1u32 << lanes) - 1) as u16
 }
 
 /// The AVX2 path, by output order: each 16-channel slab is two 8-lane
@@ -1038,15 +1034,15 @@ impl Op for PointwiseConv {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        let mut skip = match self.residual {
+        let mut folded = match self.residual {
             Some(channels) => format!(", {channels} skip channels added"),
             None => String::new(),
         };
         if self.slopes.is_some() {
-            skip.push_str(", PReLU");
+            folded.push_str(", PReLU");
         }
         Ok(vec![format!(
-            "{} pixels, {} -> {} channels{skip}",
+            "{} pixels, {} -> {} channels{folded}",
             self.pixels, self.inputs, self.outputs
         )])
     }
@@ -1122,16 +1118,10 @@ impl TypedOp for PointwiseConv {
 mod tests {
     use super::super::prelu::Prelu;
     use super::*;
+    use crate::nn::conv_op::test_values as values;
     use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
     use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
     use tract_onnx::tract_core::ops::nn::DataFormat;
-
-    /// Deterministic values in [-1, 1).
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
-            .collect()
-    }
 
     /// A convolution of `pixels` pixels of `[K, N]` channels in `order`,
     /// with the tests' weights and bias.
