@@ -2,15 +2,16 @@
 //!
 //! Where a model turns its channels around (the pose detector's heads; the
 //! hand re-crop model's input and its first convolution's output where that
-//! convolution stays channels first, without AVX2 and FMA), tract moves the axis with a general
-//! strided copy: 0.16 ms for the re-crop model's 256 x 256 x 3 input, whose
-//! three values a pixel make its innermost loop three long. With a batch of
-//! one such a move is a transpose of a matrix, channels x pixels; for a few
-//! channels (up to 16) this op copies it in an order that stays in cache:
-//! alone, 39 us for that input and 12 us for the 128 x 128 x 8 output after
-//! it (tract: about 160 and 65); in the model, whose input comes partly from
-//! the other core's cache, the two take 0.14 ms a run against 0.23. A value
-//! is copied, never computed: the bits are the same.
+//! convolution stays channels first, without AVX2 and FMA), tract moves the
+//! axis with a general strided copy: 0.16 ms for the re-crop model's 256 x
+//! 256 x 3 input, whose three values a pixel make its innermost loop three
+//! long. With a batch of one such a move is a transpose of a matrix,
+//! channels x pixels; for a few channels (up to 16) this op copies it in an
+//! order that stays in cache: alone, 39 us for that input and 12 us for the
+//! 128 x 128 x 8 output after it (tract: about 160 and 65); in the model,
+//! whose input comes partly from the other core's cache, the two take 0.14
+//! ms a run against 0.23. A value is copied, never computed: the bits are
+//! the same.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
