@@ -764,27 +764,46 @@ unsafe fn tile<const P: usize, const S: usize, O: ChannelOffsets>(
                 }
             }
         }
-        let (lo, hi) = (_mm512_set1_ps(op.clamp[0]), _mm512_set1_ps(op.clamp[1]));
-        for s in 0..S {
-            let n0 = (s0 + s) * LANES;
-            let mask = lane_mask((n_len - n0).min(LANES));
-            let bias = _mm512_maskz_loadu_ps(mask, op.bias.as_ptr().add(n0));
-            for (p, row) in acc.iter().enumerate() {
-                let mut v = _mm512_add_ps(row[s], bias);
-                if let Some(skip) = src.skip {
-                    // Masked-off lanes load +0.0: the pad's zeros.
-                    let own = lane_mask(skip.lanes_from(n0));
-                    let at = skip.base.wrapping_add((p0 + p) * skip.channels + n0);
-                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(own, at));
+        // The bias, skip, PReLU and clamp, each a pass over the whole tile:
+        // bodies this small are unrolled, so the sums stay in registers (one
+        // loop over slabs doing all four kept them on the stack, zeroed by a
+        // memset every tile: 10-15% of a tile of 16 input channels).
+        let n0 = |s: usize| (s0 + s) * LANES;
+        let masks: [__mmask16; S] = std::array::from_fn(|s| lane_mask((n_len - n0(s)).min(LANES)));
+        let bias: [__m512; S] =
+            std::array::from_fn(|s| _mm512_maskz_loadu_ps(masks[s], op.bias.as_ptr().add(n0(s))));
+        for row in acc.iter_mut() {
+            for (a, b) in row.iter_mut().zip(&bias) {
+                *a = _mm512_add_ps(*a, *b);
+            }
+        }
+        if let Some(skip) = src.skip {
+            // Masked-off lanes load +0.0: the pad's zeros.
+            let own: [__mmask16; S] = std::array::from_fn(|s| lane_mask(skip.lanes_from(n0(s))));
+            for (p, row) in acc.iter_mut().enumerate() {
+                let at = skip.base.wrapping_add((p0 + p) * skip.channels);
+                for (s, a) in row.iter_mut().enumerate() {
+                    let values = _mm512_maskz_loadu_ps(own[s], at.wrapping_add(n0(s)));
+                    *a = _mm512_add_ps(*a, values);
                 }
-                if let Some(slopes) = &op.slopes {
+            }
+        }
+        if let Some(slopes) = &op.slopes {
+            let slopes: [__m512; S] =
+                std::array::from_fn(|s| _mm512_loadu_ps(slopes.as_ptr().add(n0(s))));
+            for row in acc.iter_mut() {
+                for (a, slope) in row.iter_mut().zip(&slopes) {
                     // Only where 0 > v: not for a NaN, as the PReLU op.
-                    let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
-                    let slope = _mm512_loadu_ps(slopes.as_ptr().add(n0));
-                    v = _mm512_mask_mul_ps(v, negative, v, slope);
+                    let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(*a, _mm512_setzero_ps());
+                    *a = _mm512_mask_mul_ps(*a, negative, *a, *slope);
                 }
-                let v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-                _mm512_mask_storeu_ps(dst.add(p * dst_row + s * LANES), mask, v);
+            }
+        }
+        let (lo, hi) = (_mm512_set1_ps(op.clamp[0]), _mm512_set1_ps(op.clamp[1]));
+        for (p, row) in acc.iter().enumerate() {
+            for (s, a) in row.iter().enumerate() {
+                let v = _mm512_min_ps(_mm512_max_ps(*a, lo), hi);
+                _mm512_mask_storeu_ps(dst.add(p * dst_row + s * LANES), masks[s], v);
             }
         }
     }
@@ -948,54 +967,74 @@ unsafe fn tile_avx2<const P: usize, O: ChannelOffsets>(
                 row[1] = _mm256_fmadd_ps(v, high, row[1]);
             }
         }
+        // As in [`tile`]: the bias, skip, PReLU and clamp each a pass over
+        // the tile, so the sums stay in registers.
         let n0 = s * LANES;
         let lanes = (n_len - n0).min(LANES);
-        let mut bias = [0.0f32; LANES];
-        bias[..lanes].copy_from_slice(&op.bias[n0..n0 + lanes]);
-        let bias = [
-            _mm256_loadu_ps(bias.as_ptr()),
-            _mm256_loadu_ps(bias.as_ptr().add(HALF)),
-        ];
+        let masks = [half_mask(lanes), half_mask(lanes.saturating_sub(HALF))];
+        let bias: [__m256; 2] = std::array::from_fn(|half| {
+            _mm256_maskload_ps(op.bias.as_ptr().wrapping_add(n0 + half * HALF), masks[half])
+        });
+        for row in acc.iter_mut() {
+            for (a, b) in row.iter_mut().zip(&bias) {
+                *a = _mm256_add_ps(*a, *b);
+            }
+        }
+        if let Some(skip) = src.skip {
+            // The skip's values, +0.0 (the pad's zeros) past its channels:
+            // masked-off lanes load zeros.
+            let own = skip.lanes_from(n0);
+            let own = [half_mask(own), half_mask(own.saturating_sub(HALF))];
+            for (p, row) in acc.iter_mut().enumerate() {
+                let from = skip.base.wrapping_add((p0 + p) * skip.channels + n0);
+                for (half, a) in row.iter_mut().enumerate() {
+                    let values = _mm256_maskload_ps(from.wrapping_add(half * HALF), own[half]);
+                    *a = _mm256_add_ps(*a, values);
+                }
+            }
+        }
+        if let Some(slopes) = &op.slopes {
+            let slopes: [__m256; 2] =
+                std::array::from_fn(|half| _mm256_loadu_ps(slopes.as_ptr().add(n0 + half * HALF)));
+            for row in acc.iter_mut() {
+                for (a, slope) in row.iter_mut().zip(&slopes) {
+                    // Only where 0 > v: not for a NaN, as the PReLU op.
+                    let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(*a, _mm256_setzero_ps());
+                    *a = _mm256_blendv_ps(*a, _mm256_mul_ps(*a, *slope), negative);
+                }
+            }
+        }
         let (lo, hi) = (_mm256_set1_ps(op.clamp[0]), _mm256_set1_ps(op.clamp[1]));
-        let clamp = |a: __m256| _mm256_min_ps(_mm256_max_ps(a, lo), hi);
         for (p, row) in acc.iter().enumerate() {
             let to = dst.add(p * dst_row);
-            let mut sums = [
-                _mm256_add_ps(row[0], bias[0]),
-                _mm256_add_ps(row[1], bias[1]),
-            ];
-            if let Some(skip) = src.skip {
-                // The skip's values, +0.0 (the pad's zeros) past its channels.
-                let own = skip.lanes_from(n0);
-                let mut values = [0.0f32; LANES];
-                let mut from = skip.base.wrapping_add((p0 + p) * skip.channels + n0);
-                if own < LANES {
-                    std::ptr::copy_nonoverlapping(from, values.as_mut_ptr(), own);
-                    from = values.as_ptr();
-                }
-                sums[0] = _mm256_add_ps(sums[0], _mm256_loadu_ps(from));
-                sums[1] = _mm256_add_ps(sums[1], _mm256_loadu_ps(from.add(HALF)));
-            }
-            if let Some(slopes) = &op.slopes {
-                // Only where 0 > v: not for a NaN, as the PReLU op.
-                for (half, v) in sums.iter_mut().enumerate() {
-                    let slope = _mm256_loadu_ps(slopes.as_ptr().add(n0 + half * HALF));
-                    let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(*v, _mm256_setzero_ps());
-                    *v = _mm256_blendv_ps(*v, _mm256_mul_ps(*v, slope), negative);
-                }
-            }
-            let (low, high) = (clamp(sums[0]), clamp(sums[1]));
+            let v = row.map(|a| _mm256_min_ps(_mm256_max_ps(a, lo), hi));
             if lanes == LANES {
-                _mm256_storeu_ps(to, low);
-                _mm256_storeu_ps(to.add(HALF), high);
+                _mm256_storeu_ps(to, v[0]);
+                _mm256_storeu_ps(to.add(HALF), v[1]);
             } else {
+                // A masked store is microcoded on AMD's cores: a slab's
+                // last lanes go through the stack instead.
                 let mut values = [0.0f32; LANES];
-                _mm256_storeu_ps(values.as_mut_ptr(), low);
-                _mm256_storeu_ps(values.as_mut_ptr().add(HALF), high);
+                _mm256_storeu_ps(values.as_mut_ptr(), v[0]);
+                _mm256_storeu_ps(values.as_mut_ptr().add(HALF), v[1]);
                 std::ptr::copy_nonoverlapping(values.as_ptr(), to, lanes);
             }
         }
     }
+}
+
+/// The AVX2 mask (all ones in a lane) of the first `lanes` (at most 8)
+/// of a 256-bit register's.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn half_mask(lanes: usize) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let lanes = lanes.min(LANES / 2) as i32;
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(lanes),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
 }
 
 impl PreluFolded for PointwiseConv {
