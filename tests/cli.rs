@@ -101,6 +101,9 @@ fn bench_prints_every_stage_with_percentiles() {
         );
     }
     assert!(text.contains("found: frames=3"), "{text}");
+    // The decoder's one-off start is set apart from the per-frame decode.
+    let start = number_after(&text, "decoder start: ");
+    assert!(start >= 0.0, "{text}");
 }
 
 #[test]
