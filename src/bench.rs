@@ -317,7 +317,7 @@ impl std::fmt::Display for PipelineReport {
             writeln!(
                 f,
                 "decoder start: {:.1} ms before the first frame, once (not in `decode`: \
-                 the first frame counts the clip's median decode)",
+                 the first frame counts at most the clip's median decode)",
                 start.as_secs_f64() * 1e3
             )?;
         }
