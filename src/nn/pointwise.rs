@@ -27,6 +27,8 @@ use tract_onnx::tract_core::internal::*;
 use super::conv_op::{self, Clamped, FixedShapeOp, PreluFolded};
 use super::parallel;
 use super::simd::Simd;
+#[cfg(target_arch = "x86_64")]
+use super::simd::{half_mask, lane_mask};
 
 /// Output channels per AVX-512 register.
 const LANES: usize = 16;
@@ -809,12 +811,6 @@ unsafe fn tile<const P: usize, const S: usize, O: ChannelOffsets>(
     }
 }
 
-/// The mask of the first `lanes` (at most 16) of an AVX-512 register's.
-#[cfg(target_arch = "x86_64")]
-fn lane_mask(lanes: usize) -> std::arch::x86_64::__mmask16 {
-    ((1u32 << lanes) - 1) as u16
-}
-
 /// The AVX2 path, by output order: each 16-channel slab is two 8-lane
 /// registers, a tile [`PIXELS`] pixels x one slab (12 accumulators of the 16
 /// registers).
@@ -1021,20 +1017,6 @@ unsafe fn tile_avx2<const P: usize, O: ChannelOffsets>(
             }
         }
     }
-}
-
-/// The AVX2 mask (all ones in a lane) of the first `lanes` (at most 8)
-/// of a 256-bit register's.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-fn half_mask(lanes: usize) -> std::arch::x86_64::__m256i {
-    use std::arch::x86_64::*;
-    let lanes = lanes.min(LANES / 2) as i32;
-    _mm256_cmpgt_epi32(
-        _mm256_set1_epi32(lanes),
-        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-    )
 }
 
 impl PreluFolded for PointwiseConv {

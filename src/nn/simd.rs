@@ -31,6 +31,93 @@ unsafe fn zero_upper() {
     std::arch::x86_64::_mm256_zeroupper();
 }
 
+/// The mask of the first `lanes` (at most 16) of an AVX-512 register's.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn lane_mask(lanes: usize) -> std::arch::x86_64::__mmask16 {
+    ((1u32 << lanes.min(16)) - 1) as u16
+}
+
+/// The AVX2 mask (all ones in a lane) of the first `lanes` (at most 8)
+/// of a 256-bit register's.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub fn half_mask(lanes: usize) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let lanes = lanes.min(8) as i32;
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(lanes),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
+}
+
+/// The lanes of `mask` ([`lane_mask`]) loaded from `at`, zeros elsewhere;
+/// memory under the other lanes is not touched.
+///
+/// # Safety
+/// AVX-512F; the masked lanes' floats must be readable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub unsafe fn load16_masked(
+    at: *const f32,
+    mask: std::arch::x86_64::__mmask16,
+) -> std::arch::x86_64::__m512 {
+    // SAFETY: as this function's.
+    unsafe { std::arch::x86_64::_mm512_maskz_loadu_ps(mask, at) }
+}
+
+/// The lanes of `mask` of `v` stored from `at`; the rest of memory untouched.
+///
+/// # Safety
+/// AVX-512F; the masked lanes' floats must be writable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub unsafe fn store16_masked(
+    at: *mut f32,
+    mask: std::arch::x86_64::__mmask16,
+    v: std::arch::x86_64::__m512,
+) {
+    // SAFETY: as this function's.
+    unsafe { std::arch::x86_64::_mm512_mask_storeu_ps(at, mask, v) }
+}
+
+/// [`load16_masked`] for 8 lanes, the mask a [`half_mask`].
+///
+/// # Safety
+/// AVX2; the masked lanes' floats must be readable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub unsafe fn load8_masked(
+    at: *const f32,
+    mask: std::arch::x86_64::__m256i,
+) -> std::arch::x86_64::__m256 {
+    // SAFETY: as this function's.
+    unsafe { std::arch::x86_64::_mm256_maskload_ps(at, mask) }
+}
+
+/// [`store16_masked`] for 8 lanes, the mask a [`half_mask`].
+///
+/// # Safety
+/// AVX2; the masked lanes' floats must be writable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub unsafe fn store8_masked(
+    at: *mut f32,
+    mask: std::arch::x86_64::__m256i,
+    v: std::arch::x86_64::__m256,
+) {
+    // SAFETY: as this function's.
+    unsafe { std::arch::x86_64::_mm256_maskstore_ps(at, mask, v) }
+}
+
 /// The environment variable that switches signtop's AVX-512 paths off.
 pub const NO_AVX512_VAR: &str = "SIGNTOP_NO_AVX512";
 
