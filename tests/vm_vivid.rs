@@ -435,8 +435,10 @@ fn every_supported_raw_format_streams_frames_of_the_granted_size_with_rising_seq
         let gaps: u64 = sequences.windows(2).map(|w| w[1] - w[0] - 1).sum();
         // Every gap is a counted drop. A drop can also hide behind a number
         // vivid repeated when its thread ran late (0, 0, 1, 2, 4: frames
-        // 0..4, one drop; `camera::a_repeated_driver_sequence_...`), seen
-        // here on a loaded host: frames 0..29 and one drop.
+        // 0..4, one drop; the unit test
+        // `a_repeated_driver_sequence_still_gives_rising_frame_numbers` in
+        // `capture::camera`), seen here on a loaded host: frames 0..29 and
+        // one drop.
         let dropped = c["stats"]["dropped"].as_u64().unwrap();
         assert!(dropped >= gaps, "drops cover the sequence gaps: {c}");
         let stamps = numbers(&c["timestamps_us"]);

@@ -419,7 +419,8 @@ impl Row<'_> {
         // SAFETY (each call below): SIMD is AVX512 only inside
         // `convolve_avx512`, AVX2 or more only inside a function compiled for
         // AVX2. A masked call's channels past `c_end` are neither read nor
-        // written.
+        // written. Each level does all the channels: the plain loops below
+        // are for a CPU without AVX2.
         #[cfg(target_arch = "x86_64")]
         unsafe {
             if SIMD >= AVX512 && pixels == PIXELS {
@@ -435,8 +436,7 @@ impl Row<'_> {
                     rest => self.pixels_avx512::<PIXELS, 2, true>(ox, cols.clone(), c0, rest, out),
                 }
                 c0 = c_end;
-            }
-            if SIMD >= AVX512 && pixels == 1 {
+            } else if SIMD >= AVX512 {
                 while c0 + 128 <= c_end {
                     self.pixels_avx512::<1, 8, false>(ox, cols.clone(), c0, 128, out);
                     c0 += 128;
@@ -455,8 +455,7 @@ impl Row<'_> {
                     rest => self.pixels_avx512::<1, 8, true>(ox, cols.clone(), c0, rest, out),
                 }
                 c0 = c_end;
-            }
-            if SIMD >= AVX2 && pixels == PIXELS {
+            } else if SIMD >= AVX2 && pixels == PIXELS {
                 while c0 + 16 <= c_end {
                     self.pixels_avx2::<PIXELS, 2, false>(ox, cols.clone(), c0, 16, out);
                     c0 += 16;
@@ -469,8 +468,7 @@ impl Row<'_> {
                     rest => self.pixels_avx2::<PIXELS, 2, true>(ox, cols.clone(), c0, rest, out),
                 }
                 c0 = c_end;
-            }
-            if SIMD >= AVX2 && pixels == 1 {
+            } else if SIMD >= AVX2 {
                 while c0 + 64 <= c_end {
                     self.pixels_avx2::<1, 8, false>(ox, cols.clone(), c0, 64, out);
                     c0 += 64;
