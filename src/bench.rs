@@ -32,6 +32,9 @@ pub struct BenchArgs {
     /// kind of op, and the slowest ops).
     #[arg(long, requires = "models")]
     pub ops: bool,
+    /// With `--ops`: list every op, slowest first, not only the 12 slowest.
+    #[arg(long, requires = "ops")]
+    pub all_ops: bool,
     /// Number of frames to time (the input is replayed from its start, with
     /// tracking reset, when shorter).
     #[arg(long, default_value_t = 100)]
@@ -137,7 +140,15 @@ fn run_models(args: &BenchArgs, dir: &ModelSource) -> anyhow::Result<()> {
             gflops(macs, stats.quantile_ms(0.5))
         );
         if args.ops {
-            print!("{}", op_profile(&model, &inputs, args.frames.max(1))?);
+            let listed = if args.all_ops {
+                usize::MAX
+            } else {
+                SLOWEST_LISTED
+            };
+            print!(
+                "{}",
+                op_profile(&model, &inputs, args.frames.max(1), listed)?
+            );
         }
     }
     println!("{}", Machine::here());
@@ -542,10 +553,18 @@ fn to_input(image: &RgbImage, side: u32) -> Vec<f32> {
         .collect()
 }
 
+/// Ops `bench --ops` lists, slowest first, without `--all-ops`.
+const SLOWEST_LISTED: usize = 12;
+
 /// Where one model's time goes: each kind of op's share of the summed op
-/// times over `n` runs on `inputs` (cycled), then the slowest ops, each by
-/// its mean.
-fn op_profile(model: &Model, inputs: &[Vec<f32>], n: usize) -> anyhow::Result<String> {
+/// times over `n` runs on `inputs` (cycled), then the `listed` slowest ops,
+/// each by its mean.
+fn op_profile(
+    model: &Model,
+    inputs: &[Vec<f32>],
+    n: usize,
+    listed: usize,
+) -> anyhow::Result<String> {
     let mut nodes: Vec<OpTime> = Vec::new();
     for input in inputs.iter().cycle().take(n + 1) {
         let run = parallel::with_helper(|| model.profile(input))?;
@@ -564,11 +583,12 @@ fn op_profile(model: &Model, inputs: &[Vec<f32>], n: usize) -> anyhow::Result<St
             sum.time += op.time;
         }
     }
-    Ok(format_op_profile(&nodes, n))
+    Ok(format_op_profile(&nodes, n, listed))
 }
 
-/// [`op_profile`]'s table from the ops' summed times over `runs` runs.
-fn format_op_profile(nodes: &[OpTime], runs: usize) -> String {
+/// [`op_profile`]'s table from the ops' summed times over `runs` runs, the
+/// `listed` slowest ops last.
+fn format_op_profile(nodes: &[OpTime], runs: usize, listed: usize) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / runs.max(1) as f64;
     let total: Duration = nodes.iter().map(|o| o.time).sum();
     // Per kind: summed time, ops, multiply-adds a run.
@@ -599,7 +619,7 @@ fn format_op_profile(nodes: &[OpTime], runs: usize) -> String {
     let mut slowest: Vec<&OpTime> = nodes.iter().collect();
     slowest.sort_by_key(|o| std::cmp::Reverse(o.time));
     out += "  slowest ops:\n";
-    for op in slowest.iter().take(12) {
+    for op in slowest.iter().take(listed) {
         out += &format!(
             "    {:>7.3} ms  {:<24} {:<18} {:<28}{}\n",
             ms(op.time),
@@ -673,7 +693,7 @@ mod tests {
         };
         let nodes = [op("Conv", "a", 2), op("Pool", "b", 8), op("Conv", "c", 10)];
         // Summed over two runs: per run, Conv 6 ms of 10, Pool 4.
-        let table = format_op_profile(&nodes, 2);
+        let table = format_op_profile(&nodes, 2, 12);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].contains("ops 10.00 ms a run"), "{table}");
         assert!(
@@ -697,6 +717,27 @@ mod tests {
         );
         assert!(lines[4].ends_with("2.0 GFLOP/s"), "{table}");
         assert!(lines[6].contains(" a "), "{table}");
+    }
+
+    #[test]
+    fn the_op_profile_lists_only_as_many_ops_as_asked() {
+        let op = |node: &str, ms: u64| OpTime {
+            kind: "Pool".into(),
+            node: node.into(),
+            shape: "1,8,8,16".into(),
+            time: Duration::from_millis(ms),
+            macs: 0,
+        };
+        let nodes = [op("a", 1), op("b", 3), op("c", 2)];
+        let listed = |n| {
+            let table = format_op_profile(&nodes, 1, n);
+            let ops = table.lines().skip_while(|l| l.trim() != "slowest ops:");
+            ops.skip(1)
+                .map(|l| l.split_whitespace().nth(4).unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(listed(2), ["b", "c"]);
+        assert_eq!(listed(usize::MAX), ["b", "c", "a"]);
     }
 
     #[test]
