@@ -295,7 +295,7 @@ impl Source<'_> {
         // SAFETY: the loads read the 16 columns the caller holds; each row's
         // gather is masked to the pixels whose columns x and x + 1 and that
         // row are in the image (held there, with a replicate border), so its
-        // 4-byte read at (row, x) + c, c < 3, ends at or before the last byte
+        // 4-byte reads at (row, x) + 0 and + 2 end at or before the last byte
         // of pixel (row, x + 1).
         unsafe {
             let sx = _mm512_sub_ps(
@@ -393,27 +393,43 @@ impl Source<'_> {
             let (top, below) = (offset(rows[0]), offset(rows[1]));
             let byte = _mm512_set1_epi32(0xFF);
             let base = self.raw.as_ptr();
+            // Two 4-byte reads a row: at byte 0 of pixel x (channels 0, 1, 2
+            // of x and 0 of x + 1) and at byte 2 (channel 2 of x, then 0, 1,
+            // 2 of x + 1): the six bytes the row's pair holds.
+            let gather =
+                |offsets, mask| _mm512_mask_i32gather_epi32::<1>(zero, mask, offsets, base.cast());
+            let two = _mm512_set1_epi32(2);
+            let rows_read = [
+                [
+                    gather(top, masks[0]),
+                    gather(_mm512_add_epi32(top, two), masks[0]),
+                ],
+                [
+                    gather(below, masks[1]),
+                    gather(_mm512_add_epi32(below, two), masks[1]),
+                ],
+            ];
+            // Channel c of (x, x + 1) in a row: bytes (0, 3) of the first
+            // read, (1 of the first, 2 of the second) or (0, 3) of the second.
+            let pair = |[first, second]: [__m512i; 2], c: usize| match c {
+                0 => [
+                    _mm512_and_si512(first, byte),
+                    _mm512_srli_epi32::<24>(first),
+                ],
+                1 => [
+                    _mm512_and_si512(_mm512_srli_epi32::<8>(first), byte),
+                    _mm512_and_si512(_mm512_srli_epi32::<16>(second), byte),
+                ],
+                _ => [
+                    _mm512_and_si512(second, byte),
+                    _mm512_srli_epi32::<24>(second),
+                ],
+            };
             let mut values = [_mm512_setzero_ps(); 3];
             for (c, channel) in values.iter_mut().enumerate() {
-                let c = _mm512_set1_epi32(c as i32);
-                let upper = _mm512_mask_i32gather_epi32::<1>(
-                    zero,
-                    masks[0],
-                    _mm512_add_epi32(top, c),
-                    base.cast(),
-                );
-                let lower = _mm512_mask_i32gather_epi32::<1>(
-                    zero,
-                    masks[1],
-                    _mm512_add_epi32(below, c),
-                    base.cast(),
-                );
-                let terms = [
-                    _mm512_and_si512(upper, byte),
-                    _mm512_srli_epi32::<24>(upper),
-                    _mm512_and_si512(lower, byte),
-                    _mm512_srli_epi32::<24>(lower),
-                ];
+                let ([upper_x, upper_x1], [lower_x, lower_x1]) =
+                    (pair(rows_read[0], c), pair(rows_read[1], c));
+                let terms = [upper_x, upper_x1, lower_x, lower_x1];
                 let mut sum = zero;
                 for (t, w) in terms.iter().zip(&weights) {
                     sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(*t, *w));
@@ -572,27 +588,39 @@ impl Source<'_> {
             let (top, below) = (offset(rows[0]), offset(rows[1]));
             let byte = _mm256_set1_epi32(0xFF);
             let base: *const i32 = self.raw.as_ptr().cast();
+            // As in `sample16_avx512`: two reads a row, at bytes 0 and 2.
+            let gather =
+                |offsets, mask| _mm256_mask_i32gather_epi32::<1>(zero, base, offsets, mask);
+            let two = _mm256_set1_epi32(2);
+            let rows_read = [
+                [
+                    gather(top, masks[0]),
+                    gather(_mm256_add_epi32(top, two), masks[0]),
+                ],
+                [
+                    gather(below, masks[1]),
+                    gather(_mm256_add_epi32(below, two), masks[1]),
+                ],
+            ];
+            let pair = |[first, second]: [__m256i; 2], c: usize| match c {
+                0 => [
+                    _mm256_and_si256(first, byte),
+                    _mm256_srli_epi32::<24>(first),
+                ],
+                1 => [
+                    _mm256_and_si256(_mm256_srli_epi32::<8>(first), byte),
+                    _mm256_and_si256(_mm256_srli_epi32::<16>(second), byte),
+                ],
+                _ => [
+                    _mm256_and_si256(second, byte),
+                    _mm256_srli_epi32::<24>(second),
+                ],
+            };
             let mut values = [[0.0f32; EIGHT]; 3];
             for (c, channel) in values.iter_mut().enumerate() {
-                let c = _mm256_set1_epi32(c as i32);
-                let upper = _mm256_mask_i32gather_epi32::<1>(
-                    zero,
-                    base,
-                    _mm256_add_epi32(top, c),
-                    masks[0],
-                );
-                let lower = _mm256_mask_i32gather_epi32::<1>(
-                    zero,
-                    base,
-                    _mm256_add_epi32(below, c),
-                    masks[1],
-                );
-                let terms = [
-                    _mm256_and_si256(upper, byte),
-                    _mm256_srli_epi32::<24>(upper),
-                    _mm256_and_si256(lower, byte),
-                    _mm256_srli_epi32::<24>(lower),
-                ];
+                let ([upper_x, upper_x1], [lower_x, lower_x1]) =
+                    (pair(rows_read[0], c), pair(rows_read[1], c));
+                let terms = [upper_x, upper_x1, lower_x, lower_x1];
                 let mut sum = zero;
                 for (t, w) in terms.iter().zip(&weights) {
                     sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(*t, *w));
