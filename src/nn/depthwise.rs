@@ -198,18 +198,54 @@ impl ChannelsLastDepthwise {
 
     /// [`ChannelsLastDepthwise::convolve_pixels`] for a scale: a flat pass
     /// over the pixels' values, no window to walk (the window's per-pixel
-    /// setup took 3-8 times as long as the sums). The same roundings: the
-    /// bias plus the product, then the clamp.
+    /// setup took 3-8 times as long as the sums), against the weights and
+    /// biases repeated along a run of whole pixels long enough to vectorise
+    /// over (pixel by pixel, eight channels, it did not: 44 us for 128 x 128
+    /// x 8). The same roundings: the bias plus the product, then the clamp.
     fn scale_pixels(&self, input: &[f32], pixels: Range<usize>, band: &mut [f32]) {
         let c = self.geometry.channels;
         let input = &input[pixels.start * c..pixels.end * c];
-        let [lo, hi] = self.clamp;
-        for (out, x) in band.chunks_exact_mut(c).zip(input.chunks_exact(c)) {
-            for (((o, &x), &k), &b) in out.iter_mut().zip(x).zip(&*self.taps).zip(&*self.bias) {
-                *o = madd(k, x, b).max(lo).min(hi);
-            }
+        let run = c * SCALE_RUN.div_ceil(c);
+        let repeated =
+            |values: &[f32]| -> Vec<f32> { values.iter().copied().cycle().take(run).collect() };
+        let (taps, bias) = (repeated(&self.taps), repeated(&self.bias));
+        for (out, x) in band.chunks_mut(run).zip(input.chunks(run)) {
+            scale_run(out, x, &taps, &bias, self.clamp);
         }
     }
+}
+
+/// Values a scale's weights and biases are repeated to (rounded up to whole
+/// pixels).
+const SCALE_RUN: usize = 256;
+
+/// `out = clamp(bias + tap * x)`, value by value. The same sums at every
+/// SIMD level; the wider ones only do more at once.
+fn scale_run(out: &mut [f32], x: &[f32], taps: &[f32], bias: &[f32], clamp: [f32; 2]) {
+    #[inline(always)]
+    fn each(out: &mut [f32], x: &[f32], taps: &[f32], bias: &[f32], [lo, hi]: [f32; 2]) {
+        for (((o, &x), &k), &b) in out.iter_mut().zip(x).zip(taps).zip(bias) {
+            *o = madd(k, x, b).max(lo).min(hi);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512(out: &mut [f32], x: &[f32], taps: &[f32], bias: &[f32], clamp: [f32; 2]) {
+            each(out, x, taps, bias, clamp)
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2(out: &mut [f32], x: &[f32], taps: &[f32], bias: &[f32], clamp: [f32; 2]) {
+            each(out, x, taps, bias, clamp)
+        }
+        // SAFETY: the chosen level is one this CPU has.
+        match Simd::chosen() {
+            Simd::Avx512 => return unsafe { avx512(out, x, taps, bias, clamp) },
+            Simd::Avx2 => return unsafe { avx2(out, x, taps, bias, clamp) },
+            Simd::Portable => {}
+        }
+    }
+    each(out, x, taps, bias, clamp)
 }
 
 impl Clamped for ChannelsLastDepthwise {
@@ -830,7 +866,9 @@ mod tests {
         use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
         use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
         use tract_onnx::tract_core::ops::nn::DataFormat;
-        // The last: a one-pixel window, a scale per channel.
+        // The last three: a one-pixel window, a scale per channel (its
+        // weights repeated to a run of 256 values, 264 of 24 channels, one
+        // pixel of 300; the re-crop model's eight channels).
         for (side, k, stride, channels) in [
             (9, 3, 1, 40),
             (10, 5, 2, 24),
@@ -838,6 +876,8 @@ mod tests {
             (8, 3, 1, 28),
             (9, 5, 1, 300),
             (6, 1, 1, 24),
+            (5, 1, 1, 300),
+            (33, 1, 1, 8),
         ] {
             let pad = k / 2;
             let taps = values(k * k * channels, 4);
