@@ -11,6 +11,7 @@ pub mod conv_op;
 pub mod depthwise;
 pub mod direct_order;
 pub mod keep_layout;
+pub mod max_pool;
 pub mod model;
 pub mod parallel;
 pub mod patches;

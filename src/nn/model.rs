@@ -10,8 +10,8 @@ use tract_onnx::tract_core::internal::{AxisOp, SpecialOps, TypedModelPatch};
 use tract_onnx::tract_core::ops::Cost;
 use tract_onnx::tract_core::ops::array::{Pad, PadMode};
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
-use tract_onnx::tract_core::ops::cnn::MaxPool;
 use tract_onnx::tract_core::ops::cnn::conv::{Conv, KernelFormat};
+use tract_onnx::tract_core::ops::cnn::{MaxPool, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::{DataFormat, Resize};
 use tract_onnx::tract_core::plan::SimpleState;
 
@@ -20,6 +20,7 @@ use super::conv_op::{Clamped, PreluFolded};
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
 use super::direct_order::DirectOrderConv;
 use super::keep_layout::KeepLayout;
+use super::max_pool::{MaxPool2x2, PoolLayout};
 use super::patches::PatchConv;
 use super::pointwise::{InputOrder, OutputOrder, PointwiseConv};
 use super::prelu::Prelu;
@@ -344,6 +345,7 @@ fn optimise_with(
     if our_ops {
         moves_on_our_op(&mut model)?;
         resizes_on_our_op(&mut model)?;
+        max_pools_on_our_op(&mut model)?;
     }
     fuse_activations(&mut model)?;
     model.optimize()?;
@@ -559,6 +561,40 @@ fn moves_on_our_op(model: &mut TypedModel) -> TractResult<usize> {
             return Ok(None);
         };
         on_its_input(model, node, Some(ours))
+    })
+}
+
+/// Rewrites every 2 x 2 max pool at stride 2, unpadded, of one f32 image
+/// (every pool of the models) as signtop's own op ([`MaxPool2x2`]), in
+/// either order of channels. Returns how many were rewritten.
+fn max_pools_on_our_op(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each(model, |model, node, pool: &MaxPool| {
+        let spec = &pool.pool_spec;
+        let layout = match spec.data_format {
+            DataFormat::NHWC => PoolLayout::ChannelsLast,
+            DataFormat::NCHW => PoolLayout::ChannelsFirst,
+            DataFormat::HWC | DataFormat::CHW => return Ok(None),
+        };
+        let unpadded = match &spec.padding {
+            PaddingSpec::Valid => true,
+            PaddingSpec::Explicit(before, after) => before.iter().chain(after).all(|&p| p == 0),
+            _ => false,
+        };
+        let ones = |d: &Option<TVec<usize>>| d.as_ref().is_none_or(|d| d.iter().all(|&v| v == 1));
+        let is_2x2_at_2 = spec.kernel_shape[..] == [2, 2]
+            && spec.strides.as_ref().is_some_and(|s| s[..] == [2, 2])
+            && ones(&spec.dilations);
+        let fact = model.outlet_fact(node.inputs[0])?;
+        let (Some(shape), true) = (
+            fact.shape.as_concrete(),
+            fact.datum_type == f32::datum_type(),
+        ) else {
+            return Ok(None);
+        };
+        if pool.with_index_outputs.is_some() || !unpadded || !is_2x2_at_2 {
+            return Ok(None);
+        }
+        on_its_input(model, node, MaxPool2x2::new(shape, layout))
     })
 }
 
