@@ -2,9 +2,9 @@
 //! ([`model::Model`]), signtop's own ops that tract's optimised graph is
 //! rewritten to use (depthwise, 1x1 and patch convolutions, with the skip
 //! adds and PReLUs after them folded in where they can be, PReLU, channel
-//! moves), and the thread pool they cut their work across. It knows nothing
-//! of landmarks or signs: `landmarks` and `classify` both load their models
-//! here.
+//! moves, 2x2 max pools), and the thread pool they cut their work across.
+//! It knows nothing of landmarks or signs: `landmarks` and `classify` both
+//! load their models here.
 
 pub mod channel_move;
 pub mod conv_op;
