@@ -1652,6 +1652,29 @@ mod tests {
     }
 
     #[test]
+    fn every_max_pool_of_the_models_runs_on_signtops_op() {
+        // The re-crop and face models pool channels last, pose landmark
+        // channels first; none is left on tract's pool.
+        for (file, side, pools) in [
+            ("hand_recrop.onnx", 256, 6),
+            ("face_detection_short_range.onnx", 128, 3),
+            ("face_landmark.onnx", 192, 5),
+            ("pose_landmark_full.onnx", 256, 2),
+        ] {
+            let order = crate::landmarks::models::channel_order(file);
+            let names = op_names(&load(file, side, order));
+            let ours = names.iter().filter(|n| *n == "MaxPool2x2").count();
+            assert_eq!(ours, pools, "{file}");
+            assert!(
+                !names
+                    .iter()
+                    .any(|n| n.contains("MaxPool") && n != "MaxPool2x2"),
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
     fn the_relu6_after_each_depthwise_convolution_is_folded_into_it() {
         let mut model = decluttered("hand_landmark_full.onnx", 224);
         depthwise_channels_last(&mut model).unwrap();
