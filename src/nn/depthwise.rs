@@ -188,6 +188,56 @@ impl ChannelsLastDepthwise {
 }
 
 impl ChannelsLastDepthwise {
+    /// Where each output pixel's window sits.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// The input rows (those inside the image) that output rows `rows` read.
+    pub fn input_rows(&self, rows: Range<usize>) -> Range<usize> {
+        let g = &self.geometry;
+        if rows.is_empty() {
+            return 0..0;
+        }
+        let first = g.taps_inside(0, rows.start);
+        let last = g.taps_inside(0, rows.end - 1);
+        let start = (first.0 + first.1.start as isize).max(0) as usize;
+        let end = (last.0 + last.1.end as isize).max(0) as usize;
+        start.min(end)..end
+    }
+
+    /// Output rows `rows` into `band` (those rows alone), on this thread,
+    /// from `input`, which holds the image's input rows from row `from` on,
+    /// at least [`ChannelsLastDepthwise::input_rows`] of `rows`: the same
+    /// sums as [`ChannelsLastDepthwise::convolve`]'s, on a window of the
+    /// image whose rows outside it are padding or not read.
+    pub fn convolve_rows_from(
+        &self,
+        input: &[f32],
+        from: usize,
+        rows: Range<usize>,
+        band: &mut [f32],
+    ) {
+        let g = &self.geometry;
+        let needed = self.input_rows(rows.clone());
+        let row_len = g.input[1] * g.channels;
+        assert!(from <= needed.start && input.len() >= (needed.end - from) * row_len);
+        // The window's first row is `needed.start`: as many rows of padding
+        // before it as put each output row's taps where they were.
+        let start = (rows.start * g.stride[0]) as isize - g.pad_before[0] as isize;
+        let window = ChannelsLastDepthwise {
+            geometry: Geometry {
+                input: [needed.len(), g.input[1]],
+                output: [rows.len(), g.output[1]],
+                pad_before: [(needed.start as isize - start) as usize, g.pad_before[1]],
+                ..*g
+            },
+            ..self.clone()
+        };
+        let input = &input[(needed.start - from) * row_len..(needed.end - from) * row_len];
+        window.convolve_pixels(input, 0..rows.len() * g.output[1], band);
+    }
+
     /// True when the window is one pixel, unmoved and unpadded: each output
     /// is its input times a weight plus the bias, a scale per channel (the
     /// hand re-crop model has six).

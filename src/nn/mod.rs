@@ -10,6 +10,7 @@ pub mod channel_move;
 pub mod conv_op;
 pub mod depthwise;
 pub mod direct_order;
+pub mod expand_depthwise;
 pub mod keep_layout;
 pub mod max_pool;
 pub mod model;

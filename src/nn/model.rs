@@ -19,6 +19,7 @@ use super::channel_move::ChannelMove;
 use super::conv_op::{Clamped, PreluFolded};
 use super::depthwise::{ChannelsLastDepthwise, Geometry};
 use super::direct_order::DirectOrderConv;
+use super::expand_depthwise::ExpandDepthwise;
 use super::keep_layout::KeepLayout;
 use super::max_pool::{MaxPool2x2, PoolLayout};
 use super::patches::PatchConv;
@@ -348,8 +349,40 @@ fn optimise_with(
         max_pools_on_our_op(&mut model)?;
     }
     fuse_activations(&mut model)?;
+    if our_ops && PointwiseConv::is_fast_here() {
+        expansions_into_depthwise(&mut model)?;
+    }
     model.optimize()?;
     Ok(model)
+}
+
+/// Fuses each of signtop's 1x1 convolutions whose only reader is one of its
+/// depthwise convolutions, where the tensor between them outgrows a core's
+/// L2 ([`ExpandDepthwise::fused`]). Returns how many were fused.
+fn expansions_into_depthwise(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each(model, |model, node, depthwise: &ChannelsLastDepthwise| {
+        let between = node.inputs[0];
+        let expansion = model.node(between.node);
+        let Some(expand) = expansion.op_as::<PointwiseConv>() else {
+            return Ok(None);
+        };
+        let only_reader = model.outlet_successors(between).len() == 1
+            && !model.output_outlets()?.contains(&between);
+        let input = model.outlet_fact(expansion.inputs[0])?;
+        let (true, Some(shape)) = (only_reader, input.shape.as_concrete()) else {
+            return Ok(None);
+        };
+        let Some(op) = ExpandDepthwise::fused(expand, depthwise, shape) else {
+            return Ok(None);
+        };
+        Ok(Some(in_place_of(
+            model,
+            expansion,
+            node.id,
+            op,
+            &expansion.inputs[..1],
+        )?))
+    })
 }
 
 /// Rewrites every depthwise convolution to run channels last: signtop's own
@@ -1439,12 +1472,13 @@ mod tests {
         // The skip connections' adds folded into the 1x1 convolutions: all
         // but those after another op (a resize, a pool) or channels first;
         // the PReLUs into the convolutions before them, but after an op
-        // with other readers.
-        for (file, order, side, convs, prelus, patches, skips) in [
-            ("pose_detection.onnx", last, 224, 44, [0, 0], 1, 9),
-            ("pose_landmark_full.onnx", last, 256, 47, [0, 0], 1, 9),
-            ("hand_recrop.onnx", throughout, 256, 6, [13, 6], 6, 6),
-            ("hand_landmark_full.onnx", last, 224, 30, [0, 0], 1, 9),
+        // with other readers; the first two expansions of the pose and hand
+        // models fused with the depthwise convolutions after them.
+        for (file, order, side, convs, prelus, patches, skips, fused) in [
+            ("pose_detection.onnx", last, 224, 44, [0, 0], 1, 9, 2),
+            ("pose_landmark_full.onnx", last, 256, 47, [0, 0], 1, 9, 2),
+            ("hand_recrop.onnx", throughout, 256, 6, [13, 6], 6, 6, 0),
+            ("hand_landmark_full.onnx", last, 224, 30, [0, 0], 1, 9, 2),
             (
                 "face_detection_short_range.onnx",
                 throughout,
@@ -1453,8 +1487,9 @@ mod tests {
                 [0, 0],
                 1,
                 16,
+                0,
             ),
-            ("face_landmark.onnx", throughout, 192, 22, [23, 2], 1, 19),
+            ("face_landmark.onnx", throughout, 192, 22, [23, 2], 1, 19, 0),
         ] {
             let shape = [1, side, side, 3];
             let plan = |ours: bool| {
@@ -1472,23 +1507,26 @@ mod tests {
                         .is_some_and(|c| c.skip_channels().is_some())
                 };
                 let skips = model.nodes().iter().filter(with_skip).count();
+                let count = |n: &&TypedNode| n.op_as::<ExpandDepthwise>().is_some();
+                let fused = model.nodes().iter().filter(count).count();
                 (
                     model.into_runnable().unwrap(),
-                    [rewritten, one_pass, patches, skips],
+                    [rewritten + fused, one_pass, patches, skips, fused],
                 )
             };
             let ((theirs, none), (ours, rewritten)) = (plan(false), plan(true));
             // PReLUs: [all, those left after the convolutions took theirs].
-            let (convs, patches, skips, prelus) = if fast {
-                (convs, patches, skips, prelus[1])
+            let (convs, patches, skips, prelus, fused) = if fast {
+                (convs, patches, skips, prelus[1], fused)
             } else {
-                (0, 0, 0, prelus[0])
+                (0, 0, 0, prelus[0], 0)
             };
-            assert_eq!(none, [0, 0, 0, 0], "{file}");
+            assert_eq!(none, [0, 0, 0, 0, 0], "{file}");
             assert_eq!(
                 rewritten,
-                [convs, prelus, patches, skips],
-                "{file}: 1x1 convolutions, PReLUs, other convolutions, skips folded"
+                [convs, prelus, patches, skips, fused],
+                "{file}: 1x1 convolutions, PReLUs, other convolutions, skips folded, \
+                 1x1 convolutions fused with a depthwise one"
             );
             let input = Tensor::from_shape(&shape, &test_input(side)).unwrap();
             let run = |plan: &Arc<TypedRunnableModel>| {

@@ -173,6 +173,11 @@ impl PointwiseConv {
         self.inputs
     }
 
+    /// Whether it reads and writes channels last.
+    pub fn is_channels_last(&self) -> bool {
+        self.order == InputOrder::PixelMajor && self.output_order == OutputOrder::PixelMajor
+    }
+
     /// This convolution with `bias` added (one per output channel), as a
     /// bias add after it would: only to a convolution without one yet.
     pub fn with_bias(mut self, bias: Vec<f32>) -> TractResult<Self> {
