@@ -2,7 +2,8 @@
 //! ([`model::Model`]), signtop's own ops that tract's optimised graph is
 //! rewritten to use (depthwise, 1x1 and patch convolutions, with the skip
 //! adds and PReLUs after them folded in where they can be, PReLU, channel
-//! moves, 2x2 max pools), and the thread pool they cut their work across.
+//! moves, 2x2 max pools, a 1x1 expansion fused with the depthwise
+//! convolution after it), and the thread pool they cut their work across.
 //! It knows nothing of landmarks or signs: `landmarks` and `classify` both
 //! load their models here.
 
