@@ -1,15 +1,16 @@
 //! A 1x1 expansion and the depthwise convolution that reads it, run a band
 //! of rows at a time, as one tract op.
 //!
-//! The models' first blocks widen a 112 x 112 (pose landmark: 128 x 128)
-//! image to 64 channels, 3-4 MB, and a depthwise convolution at stride 2
-//! reads it back: more than a core's L2, so the expansion wrote it to L3 and
-//! the depthwise read it from there, at a third of its speed on data in L2.
-//! This op expands only the input rows a few output rows need, into a
-//! buffer each thread keeps, and convolves them while they are in L2. The
-//! rows two bands share are expanded twice (one in 16 at stride 2). Each
-//! value is summed as the two ops sum it, so their results to the bit
-//! (tested).
+//! The pose and hand models' first blocks widen a 112 x 112 (pose landmark:
+//! 128 x 128) image to 64 channels, 3-4 MiB, and a depthwise convolution at
+//! stride 2 reads it back: more than the cores' L2, so the expansion wrote
+//! it to L3 and the depthwise read it from there, at 38-41 GFLOP/s in the
+//! models against 100-120 for their other depthwise layers (the second
+//! blocks, 56 x 56 x 144 at stride 1, likewise, less so). This op expands
+//! only the input rows a band of output rows needs, into a buffer each
+//! thread keeps, and convolves them while they are in L2. The rows two bands
+//! share are expanded twice (one in 16 at stride 2). Each value is summed as
+//! the two ops sum it, so their results to the bit (tested).
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -25,8 +26,9 @@ use super::pointwise::{PointwiseConv, Stride};
 /// Fused where the expanded tensor and the depthwise output together are
 /// at least this big: half as much again as the two cores' L2 (1 MiB each
 /// on the EPYC measured). Smaller ones stayed in L2 unfused, and fused they
-/// only paid for the rows expanded twice: 4-24% slower at 2.2-2.8 MiB, 4-34%
-/// faster at 3.4-5 MiB, 1.6-2.1x at the first blocks' 3.8-5 MiB at stride 2.
+/// only paid for the rows expanded twice: 1-24% slower at 2.2-2.8 MiB
+/// (stride 2), 0.94-1.48x at 3.4-4.5 MiB (stride 1), 1.4-2.1x at the first
+/// blocks' 3.8-5 MiB (stride 2).
 const FUSED_FROM_BYTES: usize = 3 << 20;
 
 /// The expanded rows a band may take: half an L2, beside its input and output.
