@@ -366,10 +366,9 @@ fn expansions_into_depthwise(model: &mut TypedModel) -> TractResult<usize> {
         let Some(expand) = expansion.op_as::<PointwiseConv>() else {
             return Ok(None);
         };
-        let only_reader = model.outlet_successors(between).len() == 1
-            && !model.output_outlets()?.contains(&between);
+        let read_here_alone = only_reader(model, expansion.id)?.is_some_and(|r| r.id == node.id);
         let input = model.outlet_fact(expansion.inputs[0])?;
-        let (true, Some(shape)) = (only_reader, input.shape.as_concrete()) else {
+        let (true, Some(shape)) = (read_here_alone, input.shape.as_concrete()) else {
             return Ok(None);
         };
         let Some(op) = ExpandDepthwise::fused(expand, depthwise, shape) else {
