@@ -78,7 +78,7 @@ impl Geometry {
 pub struct ChannelsLastDepthwise {
     geometry: Geometry,
     /// Weights tap-major: `taps[(ky * kw + kx) * C + c]`.
-    taps: Arc<Vec<f32>>,
+    taps: Arc<simd::Aligned>,
     /// One per channel.
     bias: Arc<Vec<f32>>,
     /// The output shape (the input's rank).
@@ -134,7 +134,7 @@ impl ChannelsLastDepthwise {
         };
         Ok(ChannelsLastDepthwise {
             geometry,
-            taps: Arc::new(taps),
+            taps: Arc::new(simd::aligned(&taps)),
             bias: Arc::new(bias),
             output_shape,
             clamp: [f32::NEG_INFINITY, f32::INFINITY],

@@ -22,6 +22,7 @@ use super::conv_op::{self, FixedShapeOp};
 use super::depthwise::ChannelsLastDepthwise;
 use super::parallel;
 use super::pointwise::{PointwiseConv, Stride};
+use super::simd::Aligned;
 
 /// Fused where the expanded tensor and the depthwise output together are
 /// at least this big: half as much again as the two cores' L2 (1 MiB each
@@ -37,7 +38,7 @@ const BAND_BYTES: usize = 512 << 10;
 thread_local! {
     /// Each thread's expanded rows, kept from one run to the next (no
     /// allocation, no page faults, per frame).
-    static EXPANDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static EXPANDED: RefCell<Aligned> = RefCell::new(Aligned::new(64));
 }
 
 /// A [`PointwiseConv`] (channels last in and out, no skip) and the

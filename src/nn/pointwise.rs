@@ -26,7 +26,7 @@ use tract_onnx::tract_core::internal::*;
 
 use super::conv_op::{self, Clamped, FixedShapeOp, PreluFolded};
 use super::parallel;
-use super::simd::Simd;
+use super::simd::{self, Aligned, Simd};
 #[cfg(target_arch = "x86_64")]
 use super::simd::{half_mask, lane_mask};
 
@@ -72,7 +72,7 @@ pub struct PointwiseConv {
     /// Weights slab-major: `packed[(slab * K + k) * 16 + lane]` is the weight
     /// of input channel `k` for output channel `slab * 16 + lane` (zero past
     /// the last channel).
-    packed: Arc<Vec<f32>>,
+    packed: Arc<Aligned>,
     /// One per output channel.
     bias: Arc<Vec<f32>>,
     /// The input and output shapes.
@@ -153,7 +153,7 @@ impl PointwiseConv {
             output_order: order.1,
             inputs,
             outputs,
-            packed: Arc::new(packed),
+            packed: Arc::new(simd::aligned(&packed)),
             bias: Arc::new(bias),
             input_shape: input_shape.into(),
             output_shape: output_shape.into(),
