@@ -3,6 +3,8 @@
 //! plain Rust otherwise. `SIGNTOP_NO_AVX512=1` switches signtop's AVX-512
 //! paths off, to measure on an AVX-512 machine what a machine without it
 //! gets from signtop's ops (tract still picks its own kernels as it does).
+//! Also [`Aligned`]: the weights and buffers those paths load from, each
+//! from a cache line boundary.
 
 use std::sync::OnceLock;
 
