@@ -521,15 +521,33 @@ impl Row<'_> {
         // ran no faster, its stride-2 ones 1.2x as long.
         #[cfg(target_arch = "x86_64")]
         macro_rules! by_window {
-            ($tiles:ident, $p:ident) => {
+            ($tiles:ident, $method:ident, $lanes:literal, $p:ident) => {
                 match (self.geometry.kernel[1], self.geometry.stride[1]) {
-                    (3, 1) => $tiles!($p, 3, 1),
-                    (3, 2) if SIMD >= AVX512 => $tiles!($p, 3, 2),
-                    (5, 1) if SIMD >= AVX512 => $tiles!($p, 5, 1),
-                    (5, 2) if SIMD >= AVX512 => $tiles!($p, 5, 2),
-                    _ => $tiles!($p, 0, 1),
+                    (3, 1) => $tiles!($method, $lanes, $p, 3, 1),
+                    (3, 2) if SIMD >= AVX512 => $tiles!($method, $lanes, $p, 3, 2),
+                    (5, 1) if SIMD >= AVX512 => $tiles!($method, $lanes, $p, 5, 1),
+                    (5, 2) if SIMD >= AVX512 => $tiles!($method, $lanes, $p, 5, 2),
+                    _ => $tiles!($method, $lanes, $p, 0, 1),
                 }
             };
+        }
+        // Tiles of `$p` pixels: two vectors of `$lanes` channels at a time,
+        // then the rest in one or two masked.
+        #[cfg(target_arch = "x86_64")]
+        macro_rules! tiles {
+            ($method:ident, $lanes:literal, $p:ident, $kw:literal, $s:literal) => {{
+                while c0 + 2 * $lanes <= c_end {
+                    self.$method::<$p, 2, false, $kw, $s>(ox, cols.clone(), c0, 2 * $lanes, out);
+                    c0 += 2 * $lanes;
+                }
+                match c_end - c0 {
+                    0 => {}
+                    rest @ 1..=$lanes => {
+                        self.$method::<$p, 1, true, $kw, $s>(ox, cols.clone(), c0, rest, out)
+                    }
+                    rest => self.$method::<$p, 2, true, $kw, $s>(ox, cols.clone(), c0, rest, out),
+                }
+            }};
         }
         // SAFETY (each call below): SIMD is AVX512 only inside
         // `convolve_avx512`, AVX2 or more only inside a function compiled for
@@ -538,43 +556,11 @@ impl Row<'_> {
         // are for a CPU without AVX2.
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            if SIMD >= AVX512 && pixels > 1 {
-                macro_rules! tiles {
-                    ($p:ident, $kw:literal, $s:literal) => {{
-                        while c0 + 32 <= c_end {
-                            self.pixels_avx512::<$p, 2, false, $kw, $s>(
-                                ox,
-                                cols.clone(),
-                                c0,
-                                32,
-                                out,
-                            );
-                            c0 += 32;
-                        }
-                        match c_end - c0 {
-                            0 => {}
-                            rest @ 1..=16 => self.pixels_avx512::<$p, 1, true, $kw, $s>(
-                                ox,
-                                cols.clone(),
-                                c0,
-                                rest,
-                                out,
-                            ),
-                            rest => self.pixels_avx512::<$p, 2, true, $kw, $s>(
-                                ox,
-                                cols.clone(),
-                                c0,
-                                rest,
-                                out,
-                            ),
-                        }
-                    }};
-                }
-                if pixels == WIDE {
-                    by_window!(tiles, WIDE);
-                } else {
-                    by_window!(tiles, PIXELS);
-                }
+            if SIMD >= AVX512 && pixels == WIDE {
+                by_window!(tiles, pixels_avx512, 16, WIDE);
+                c0 = c_end;
+            } else if SIMD >= AVX512 && pixels == PIXELS {
+                by_window!(tiles, pixels_avx512, 16, PIXELS);
                 c0 = c_end;
             } else if SIMD >= AVX512 {
                 while c0 + 128 <= c_end {
@@ -596,38 +582,7 @@ impl Row<'_> {
                 }
                 c0 = c_end;
             } else if SIMD >= AVX2 && pixels == PIXELS {
-                macro_rules! tiles {
-                    ($p:ident, $kw:literal, $s:literal) => {{
-                        while c0 + 16 <= c_end {
-                            self.pixels_avx2::<$p, 2, false, $kw, $s>(
-                                ox,
-                                cols.clone(),
-                                c0,
-                                16,
-                                out,
-                            );
-                            c0 += 16;
-                        }
-                        match c_end - c0 {
-                            0 => {}
-                            rest @ 1..=8 => self.pixels_avx2::<$p, 1, true, $kw, $s>(
-                                ox,
-                                cols.clone(),
-                                c0,
-                                rest,
-                                out,
-                            ),
-                            rest => self.pixels_avx2::<$p, 2, true, $kw, $s>(
-                                ox,
-                                cols.clone(),
-                                c0,
-                                rest,
-                                out,
-                            ),
-                        }
-                    }};
-                }
-                by_window!(tiles, PIXELS);
+                by_window!(tiles, pixels_avx2, 8, PIXELS);
                 c0 = c_end;
             } else if SIMD >= AVX2 {
                 while c0 + 64 <= c_end {
