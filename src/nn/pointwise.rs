@@ -26,7 +26,7 @@ use tract_onnx::tract_core::internal::*;
 
 use super::conv_op::{self, Clamped, FixedShapeOp, PreluFolded};
 use super::parallel;
-use super::simd::{self, Aligned, Simd};
+use super::simd::{Aligned, Simd};
 #[cfg(target_arch = "x86_64")]
 use super::simd::{half_mask, lane_mask};
 
@@ -140,7 +140,8 @@ impl PointwiseConv {
         ensure!(weights.len() == inputs * outputs, "weights size");
         ensure!(bias.len() == outputs, "bias size");
         let slabs = outputs.div_ceil(LANES);
-        let mut packed = vec![0.0; slabs * inputs * LANES];
+        let mut packed = Aligned::new(64);
+        packed.resize(slabs * inputs * LANES, 0.0);
         for k in 0..inputs {
             for n in 0..outputs {
                 let (slab, lane) = (n / LANES, n % LANES);
@@ -153,7 +154,7 @@ impl PointwiseConv {
             output_order: order.1,
             inputs,
             outputs,
-            packed: Arc::new(simd::aligned(&packed)),
+            packed: Arc::new(packed),
             bias: Arc::new(bias),
             input_shape: input_shape.into(),
             output_shape: output_shape.into(),
