@@ -138,21 +138,7 @@ impl Op for ChannelMove {
     op_as_typed_op!();
 }
 
-impl EvalOp for ChannelMove {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        conv_op::eval(self, inputs)
-    }
-}
-
-impl TypedOp for ChannelMove {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        conv_op::output_facts(self, inputs)
-    }
-
-    as_op!();
-}
+conv_op::fixed_shape_tract_op!(ChannelMove {});
 
 #[cfg(test)]
 mod tests {

@@ -48,6 +48,32 @@ pub trait PreluFolded: Sized {
     fn with_prelu(self, slopes: &[f32]) -> TractResult<Self>;
 }
 
+/// The `EvalOp` and `TypedOp` of a [`FixedShapeOp`] type: [`eval`] and
+/// [`output_facts`] on its one input, and the other `TypedOp` items given
+/// in the braces (its `cost`, for one).
+macro_rules! fixed_shape_tract_op {
+    ($op:ty { $($typed_op_items:tt)* }) => {
+        impl EvalOp for $op {
+            op_out_of_plan!();
+
+            fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+                $crate::nn::conv_op::eval(self, inputs)
+            }
+        }
+
+        impl TypedOp for $op {
+            fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+                $crate::nn::conv_op::output_facts(self, inputs)
+            }
+
+            $($typed_op_items)*
+
+            as_op!();
+        }
+    };
+}
+pub(crate) use fixed_shape_tract_op;
+
 /// `EvalOp::eval` of a [`FixedShapeOp`].
 pub fn eval(op: &impl FixedShapeOp, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
     let input = args_1!(inputs);

@@ -339,28 +339,14 @@ impl Op for ChannelsLastDepthwise {
     op_as_typed_op!();
 }
 
-impl EvalOp for ChannelsLastDepthwise {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        conv_op::eval(self, inputs)
-    }
-}
-
-impl TypedOp for ChannelsLastDepthwise {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        conv_op::output_facts(self, inputs)
-    }
-
+conv_op::fixed_shape_tract_op!(ChannelsLastDepthwise {
     fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
         let [oh, ow] = self.geometry.output;
         let [kh, kw] = self.geometry.kernel;
         let fma = oh * ow * kh * kw * self.geometry.channels;
         Ok(tvec!((Cost::FMA(f32::datum_type()), fma.into())))
     }
-
-    as_op!();
-}
+});
 
 /// Instruction sets for [`convolve_with`]: none beyond x86-64's baseline.
 const PORTABLE: u8 = 0;

@@ -306,28 +306,14 @@ impl Op for DirectOrderConv {
     op_as_typed_op!();
 }
 
-impl EvalOp for DirectOrderConv {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        conv_op::eval(self, inputs)
-    }
-}
-
-impl TypedOp for DirectOrderConv {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        conv_op::output_facts(self, inputs)
-    }
-
+conv_op::fixed_shape_tract_op!(DirectOrderConv {
     fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
         let g = &self.geometry;
         let taps = g.channels * g.kernel[0] * g.kernel[1];
         let macs = g.output[0] * g.output[1] * self.outputs * taps;
         Ok(tvec!((Cost::FMA(f32::datum_type()), macs.into())))
     }
-
-    as_op!();
-}
+});
 
 #[cfg(test)]
 mod tests {

@@ -186,28 +186,14 @@ impl Op for ExpandDepthwise {
     op_as_typed_op!();
 }
 
-impl EvalOp for ExpandDepthwise {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        conv_op::eval(self, inputs)
-    }
-}
-
-impl TypedOp for ExpandDepthwise {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        conv_op::output_facts(self, inputs)
-    }
-
+conv_op::fixed_shape_tract_op!(ExpandDepthwise {
     fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
         let depthwise_input = f32::fact(&*FixedShapeOp::input_shape(&self.depthwise));
         let mut cost = self.expand.cost(inputs)?;
         cost.extend(self.depthwise.cost(&[&depthwise_input])?);
         Ok(cost)
     }
-
-    as_op!();
-}
+});
 
 #[cfg(test)]
 mod tests {

@@ -267,21 +267,7 @@ impl Op for MaxPool2x2 {
     op_as_typed_op!();
 }
 
-impl EvalOp for MaxPool2x2 {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        conv_op::eval(self, inputs)
-    }
-}
-
-impl TypedOp for MaxPool2x2 {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        conv_op::output_facts(self, inputs)
-    }
-
-    as_op!();
-}
+conv_op::fixed_shape_tract_op!(MaxPool2x2 {});
 
 #[cfg(test)]
 mod tests {

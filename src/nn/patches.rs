@@ -256,21 +256,7 @@ impl Op for PatchConv {
     op_as_typed_op!();
 }
 
-impl EvalOp for PatchConv {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        conv_op::eval(self, inputs)
-    }
-}
-
-impl TypedOp for PatchConv {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        conv_op::output_facts(self, inputs)
-    }
-
-    as_op!();
-}
+conv_op::fixed_shape_tract_op!(PatchConv {});
 
 #[cfg(test)]
 mod tests {
