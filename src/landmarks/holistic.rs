@@ -103,6 +103,31 @@ pub struct Holistic {
     /// that a free thread takes.
     threads: rayon::ThreadPool,
     timings: StageTimings,
+    /// The frame pipelined ([`Holistic::push`]) whose pose is found and whose
+    /// hands and face are still to come.
+    pending: Option<PoseFound>,
+}
+
+/// A frame between the two steps of the pipelined path: its pose found, its
+/// hands and face not yet.
+struct PoseFound {
+    image: RgbImage,
+    /// `None` both when no pose was found and for a frame with no pixels.
+    pose: Option<Vec<Landmark>>,
+    /// No pixels: the frame resets the tracking and finds nothing.
+    empty: bool,
+    detection: Option<Duration>,
+    pose_time: Duration,
+    started: Instant,
+}
+
+/// A frame out of the pipelined path with its keypoints.
+#[derive(Debug)]
+pub struct Finished {
+    /// The frame, handed back.
+    pub image: RgbImage,
+    /// Its keypoints, the same as [`Holistic::process`] gives.
+    pub keypoints: Keypoints,
 }
 
 impl Holistic {
@@ -129,6 +154,7 @@ impl Holistic {
             threads: parallel::landmark_threads()
                 .map_err(|e| ModelError::Threads(e.to_string()))?,
             timings: StageTimings::default(),
+            pending: None,
         })
     }
 
@@ -137,8 +163,10 @@ impl Holistic {
         self.layout
     }
 
-    /// Forgets all tracking (the next frame starts with the pose detector).
+    /// Forgets all tracking (the next frame starts with the pose detector);
+    /// a frame pipelined and not yet finished is dropped.
     pub fn reset(&mut self) {
+        self.pending = None;
         self.pose.reset();
         self.left.reset();
         self.right.reset();
@@ -252,6 +280,86 @@ impl Holistic {
         })
     }
 
+    /// Pipelined frames: the pose of `image` runs beside the hands and face
+    /// of the frame pushed before it, whose keypoints this returns (`None`
+    /// for the first frame). More frames a second than [`Holistic::process`]
+    /// (the two threads rarely wait for each other), each frame's keypoints a
+    /// frame later; the keypoints are the same, as the pose never reads the
+    /// hands or face. [`Holistic::flush`] finishes the last frame. Frames
+    /// must come in order; mixing in `process` needs a `flush` first.
+    pub fn push(&mut self, image: RgbImage) -> Result<Option<Finished>, ModelError> {
+        let earlier = self.pending.take();
+        let (pose_tracker, mut parts, threads) = self.pipeline_halves();
+        let (found, finished) = threads.install(|| {
+            parallel::with_helper(|| {
+                rayon::join(
+                    || find_pose(pose_tracker, image),
+                    || earlier.map(|frame| parts.finish(frame)).transpose(),
+                )
+            })
+        });
+        self.pending = Some(found?);
+        let finished = finished?;
+        if let Some((finished, timings)) = finished {
+            self.timings = self.with_part_timings(timings);
+            return Ok(Some(finished));
+        }
+        Ok(None)
+    }
+
+    /// The last frame pushed, finished (`None` when none is pending).
+    pub fn flush(&mut self) -> Result<Option<Finished>, ModelError> {
+        let Some(frame) = self.pending.take() else {
+            return Ok(None);
+        };
+        let (_, mut parts, threads) = self.pipeline_halves();
+        let (finished, timings) =
+            threads.install(|| parallel::with_helper(|| parts.finish(frame)))?;
+        self.timings = self.with_part_timings(timings);
+        Ok(Some(finished))
+    }
+
+    /// The pipelined path's two halves, the pose's and the parts', with the
+    /// threads they run on.
+    fn pipeline_halves(&mut self) -> (&mut PoseTracker, PartsTrackers<'_>, &rayon::ThreadPool) {
+        let Holistic {
+            pose,
+            hand_models,
+            left,
+            right,
+            face,
+            threads,
+            ..
+        } = self;
+        let face = face.as_mut().map(|f| FaceNow {
+            models: &f.models,
+            tracker: &mut f.tracker,
+        });
+        let parts = PartsTrackers {
+            models: hand_models,
+            left,
+            right,
+            face,
+        };
+        (pose, parts, threads)
+    }
+
+    /// A pipelined frame's timings: the pose's from its first step, the
+    /// hands' and face's from the trackers (none for a frame with no pixels).
+    fn with_part_timings(&self, pose: Option<StageTimings>) -> StageTimings {
+        let Some(pose) = pose else {
+            return StageTimings::default();
+        };
+        let face_timings = self.face.as_ref().map(|f| f.tracker.last_timings());
+        let (l, r) = (self.left.last_timings(), self.right.last_timings());
+        StageTimings {
+            hand_recrop: l.recrop.max(r.recrop),
+            hands: l.landmarks.max(r.landmarks),
+            face: face_timings.map(|t| t.total()),
+            ..pose
+        }
+    }
+
     /// The hand rects of the last frame, (left, right).
     pub fn last_hand_rois(&self) -> (HandRois, HandRois) {
         (self.left.last_rois(), self.right.last_rois())
@@ -345,6 +453,79 @@ impl Hands<'_> {
                 )
             };
         Ok((left_hand?, right_hand?))
+    }
+}
+
+/// The pose step of the pipelined path (an empty frame resets the pose).
+fn find_pose(pose_tracker: &mut PoseTracker, image: RgbImage) -> Result<PoseFound, ModelError> {
+    let started = Instant::now();
+    let empty = image.width() == 0 || image.height() == 0;
+    let pose = if empty {
+        pose_tracker.reset();
+        None
+    } else {
+        pose_tracker.process(&image)?
+    };
+    Ok(PoseFound {
+        image,
+        pose,
+        empty,
+        detection: pose_tracker.last_detection_time(),
+        pose_time: started.elapsed(),
+        started,
+    })
+}
+
+/// The trackers of the pipelined path's second step: both hands and the face.
+struct PartsTrackers<'a> {
+    models: &'a HandModels,
+    left: &'a mut HandTracker,
+    right: &'a mut HandTracker,
+    face: Option<FaceNow<'a>>,
+}
+
+impl PartsTrackers<'_> {
+    /// The second step: the hands and face of a frame whose pose is found
+    /// (an empty frame resets them and finds nothing), with the frame's
+    /// pose timings (none for an empty frame).
+    fn finish(&mut self, frame: PoseFound) -> Result<(Finished, Option<StageTimings>), ModelError> {
+        let PoseFound {
+            image,
+            pose,
+            empty,
+            detection,
+            pose_time,
+            started,
+        } = frame;
+        if empty {
+            self.left.reset();
+            self.right.reset();
+            if let Some(f) = self.face.as_mut() {
+                f.tracker.reset();
+            }
+            let keypoints = Keypoints::default();
+            return Ok((Finished { image, keypoints }, None));
+        }
+        let mut hands = Hands {
+            models: self.models,
+            image: &image,
+            left: self.left,
+            right: self.right,
+        };
+        let (left_hand, right_hand, face) = hands.side_by_side(pose.as_deref(), &mut self.face)?;
+        let timings = StageTimings {
+            pose_detection: detection,
+            pose_landmarks: pose_time.saturating_sub(detection.unwrap_or_default()),
+            total: started.elapsed(),
+            ..StageTimings::default()
+        };
+        let keypoints = Keypoints {
+            pose,
+            face,
+            left_hand,
+            right_hand,
+        };
+        Ok((Finished { image, keypoints }, Some(timings)))
     }
 }
 
@@ -488,5 +669,55 @@ mod tests {
         // of it.
         assert!(hands_ahead >= 10, "{hands_ahead} hands run ahead");
         assert!(faces_ahead >= 10, "{faces_ahead} faces run ahead");
+    }
+
+    #[test]
+    fn pipelined_frames_get_the_keypoints_of_frames_one_at_a_time() {
+        let clip = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/media/butterfly_inference.gif"
+        );
+        let mut frames: Vec<RgbImage> =
+            crate::capture::decode::MediaReader::open(std::path::Path::new(clip))
+                .unwrap()
+                .take(16)
+                .map(Result::unwrap)
+                .collect();
+        // Frames with no pixels reset all tracking.
+        for at in [4, 9, 14] {
+            frames.insert(at, RgbImage::new(0, 0));
+        }
+        let options = HolisticOptions {
+            layout: Layout::PoseFaceHands,
+            ..HolisticOptions::default()
+        };
+        let mut one_at_a_time = Holistic::new(&options).unwrap();
+        let expected: Vec<Keypoints> = frames
+            .iter()
+            .map(|f| one_at_a_time.process(f).unwrap())
+            .collect();
+        let mut pipelined = Holistic::new(&options).unwrap();
+        let mut finished = Vec::new();
+        for frame in &frames {
+            finished.extend(pipelined.push(frame.clone()).unwrap());
+            assert!(
+                pipelined.pending.is_some(),
+                "the newest frame waits for its hands"
+            );
+        }
+        finished.extend(pipelined.flush().unwrap());
+        assert!(pipelined.flush().unwrap().is_none());
+        assert_eq!(finished.len(), frames.len());
+        for (i, (got, frame)) in finished.iter().zip(&frames).enumerate() {
+            assert_eq!(got.keypoints, expected[i], "frame {i}");
+            assert_eq!(&got.image, frame, "frame {i} handed back");
+        }
+        let found = expected
+            .iter()
+            .filter(|k| k.left_hand.is_some() || k.right_hand.is_some());
+        let found = found.count();
+        assert!(found >= 8, "{found} frames with a hand");
+        assert_eq!(expected[9], Keypoints::default());
+        assert!(expected[10].pose.is_some() && expected[15].pose.is_some());
     }
 }
