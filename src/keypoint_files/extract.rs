@@ -5,7 +5,7 @@
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use image::RgbImage;
@@ -16,7 +16,7 @@ use ndarray_npy::WriteNpyExt;
 use super::draw::draw_keypoints;
 use super::inspect::PartRates;
 use crate::capture::decode::MediaReader;
-use crate::landmarks::holistic::{Holistic, HolisticOptions};
+use crate::landmarks::holistic::{Finished, Holistic, HolisticOptions};
 use crate::landmarks::keypoints::{Keypoints, Layout};
 use crate::landmarks::models::ModelSource;
 
@@ -47,7 +47,8 @@ pub struct ExtractArgs {
 pub struct ExtractSummary {
     /// Frames seen and how often each part was found.
     pub rates: PartRates,
-    /// Time Holistic spent on all frames (decoding and drawing excluded).
+    /// Time Holistic spent on all frames (decoding and drawing excluded;
+    /// pipelined, so less than the frames' latencies added up).
     pub landmark_time: Duration,
 }
 
@@ -83,22 +84,38 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<()> {
             .with_context(|| format!("creating the --draw folder {}", dir.display()))?;
     }
     let progress = progress_bar(reader.info().frames);
-    let mut summary = ExtractSummary::default();
-    let mut values = Vec::new();
+    let mut out = Collected {
+        layout: args.layout,
+        draw: args.draw.as_deref(),
+        progress: &progress,
+        summary: ExtractSummary::default(),
+        values: Vec::new(),
+    };
+    // Pipelined: each frame's pose runs beside the previous frame's hands and
+    // face, so a frame's keypoints come out with the next frame's push.
     for (index, frame) in reader.enumerate() {
         let frame =
             frame.with_context(|| format!("reading frame {index} of {}", args.input.display()))?;
-        let keypoints = holistic
-            .process(&frame)
-            .with_context(|| format!("landmarks of frame {index} of {}", args.input.display()))?;
-        summary.landmark_time += holistic.last_timings().total;
-        summary.rates.add(keypoints.parts());
-        values.extend(keypoints.to_features(args.layout));
-        if let Some(dir) = &args.draw {
-            save_drawing(dir, index, frame, &keypoints)?;
+        let started = Instant::now();
+        let finished = holistic
+            .push(frame)
+            .with_context(|| format!("landmarks at frame {index} of {}", args.input.display()))?;
+        out.summary.landmark_time += started.elapsed();
+        if let Some(finished) = finished {
+            out.add(finished)?;
         }
-        progress.inc(1);
     }
+    let started = Instant::now();
+    let last = holistic
+        .flush()
+        .with_context(|| format!("landmarks of the last frame of {}", args.input.display()))?;
+    out.summary.landmark_time += started.elapsed();
+    if let Some(finished) = last {
+        out.add(finished)?;
+    }
+    let Collected {
+        summary, values, ..
+    } = out;
     progress.finish_and_clear();
     let frames = summary.rates.frames;
     anyhow::ensure!(frames > 0, "{}: no frames decoded", args.input.display());
@@ -112,6 +129,30 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<()> {
         array.shape()
     );
     Ok(())
+}
+
+/// The frames finished so far: their keypoints, drawings and summary.
+struct Collected<'a> {
+    layout: Layout,
+    draw: Option<&'a Path>,
+    progress: &'a ProgressBar,
+    summary: ExtractSummary,
+    values: Vec<f32>,
+}
+
+impl Collected<'_> {
+    /// The next frame in input order, finished.
+    fn add(&mut self, finished: Finished) -> anyhow::Result<()> {
+        let index = self.summary.rates.frames;
+        self.summary.rates.add(finished.keypoints.parts());
+        self.values
+            .extend(finished.keypoints.to_features(self.layout));
+        if let Some(dir) = self.draw {
+            save_drawing(dir, index, finished.image, &finished.keypoints)?;
+        }
+        self.progress.inc(1);
+        Ok(())
+    }
 }
 
 /// The folder a file goes into (the current one for a bare file name).
