@@ -11,7 +11,7 @@ use image::imageops::FilterType;
 use crate::capture::decode::MediaReader;
 use crate::keypoint_files::inspect::PartRates;
 use crate::landmarks::holistic::{Holistic, HolisticOptions, StageTimings};
-use crate::landmarks::keypoints::Layout;
+use crate::landmarks::keypoints::{Keypoints, Layout};
 use crate::landmarks::models::{self, ModelSource};
 use crate::nn::Model;
 use crate::nn::model::OpTime;
@@ -45,6 +45,12 @@ pub struct BenchArgs {
     /// Models directory [default: the models built into signtop].
     #[arg(long, value_name = "DIR")]
     pub models_dir: Option<PathBuf>,
+    /// Pipeline the frames: each frame's pose beside the previous frame's
+    /// hands and face (`signtop landmarks` does). Adds the `interval`
+    /// row (time from one frame's keypoints to the next's, the throughput);
+    /// `landmarks` is then each frame's latency, from its pose's start.
+    #[arg(long, conflicts_with = "models")]
+    pub pipelined: bool,
 }
 
 /// Latencies of one stage, named for the table.
@@ -115,7 +121,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let threads = parallel::landmark_threads().context("starting the landmark threads")?;
         return threads.install(|| run_models(args, &dir));
     }
-    let report = bench_pipeline(&args.input, &dir, args.layout, args.frames.max(1))?;
+    let report = bench_pipeline(
+        &args.input,
+        &dir,
+        args.layout,
+        args.frames.max(1),
+        args.pipelined,
+    )?;
     print!("{report}");
     Ok(())
 }
@@ -248,6 +260,8 @@ pub struct PipelineReport {
     page_faults_per_frame: Option<f64>,
     tracked_frame_macs: u64,
     machine: Machine,
+    /// Each frame's pose ran beside the previous frame's hands and face.
+    pipelined: bool,
     /// The decoder's one-off start (an ffmpeg child's launch and probe):
     /// how much longer than the clip's median frame the first took.
     decoder_start: Option<Duration>,
@@ -262,8 +276,18 @@ pub struct HandsRunAhead {
 }
 
 impl PipelineReport {
+    /// The row a frame's share of the run is read from: the landmarks, or
+    /// pipelined, the interval between frames.
+    fn per_frame_stage(&self) -> &'static str {
+        if self.pipelined {
+            FRAME_INTERVAL
+        } else {
+            "landmarks"
+        }
+    }
+
     /// A tracked frame's multiply-adds and the rate they would run at in
-    /// the landmarks' p50.
+    /// the p50 of a frame's time (landmarks, or pipelined, interval).
     fn work_line(&self) -> String {
         let parts = match self.layout {
             Layout::PoseHands => "pose landmarks, both hands' re-crop and landmarks",
@@ -276,9 +300,10 @@ impl PipelineReport {
             "work: {:.0} M multiply-adds a tracked frame ({parts})",
             macs as f64 / 1e6
         );
-        if let Some(landmarks) = self.stage("landmarks") {
-            let rate = gflops(macs, landmarks.quantile_ms(0.5));
-            line += &format!(", {rate:.1} GFLOP/s at the landmarks p50");
+        let per_frame = self.per_frame_stage();
+        if let Some(stage) = self.stage(per_frame) {
+            let rate = gflops(macs, stage.quantile_ms(0.5));
+            line += &format!(", {rate:.1} GFLOP/s at the {per_frame} p50");
             if let Some(share) = self.machine.share_of_peak(rate) {
                 line += &format!(", {share:.1}% of peak");
             }
@@ -334,11 +359,24 @@ impl std::fmt::Display for PipelineReport {
         }
         writeln!(f, "found: {}", self.rates.summary(self.layout))?;
         let HandsRunAhead { found, ahead } = self.hands;
-        writeln!(
-            f,
-            "hands run ahead of the pose: {ahead} of {found} found ({:.0}%)",
-            100.0 * ahead as f64 / found.max(1) as f64
-        )?;
+        if self.pipelined {
+            writeln!(
+                f,
+                "pipelined: each frame's pose beside the previous frame's hands{}; \
+                 landmarks = a frame's latency, interval = from one frame's keypoints to the next's (the throughput)",
+                if self.layout.has_face() {
+                    " and face"
+                } else {
+                    ""
+                }
+            )?;
+        } else {
+            writeln!(
+                f,
+                "hands run ahead of the pose: {ahead} of {found} found ({:.0}%)",
+                100.0 * ahead as f64 / found.max(1) as f64
+            )?;
+        }
         if let Some(mib) = self.peak_rss_mib {
             writeln!(f, "peak memory: {mib:.0} MiB (resident, whole process)")?;
         }
@@ -397,7 +435,11 @@ const PIPELINE_STAGES: &[&str] = &[
     "total",
 ];
 
-/// Runs Holistic over `frames` frames of `input` in order, timing every stage.
+/// The pipelined bench's row: from one frame's keypoints to the next's.
+const FRAME_INTERVAL: &str = "interval";
+
+/// Runs Holistic over `frames` frames of `input` in order, timing every stage
+/// (pipelined: each frame's pose beside the previous frame's hands and face).
 /// A shorter input is replayed from its start with tracking reset, as a fresh
 /// run over the same clip would see it; one untimed warm-up frame comes first.
 pub fn bench_pipeline(
@@ -405,6 +447,7 @@ pub fn bench_pipeline(
     models: &ModelSource,
     layout: Layout,
     frames: usize,
+    pipelined: bool,
 ) -> anyhow::Result<PipelineReport> {
     let mut decoded = decode_timed(input)?;
     let decoder_start = set_apart_decoder_start(&mut decoded);
@@ -415,23 +458,41 @@ pub fn bench_pipeline(
     })
     .context("loading the landmark models")?;
     holistic.process(&decoded[0].0)?;
-    let mut stages: Vec<StageStats> = PIPELINE_STAGES.iter().map(|n| StageStats::new(n)).collect();
-    let mut rates = PartRates::default();
-    let mut hands = HandsRunAhead::default();
+    let mut tally = Tally::new(pipelined);
     let faults_before = resource_usage().map(|u| u.ru_minflt + u.ru_majflt);
+    // The decode time of the frame the pipelined path holds.
+    let mut pending_decode = None;
     for i in 0..frames {
         let (image, decode) = &decoded[i % decoded.len()];
         if i % decoded.len() == 0 {
+            // A fresh run over the clip: the last one's frame finished first.
+            if let Some(finished) = holistic.flush()? {
+                tally.add(&finished.keypoints, &holistic, pending_decode.take());
+            }
             holistic.reset();
         }
-        let keypoints = holistic.process(image)?;
-        rates.add(keypoints.parts());
-        let timings = holistic.last_timings();
-        hands.found += usize::from(keypoints.left_hand.is_some())
-            + usize::from(keypoints.right_hand.is_some());
-        hands.ahead += usize::from(timings.hands_ahead);
-        record_frame(&mut stages, *decode, timings);
+        if !pipelined {
+            let keypoints = holistic.process(image)?;
+            tally.add(&keypoints, &holistic, Some(*decode));
+        } else if let Some(finished) = holistic.push(image.clone())? {
+            tally.add(
+                &finished.keypoints,
+                &holistic,
+                pending_decode.replace(*decode),
+            );
+        } else {
+            pending_decode = Some(*decode);
+        }
     }
+    if let Some(finished) = holistic.flush()? {
+        tally.add(&finished.keypoints, &holistic, pending_decode.take());
+    }
+    let Tally {
+        stages,
+        rates,
+        hands,
+        ..
+    } = tally;
     Ok(PipelineReport {
         input: input.to_path_buf(),
         layout,
@@ -448,8 +509,51 @@ pub fn bench_pipeline(
             .map(|(before, now)| (now.ru_minflt + now.ru_majflt - before) as f64 / frames as f64),
         tracked_frame_macs: tracked_frame_macs(models, layout)?,
         machine: Machine::here(),
+        pipelined,
         decoder_start,
     })
+}
+
+/// The timed frames' stages and parts found, added up as they finish.
+struct Tally {
+    stages: Vec<StageStats>,
+    rates: PartRates,
+    hands: HandsRunAhead,
+    /// Pipelined: when the last frame finished (at first, when timing began).
+    last_finished: Option<Instant>,
+}
+
+impl Tally {
+    fn new(pipelined: bool) -> Tally {
+        let mut stages: Vec<StageStats> =
+            PIPELINE_STAGES.iter().map(|n| StageStats::new(n)).collect();
+        if pipelined {
+            stages.push(StageStats::new(FRAME_INTERVAL));
+        }
+        Tally {
+            stages,
+            rates: PartRates::default(),
+            hands: HandsRunAhead::default(),
+            last_finished: pipelined.then(Instant::now),
+        }
+    }
+
+    /// A finished frame: its keypoints, its timings (`holistic`'s last) and
+    /// its decode time.
+    fn add(&mut self, keypoints: &Keypoints, holistic: &Holistic, decode: Option<Duration>) {
+        self.rates.add(keypoints.parts());
+        let timings = holistic.last_timings();
+        self.hands.found += usize::from(keypoints.left_hand.is_some())
+            + usize::from(keypoints.right_hand.is_some());
+        self.hands.ahead += usize::from(timings.hands_ahead);
+        record_frame(&mut self.stages, decode.unwrap_or_default(), timings);
+        let now = Instant::now();
+        if let Some(last) = self.last_finished.replace(now)
+            && let Some(stage) = self.stages.iter_mut().find(|s| s.name == FRAME_INTERVAL)
+        {
+            stage.record(now - last);
+        }
+    }
 }
 
 /// Multiply-adds of a frame whose pose was tracked and both hands (and the
@@ -764,7 +868,8 @@ mod tests {
         let models = &ModelSource::BuiltIn;
         // 10 frames in the folder, 12 timed: the folder replays once, from a
         // fresh start, so the pose detector runs on frame 0 of each pass.
-        let report = bench_pipeline(Path::new(ASTRONAUT), models, Layout::PoseHands, 12).unwrap();
+        let report =
+            bench_pipeline(Path::new(ASTRONAUT), models, Layout::PoseHands, 12, false).unwrap();
         assert_eq!(report.frames(), 12);
         for name in [
             "decode",
@@ -802,10 +907,49 @@ mod tests {
     }
 
     #[test]
+    fn pipelined_bench_times_each_frame_once_and_the_interval_between() {
+        let models = &ModelSource::BuiltIn;
+        // The replay from a fresh start finishes the first pass's last frame
+        // first: still 12 frames, each counted once.
+        let report =
+            bench_pipeline(Path::new(ASTRONAUT), models, Layout::PoseHands, 12, true).unwrap();
+        assert_eq!(report.frames(), 12);
+        for name in [
+            "decode",
+            "pose landmarks",
+            "hands",
+            "landmarks",
+            FRAME_INTERVAL,
+        ] {
+            let stage = report.stage(name).unwrap_or_else(|| panic!("no {name}"));
+            assert_eq!(stage.count(), 12, "{name}");
+        }
+        let detections = report.stage("pose detect").unwrap().count();
+        assert!(
+            (2..12).contains(&detections),
+            "{detections} pose detections"
+        );
+        let text = report.to_string();
+        assert!(text.contains("found: frames=12 pose=100%"), "{text}");
+        assert!(text.contains("pipelined: each frame's pose"), "{text}");
+        assert!(text.contains("GFLOP/s at the interval p50"), "{text}");
+        let plain =
+            bench_pipeline(Path::new(ASTRONAUT), models, Layout::PoseHands, 12, false).unwrap();
+        assert!(plain.stage(FRAME_INTERVAL).is_none());
+        assert!(plain.to_string().contains("GFLOP/s at the landmarks p50"));
+    }
+
+    #[test]
     fn pipeline_bench_runs_the_face_path_for_1662() {
         let models = &ModelSource::BuiltIn;
-        let report =
-            bench_pipeline(Path::new(ASTRONAUT), models, Layout::PoseFaceHands, 2).unwrap();
+        let report = bench_pipeline(
+            Path::new(ASTRONAUT),
+            models,
+            Layout::PoseFaceHands,
+            2,
+            false,
+        )
+        .unwrap();
         assert_eq!(report.stage("face").map(StageStats::count), Some(2));
         assert!(report.to_string().contains("face=100%"));
     }
