@@ -164,6 +164,7 @@ pub fn stats_line(kind: &str, m: &MetricsSnapshot) -> Value {
         "dropped": m.dropped,
         "in_flight": m.in_flight,
         "drops": m.drops,
+        "pipelined": m.pipelined,
         "fps": {
             "capture": round(m.capture.fps),
             "landmarks": round(m.landmarks.fps),
@@ -277,6 +278,7 @@ mod tests {
             "processed",
             "dropped",
             "drops",
+            "pipelined",
             "fps",
             "latency_ms",
         ] {

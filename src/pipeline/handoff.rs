@@ -245,6 +245,11 @@ impl<T: Send + 'static> Receiver<T> {
         }
     }
 
+    /// Whether an item is waiting.
+    pub fn has_waiting(&self) -> bool {
+        !self.shared.cons().is_empty()
+    }
+
     /// Whether the sender is gone and nothing is left.
     pub fn is_finished(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire) && self.shared.cons().is_empty()

@@ -50,6 +50,21 @@ pub trait Landmarker: Send {
     fn timings(&self) -> Vec<(&'static str, Duration)> {
         Vec::new()
     }
+
+    /// Its pipelined path, when it has one (the stage uses it while frames
+    /// queue up).
+    fn pipelined(&mut self) -> Option<&mut dyn PipelinedLandmarker> {
+        None
+    }
+}
+
+/// A landmarker that can take the next frame before the last is finished.
+pub trait PipelinedLandmarker {
+    /// Takes a frame and returns the one taken before it, finished, with its
+    /// keypoints (`None` for the first).
+    fn push(&mut self, image: RgbImage) -> Result<Option<(RgbImage, Keypoints)>, StageFailure>;
+    /// The frame taken last, finished (`None` when none is held).
+    fn flush(&mut self) -> Result<Option<(RgbImage, Keypoints)>, StageFailure>;
 }
 
 /// The classifier stage: a window of keypoints in, class probabilities out.
@@ -74,6 +89,23 @@ impl Landmarker for crate::landmarks::Holistic {
 
     fn timings(&self) -> Vec<(&'static str, Duration)> {
         self.last_timings().stages()
+    }
+
+    fn pipelined(&mut self) -> Option<&mut dyn PipelinedLandmarker> {
+        Some(self)
+    }
+}
+
+/// Holistic's pipelined path: the next frame's pose beside this one's hands and face.
+impl PipelinedLandmarker for crate::landmarks::Holistic {
+    fn push(&mut self, image: RgbImage) -> Result<Option<(RgbImage, Keypoints)>, StageFailure> {
+        let finished = crate::landmarks::Holistic::push(self, image)?;
+        Ok(finished.map(|f| (f.image, f.keypoints)))
+    }
+
+    fn flush(&mut self) -> Result<Option<(RgbImage, Keypoints)>, StageFailure> {
+        let finished = crate::landmarks::Holistic::flush(self)?;
+        Ok(finished.map(|f| (f.image, f.keypoints)))
     }
 }
 
@@ -394,6 +426,9 @@ pub struct MetricsSnapshot {
     pub dropped: u64,
     /// Drops by place.
     pub drops: Drops,
+    /// Frames landmarked pipelined: the next frame's pose ran beside their
+    /// hands and face, as frames were queueing for the landmark stage.
+    pub pipelined: u64,
     /// Capture stage (time from the capture stamp to arrival).
     pub capture: StageSnapshot,
     /// Landmark stage.
@@ -416,6 +451,7 @@ pub struct MetricsSnapshot {
 struct Metrics {
     started: Duration,
     frames_in: AtomicU64,
+    pipelined: AtomicU64,
     capture: Mutex<metrics::StageMetrics>,
     landmarks: Mutex<metrics::StageMetrics>,
     classify: Mutex<metrics::StageMetrics>,
@@ -643,6 +679,7 @@ impl Pipeline {
                 source: source.dropped,
                 corrupt: source.corrupt,
             },
+            pipelined: m.pipelined.load(Ordering::Acquire),
             capture: lock(&m.capture).snapshot(now),
             landmarks: lock(&m.landmarks).snapshot(now),
             classify,
@@ -774,31 +811,13 @@ mod tests {
             labels: vec!["pose".into(), "nobody".into()],
         };
         let every_frame = false;
-        start_with(
-            Box::new(classifier),
-            max_speed,
-            every_frame,
-            capacity,
-            max_frames,
-            stop,
-        )
+        let config = test_config(capacity, every_frame, max_frames);
+        start_with(Box::new(classifier), max_speed, &config, stop)
     }
 
-    fn start_with(
-        classifier: Box<dyn Classifier>,
-        max_speed: bool,
-        every_frame: bool,
-        capacity: usize,
-        max_frames: Option<u64>,
-        stop: StopFlag,
-    ) -> Pipeline {
-        let source = Replay::open(&ReplayConfig {
-            max_speed,
-            ..ReplayConfig::new(CLIP)
-        })
-        .unwrap();
-        let landmarker = Holistic::new(&HolisticOptions::default()).unwrap();
-        let config = PipelineConfig {
+    /// The tests' pipeline settings: `capacity` items a hand-off.
+    fn test_config(capacity: usize, every_frame: bool, max_frames: Option<u64>) -> PipelineConfig {
+        PipelineConfig {
             smoothing: SmoothingConfig {
                 threshold: 0.7,
                 debounce: 3,
@@ -811,12 +830,27 @@ mod tests {
             every_frame,
             keep_landmarked: false,
             preview: false,
-        };
+        }
+    }
+
+    /// The pipeline on the Cow clip with the real landmark models.
+    fn start_with(
+        classifier: Box<dyn Classifier>,
+        max_speed: bool,
+        config: &PipelineConfig,
+        stop: StopFlag,
+    ) -> Pipeline {
+        let source = Replay::open(&ReplayConfig {
+            max_speed,
+            ..ReplayConfig::new(CLIP)
+        })
+        .unwrap();
+        let landmarker = Holistic::new(&HolisticOptions::default()).unwrap();
         Pipeline::start(
             Box::new(source),
             Box::new(landmarker),
             classifier,
-            &config,
+            config,
             stop,
         )
         .unwrap()
@@ -827,7 +861,8 @@ mod tests {
         let classifier = PanicsOnPredict::new("index out of bounds in the test classifier");
         // Every frame through, so the window fills however loaded the machine.
         let stop = StopFlag::new();
-        let pipeline = start_with(Box::new(classifier), true, true, 4, None, stop.clone());
+        let config = test_config(4, true, None);
+        let pipeline = start_with(Box::new(classifier), true, &config, stop.clone());
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while !pipeline.is_finished() && std::time::Instant::now() < deadline {
             let _ = (pipeline.take_newest(), pipeline.drain_signs());
@@ -916,5 +951,38 @@ mod tests {
             signs.len() <= 1,
             "one held sign is recorded once: {signs:?}"
         );
+    }
+
+    #[test]
+    fn queued_frames_are_pipelined_and_keep_their_keypoints_and_order() {
+        // Every frame through, flat out: frames queue for the landmark stage,
+        // which then runs each frame's pose beside the previous one's hands.
+        let config = PipelineConfig {
+            keep_landmarked: true,
+            ..test_config(8, true, None)
+        };
+        let classifier = PosePresence {
+            labels: vec!["pose".into(), "nobody".into()],
+        };
+        let pipeline = start_with(Box::new(classifier), true, &config, StopFlag::new());
+        let mut landmarked = Vec::new();
+        while !matches!(
+            pipeline.recv_newest(Duration::from_millis(50)),
+            Recv::Closed
+        ) {
+            landmarked.extend(pipeline.drain_landmarked());
+        }
+        landmarked.extend(pipeline.drain_landmarked());
+        let m = pipeline.finish().unwrap();
+        assert_eq!((m.frames_in, m.processed, m.dropped), (47, 47, 0), "{m:?}");
+        assert!(m.pipelined >= 10, "{} of 47 frames pipelined", m.pipelined);
+        let sequences: Vec<u64> = landmarked.iter().map(|f| f.sequence).collect();
+        assert_eq!(sequences, (0..47).collect::<Vec<u64>>());
+        let mut holistic = Holistic::new(&HolisticOptions::default()).unwrap();
+        let frames = crate::capture::decode::MediaReader::open(std::path::Path::new(CLIP)).unwrap();
+        for (i, (frame, got)) in frames.zip(&landmarked).enumerate() {
+            let expected = holistic.process(&frame.unwrap()).unwrap();
+            assert!(got.keypoints == expected, "frame {i}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::landmarks::Keypoints;
 use super::handoff::{Receiver, Recv, Sender};
 use super::{
     Classified, Classifier, Controls, LandmarkedFrame, Landmarker, Metrics, PipelineError,
-    PreviewFrame, SignEvent, lock,
+    PipelinedLandmarker, PreviewFrame, SignEvent, lock,
 };
 
 /// How long a stage waits for input before looking at the stop flag again.
@@ -38,6 +38,16 @@ impl Context {
             out.push_waiting(item, || self.stopping());
         } else {
             out.push(item);
+        }
+    }
+
+    /// An item already waiting, without waiting for one: the newest
+    /// normally, the oldest when every frame counts.
+    fn take_waiting<T: Send + 'static>(&self, input: &Receiver<T>) -> Option<T> {
+        if self.every_frame {
+            input.take_oldest()
+        } else {
+            input.take_newest()
         }
     }
 
@@ -95,57 +105,142 @@ pub(super) struct LandmarkOutputs {
     pub preview: Sender<PreviewFrame>,
 }
 
-/// Runs the landmark models on the newest frame each time.
+/// Runs the landmark models on the newest frame each time (every frame, in
+/// order, when every frame counts). When the next frame is already waiting as
+/// one is taken, and the landmarker can, frames are pipelined: each frame's
+/// pose beside the previous frame's hands and face, for more frames a second
+/// while the stage is behind; as soon as none waits, the frame held is
+/// finished (a live camera's newest-wins slot is empty once taken, so live
+/// frames keep a frame's latency).
 pub(super) fn landmarks(
     mut landmarker: Box<dyn Landmarker>,
     input: &Receiver<Frame>,
     mut outputs: LandmarkOutputs,
     ctx: &Context,
 ) -> Result<(), PipelineError> {
+    // The frame pipelined: its pose found, its hands and face still to come.
+    let mut pending: Option<Held> = None;
     while !ctx.stopping() {
+        if let Some(held) = pending.take() {
+            let finished = match ctx.take_waiting(input) {
+                Some(next) => {
+                    let (next, image) = Held::from(next, true);
+                    pending = Some(next);
+                    pipelined(&mut landmarker).push(image)
+                }
+                None => pipelined(&mut landmarker).flush(),
+            };
+            if let Some((image, keypoints)) = finished.map_err(PipelineError::Landmarks)? {
+                hand_on(&held, image, keypoints, &*landmarker, &mut outputs, ctx);
+            }
+            continue;
+        }
         let frame = match ctx.receive(input) {
             Recv::Item(frame) => frame,
             Recv::Empty => continue,
             Recv::Closed => break,
         };
-        let start = Instant::now();
+        if input.has_waiting()
+            && let Some(pipeline) = landmarker.pipelined()
+        {
+            let (held, image) = Held::from(frame, true);
+            let none_yet = pipeline.push(image).map_err(PipelineError::Landmarks)?;
+            debug_assert!(none_yet.is_none(), "nothing was pipelined before");
+            pending = Some(held);
+            continue;
+        }
+        let (held, image) = Held::from(frame, false);
         let keypoints = landmarker
-            .process(&frame.image)
+            .process(&image)
             .map_err(PipelineError::Landmarks)?;
-        let keypoints = if ctx.controls.mirror() {
-            keypoints.mirrored()
-        } else {
-            keypoints
-        };
-        lock(&ctx.metrics.landmarks).record(start.elapsed(), frame.timestamp, monotonic_now());
-        record_sub_stages(&ctx.metrics, &landmarker.timings());
-        if let Some(tap) = &mut outputs.landmarked {
-            let item = LandmarkedFrame {
-                sequence: frame.sequence,
-                captured: frame.timestamp,
-                keypoints: keypoints.clone(),
-            };
-            ctx.send(tap, item);
-        }
-        if ctx.controls.preview() {
-            // The frame is done with: moved, not copied; the UI draws it.
-            outputs.preview.push(PreviewFrame {
-                keypoints: keypoints.clone(),
-                mirrored: ctx.controls.mirror(),
-                captured: frame.timestamp,
-                image: frame.image,
-            });
-        }
-        ctx.send(
-            &mut outputs.next,
-            Landmarked {
-                sequence: frame.sequence,
-                captured: frame.timestamp,
-                keypoints,
-            },
-        );
+        hand_on(&held, image, keypoints, &*landmarker, &mut outputs, ctx);
+    }
+    // Stopped or out of input: the frame held is finished, not lost.
+    if let Some(held) = pending
+        && let Some((image, keypoints)) = pipelined(&mut landmarker)
+            .flush()
+            .map_err(PipelineError::Landmarks)?
+    {
+        hand_on(&held, image, keypoints, &*landmarker, &mut outputs, ctx);
     }
     Ok(())
+}
+
+/// A frame in the landmark stage without its pixels (which the landmarker
+/// holds while it is pipelined), and when its landmarks began.
+struct Held {
+    sequence: u64,
+    captured: Duration,
+    started: Instant,
+    pipelined: bool,
+}
+
+impl Held {
+    fn from(frame: Frame, pipelined: bool) -> (Held, image::RgbImage) {
+        let held = Held {
+            sequence: frame.sequence,
+            captured: frame.timestamp,
+            started: Instant::now(),
+            pipelined,
+        };
+        (held, frame.image)
+    }
+}
+
+/// The landmarker's pipelined path, which a frame is held in only when it has one.
+fn pipelined(landmarker: &mut Box<dyn Landmarker>) -> &mut dyn PipelinedLandmarker {
+    landmarker
+        .pipelined()
+        .expect("a frame is held only by a landmarker that pipelines")
+}
+
+/// A frame's keypoints on to the classifier, the recording tap and the
+/// preview, with the stage's metrics.
+fn hand_on(
+    frame: &Held,
+    image: image::RgbImage,
+    keypoints: Keypoints,
+    landmarker: &dyn Landmarker,
+    outputs: &mut LandmarkOutputs,
+    ctx: &Context,
+) {
+    let keypoints = if ctx.controls.mirror() {
+        keypoints.mirrored()
+    } else {
+        keypoints
+    };
+    lock(&ctx.metrics.landmarks).record(frame.started.elapsed(), frame.captured, monotonic_now());
+    if frame.pipelined {
+        ctx.metrics
+            .pipelined
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+    record_sub_stages(&ctx.metrics, &landmarker.timings());
+    if let Some(tap) = &mut outputs.landmarked {
+        let item = LandmarkedFrame {
+            sequence: frame.sequence,
+            captured: frame.captured,
+            keypoints: keypoints.clone(),
+        };
+        ctx.send(tap, item);
+    }
+    if ctx.controls.preview() {
+        // The frame is done with: moved, not copied; the UI draws it.
+        outputs.preview.push(PreviewFrame {
+            keypoints: keypoints.clone(),
+            mirrored: ctx.controls.mirror(),
+            captured: frame.captured,
+            image,
+        });
+    }
+    ctx.send(
+        &mut outputs.next,
+        Landmarked {
+            sequence: frame.sequence,
+            captured: frame.captured,
+            keypoints,
+        },
+    );
 }
 
 /// Adds the landmarker's sub-stage times to their histograms (in first-seen order).

@@ -500,6 +500,7 @@ mod tests {
                 source: 0,
                 corrupt: 0,
             },
+            pipelined: 0,
             capture: stage(30.0, 1.2),
             landmarks: stage(29.4, 21.0),
             classify: stage(29.4, 0.6),
