@@ -863,22 +863,11 @@ mod tests {
         "/tests/fixtures/frames/astronaut"
     );
 
-    #[test]
-    fn pipeline_bench_times_every_stage_of_every_frame() {
-        let models = &ModelSource::BuiltIn;
-        // 10 frames in the folder, 12 timed: the folder replays once, from a
-        // fresh start, so the pose detector runs on frame 0 of each pass.
-        let report =
-            bench_pipeline(Path::new(ASTRONAUT), models, Layout::PoseHands, 12, false).unwrap();
+    /// The astronaut's 12 frames each timed in every stage `names`, the pose
+    /// detector on the first frame of each pass (and whenever tracking was lost).
+    fn assert_every_frame_timed(report: &PipelineReport, names: &[&str]) {
         assert_eq!(report.frames(), 12);
-        for name in [
-            "decode",
-            "pose landmarks",
-            "hand recrop",
-            "hands",
-            "landmarks",
-            "total",
-        ] {
+        for name in names {
             let stage = report.stage(name).unwrap_or_else(|| panic!("no {name}"));
             assert_eq!(stage.count(), 12, "{name}");
         }
@@ -887,6 +876,24 @@ mod tests {
             (2..12).contains(&detections),
             "{detections} pose detections"
         );
+    }
+
+    #[test]
+    fn pipeline_bench_times_every_stage_of_every_frame() {
+        let models = &ModelSource::BuiltIn;
+        // 10 frames in the folder, 12 timed: the folder replays once, from a
+        // fresh start, so the pose detector runs on frame 0 of each pass.
+        let report =
+            bench_pipeline(Path::new(ASTRONAUT), models, Layout::PoseHands, 12, false).unwrap();
+        let names = [
+            "decode",
+            "pose landmarks",
+            "hand recrop",
+            "hands",
+            "landmarks",
+            "total",
+        ];
+        assert_every_frame_timed(&report, &names);
         assert!(report.stage("face").is_none(), "no face path for 258");
         let total = report.stage("total").unwrap().mean_ms();
         let landmarks = report.stage("landmarks").unwrap().mean_ms();
@@ -913,22 +920,14 @@ mod tests {
         // first: still 12 frames, each counted once.
         let report =
             bench_pipeline(Path::new(ASTRONAUT), models, Layout::PoseHands, 12, true).unwrap();
-        assert_eq!(report.frames(), 12);
-        for name in [
+        let names = [
             "decode",
             "pose landmarks",
             "hands",
             "landmarks",
             FRAME_INTERVAL,
-        ] {
-            let stage = report.stage(name).unwrap_or_else(|| panic!("no {name}"));
-            assert_eq!(stage.count(), 12, "{name}");
-        }
-        let detections = report.stage("pose detect").unwrap().count();
-        assert!(
-            (2..12).contains(&detections),
-            "{detections} pose detections"
-        );
+        ];
+        assert_every_frame_timed(&report, &names);
         let text = report.to_string();
         assert!(text.contains("found: frames=12 pose=100%"), "{text}");
         assert!(text.contains("pipelined: each frame's pose"), "{text}");

@@ -54,7 +54,8 @@ pub struct StageTimings {
     pub face: Option<Duration>,
     /// The face mesh came from the run made ahead on the tracked rect.
     pub face_ahead: bool,
-    /// The whole frame.
+    /// The whole frame (pipelined: from its pose's start to its hands' and
+    /// face's end, over two steps, the other frame's work in between).
     pub total: Duration,
 }
 

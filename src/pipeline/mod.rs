@@ -926,15 +926,21 @@ mod tests {
 
     fn run(max_speed: bool, capacity: usize) -> (MetricsSnapshot, Vec<SignEvent>) {
         let pipeline = start(max_speed, capacity, None, StopFlag::new());
-        let mut signs = Vec::new();
+        let signs = drain_until_closed(&pipeline, Pipeline::drain_signs);
+        (pipeline.finish().unwrap(), signs)
+    }
+
+    /// Everything `drain` takes from `pipeline` until its output closes.
+    fn drain_until_closed<T>(pipeline: &Pipeline, drain: impl Fn(&Pipeline) -> Vec<T>) -> Vec<T> {
+        let mut all = Vec::new();
         while !matches!(
             pipeline.recv_newest(Duration::from_millis(50)),
             Recv::Closed
         ) {
-            signs.extend(pipeline.drain_signs());
+            all.extend(drain(pipeline));
         }
-        signs.extend(pipeline.drain_signs());
-        (pipeline.finish().unwrap(), signs)
+        all.extend(drain(pipeline));
+        all
     }
 
     #[test]
@@ -965,14 +971,7 @@ mod tests {
             labels: vec!["pose".into(), "nobody".into()],
         };
         let pipeline = start_with(Box::new(classifier), true, &config, StopFlag::new());
-        let mut landmarked = Vec::new();
-        while !matches!(
-            pipeline.recv_newest(Duration::from_millis(50)),
-            Recv::Closed
-        ) {
-            landmarked.extend(pipeline.drain_landmarked());
-        }
-        landmarked.extend(pipeline.drain_landmarked());
+        let landmarked = drain_until_closed(&pipeline, Pipeline::drain_landmarked);
         let m = pipeline.finish().unwrap();
         assert_eq!((m.frames_in, m.processed, m.dropped), (47, 47, 0), "{m:?}");
         assert!(m.pipelined >= 10, "{} of 47 frames pipelined", m.pipelined);
