@@ -107,6 +107,42 @@ fn bench_prints_every_stage_with_percentiles() {
 }
 
 #[test]
+fn bench_pipelined_and_paired_say_what_they_timed() {
+    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/frames/camera");
+    let run = |extra: &[&str]| {
+        let out = signtop()
+            .args(["bench", "--input", input, "--frames", "3"])
+            .args(extra)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap()
+    };
+    let pipelined = run(&["--pipelined"]);
+    assert!(
+        pipelined.lines().any(|l| l.starts_with("interval ")),
+        "{pipelined}"
+    );
+    assert!(
+        pipelined.contains("pipelined: each frame's pose"),
+        "{pipelined}"
+    );
+    let paired = run(&["--paired", "2"]);
+    assert!(paired.contains("2 pairs of passes"), "{paired}");
+    assert!(
+        paired.contains("pipelined / one at a time: median"),
+        "{paired}"
+    );
+    signtop()
+        .args(["bench", "--input", input, "--paired", "2", "--pipelined"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("cannot be used with"));
+}
+
+#[test]
 fn model_runs_reuse_their_memory_instead_of_faulting_it_in_again() {
     // glibc's default malloc unmapped every large tensor tract freed: ~3000
     // page faults a frame on these frames; reused, a few dozen.

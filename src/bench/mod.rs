@@ -19,6 +19,8 @@ use crate::nn::parallel;
 use crate::nn::simd::{NO_AVX512_VAR, Simd};
 use crate::pipeline::metrics::Latency;
 
+pub mod paired;
+
 /// Options of `signtop bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -51,6 +53,11 @@ pub struct BenchArgs {
     /// `landmarks` is then each frame's latency, from its pose's start.
     #[arg(long, conflicts_with = "models")]
     pub pipelined: bool,
+    /// One frame at a time against pipelined, side by side: N pairs of
+    /// passes over the input's frames, alternating (order swapped each pair),
+    /// and the ratio of their times per frame (median, range).
+    #[arg(long, value_name = "N", conflicts_with_all = ["models", "pipelined"])]
+    pub paired: Option<usize>,
 }
 
 /// Latencies of one stage, named for the table.
@@ -121,6 +128,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let threads = parallel::landmark_threads().context("starting the landmark threads")?;
         return threads.install(|| run_models(args, &dir));
     }
+    if let Some(pairs) = args.paired {
+        let frames = decoded_frames(&args.input)?;
+        print!(
+            "{}",
+            paired::bench_paired(&frames, &dir, args.layout, pairs.max(1))?
+        );
+        return Ok(());
+    }
     let report = bench_pipeline(
         &args.input,
         &dir,
@@ -134,10 +149,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
 /// Times each model on its own (`--models`).
 fn run_models(args: &BenchArgs, dir: &ModelSource) -> anyhow::Result<()> {
-    let frames: Vec<RgbImage> = decode_timed(&args.input)?
-        .into_iter()
-        .map(|(frame, _)| frame)
-        .collect();
+    let frames = decoded_frames(&args.input)?;
     println!("{} {:>8} {:>8}", header(), "MMAC", "GFLOP/s");
     for (file, side) in MODELS {
         let s = *side as usize;
@@ -595,6 +607,14 @@ fn record_frame(stages: &mut [StageStats], decode: Duration, timings: &StageTimi
     }
     add("landmarks", timings.total);
     add("total", decode + timings.total);
+}
+
+/// Every frame of `path` (at least one), decoded.
+fn decoded_frames(path: &Path) -> anyhow::Result<Vec<RgbImage>> {
+    Ok(decode_timed(path)?
+        .into_iter()
+        .map(|(frame, _)| frame)
+        .collect())
 }
 
 /// Decodes every frame of `path` (at least one), with the time each took.
