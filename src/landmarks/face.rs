@@ -99,10 +99,9 @@ pub struct FaceTracker {
 
 impl Default for FaceTracker {
     fn default() -> FaceTracker {
-        let side = FACE_SSD.input;
         FaceTracker {
             previous: None,
-            detector_input: vec![0.0; side * side * 3],
+            detector_input: detector_input(),
             landmark_input: vec![0.0; LANDMARK_INPUT * LANDMARK_INPUT * 3],
             timings: FaceTimings::default(),
         }
@@ -151,19 +150,24 @@ impl FaceTracker {
         image: &RgbImage,
         pose: Option<&[Landmark]>,
     ) -> Result<Option<Roi>, ModelError> {
+        let detected = detect_from_pose(models, image, pose, &mut self.detector_input)?;
+        Ok(self.locate_in(detected))
+    }
+
+    /// [`FaceTracker::locate`] once the detector has looked
+    /// ([`detect_from_pose`], which needs no tracking state): the tracked rect
+    /// while the detection agrees with it, else the detection's.
+    pub fn locate_in(&mut self, detected: Option<Detected>) -> Option<Roi> {
         self.timings = FaceTimings::default();
-        let Some(face_points) = pose.and_then(|p| p.get(..POSE_FACE_POINTS)) else {
-            return Ok(None);
-        };
-        let (w, h) = (image.width() as f32, image.height() as f32);
-        let started = Instant::now();
-        let from_pose = roi_from_pose(face_points, w, h);
-        let recrop = detect(models, image, &from_pose, &mut self.detector_input)?;
-        self.timings.detection = started.elapsed();
-        let Some(recrop) = recrop else {
-            return Ok(None);
-        };
-        Ok(Some(match self.previous.as_deref() {
+        let Detected {
+            roi: recrop,
+            took,
+            width: w,
+            height: h,
+        } = detected?;
+        self.timings.detection = took;
+        let recrop = recrop?;
+        Some(match self.previous.as_deref() {
             Some(prev) => {
                 let tracked = roi_from_landmarks(prev, w, h);
                 let points: Vec<[f32; 2]> = prev.iter().map(|l| [l.x, l.y]).collect();
@@ -174,7 +178,7 @@ impl FaceTracker {
                 }
             }
             None => recrop,
-        }))
+        })
     }
 
     /// Second half of [`FaceTracker::process`]: the mesh in `roi` (from
@@ -234,6 +238,47 @@ impl FaceAheadRunner {
         let input = &mut self.input;
         roi.map(|roi| RunAhead::on(roi, |roi| face_landmarks(models, image, roi, input)))
     }
+}
+
+/// What the face detector made of a frame's face, from the pose alone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detected {
+    /// The best detection's rect, if any.
+    roi: Option<Roi>,
+    /// The detector and its rect maths.
+    took: Duration,
+    width: f32,
+    height: f32,
+}
+
+/// The face detector on the rect from `pose` (cropping into `input`); `None`
+/// without a pose. Reads no tracking state, so a frame's detection can run
+/// while the previous frame's mesh does.
+pub fn detect_from_pose(
+    models: &FaceModels,
+    image: &RgbImage,
+    pose: Option<&[Landmark]>,
+    input: &mut [f32],
+) -> Result<Option<Detected>, ModelError> {
+    let Some(face_points) = pose.and_then(|p| p.get(..POSE_FACE_POINTS)) else {
+        return Ok(None);
+    };
+    let (w, h) = (image.width() as f32, image.height() as f32);
+    let started = Instant::now();
+    let from_pose = roi_from_pose(face_points, w, h);
+    let roi = detect(models, image, &from_pose, input)?;
+    Ok(Some(Detected {
+        roi,
+        took: started.elapsed(),
+        width: w,
+        height: h,
+    }))
+}
+
+/// A buffer for the face detector's input.
+pub fn detector_input() -> Vec<f32> {
+    let side = FACE_SSD.input;
+    vec![0.0; side * side * 3]
 }
 
 /// The face detector on the ROI from pose (cropped into `input`): the best

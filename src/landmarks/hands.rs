@@ -117,7 +117,7 @@ impl HandTracker {
         HandTracker {
             side,
             previous: None,
-            recrop_input: vec![0.0; RECROP_INPUT * RECROP_INPUT * 3],
+            recrop_input: recrop_input(),
             landmark_input: vec![0.0; LANDMARK_INPUT * LANDMARK_INPUT * 3],
             timings: HandTimings::default(),
             rois: HandRois::default(),
@@ -175,27 +175,27 @@ impl HandTracker {
         image: &RgbImage,
         pose: Option<&[Landmark]>,
     ) -> Result<Option<Roi>, ModelError> {
+        let recropped = recrop_from_pose(self.side, models, image, pose, &mut self.recrop_input)?;
+        Ok(self.locate_in(recropped))
+    }
+
+    /// [`HandTracker::locate`] once the re-crop model has looked
+    /// ([`recrop_from_pose`], which needs no tracking state): the tracked rect
+    /// when the re-crop agrees with it, else the re-crop's.
+    pub fn locate_in(&mut self, recropped: Option<Recropped>) -> Option<Roi> {
         self.timings = HandTimings::default();
         self.rois = HandRois::default();
-        let [wrist, pinky, index] = self.side.pose_points();
-        let Some((wrist, pinky, index)) =
-            pose.and_then(|p| Some((*p.get(wrist)?, *p.get(pinky)?, *p.get(index)?)))
-        else {
-            return Ok(None);
-        };
-        if wrist.visibility <= MIN_WRIST_VISIBILITY {
-            return Ok(None);
-        }
-        let (w, h) = (image.width() as f32, image.height() as f32);
-        let started = Instant::now();
-        let from_pose = roi_from_pose(wrist, pinky, index, w, h);
-        let recrop = self.recrop(models, image, &from_pose)?;
-        self.timings.recrop = started.elapsed();
+        let Recropped {
+            from_pose,
+            recrop,
+            took,
+            width: w,
+            height: h,
+        } = recropped?;
+        self.timings.recrop = took;
         self.rois.from_pose = Some(from_pose);
         self.rois.recrop = recrop;
-        let Some(recrop) = recrop else {
-            return Ok(None);
-        };
+        let recrop = recrop?;
         let roi = match self.previous.as_deref() {
             Some(prev) => {
                 let tracked = roi_from_landmarks(prev, w, h);
@@ -209,7 +209,7 @@ impl HandTracker {
             None => recrop,
         };
         self.rois.tracking = Some(roi);
-        Ok(Some(roi))
+        Some(roi)
     }
 
     /// Second half of [`HandTracker::process`]: the hand landmarks in `roi`
@@ -239,32 +239,83 @@ impl HandTracker {
         self.previous.clone_from(&found);
         Ok(found)
     }
+}
 
-    /// The re-crop model's hand ROI inside the ROI from pose.
-    fn recrop(
-        &mut self,
-        models: &HandModels,
-        image: &RgbImage,
-        from_pose: &Roi,
-    ) -> Result<Option<Roi>, ModelError> {
-        let (w, h) = (image.width() as f32, image.height() as f32);
-        landmark_crop(image, from_pose, RECROP_INPUT, &mut self.recrop_input);
-        let out = models.recrop.run(&self.recrop_input)?;
-        let Some(raw) = out.first().filter(|r| r.len() >= 4) else {
-            return Ok(None);
-        };
-        let side = RECROP_INPUT as f32;
-        let centre = from_pose.project([raw[0] / side, raw[1] / side], w, h);
-        let scale_point = from_pose.project([raw[2] / side, raw[3] / side], w, h);
-        let rect = alignment_rect_towards(centre, scale_point, -FRAC_PI_2, w, h);
-        Ok(Some(rect.transformed(
-            [1.0, 1.0],
-            [0.0, SHIFT_Y],
-            true,
-            w,
-            h,
-        )))
+/// What the re-crop model made of one side's hand in a frame, from the pose
+/// alone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recropped {
+    /// The rect from the pose's wrist, pinky and index points.
+    from_pose: Roi,
+    /// The re-crop model's rect inside it, if it gave one.
+    recrop: Option<Roi>,
+    /// The re-crop model and its rect maths.
+    took: Duration,
+    width: f32,
+    height: f32,
+}
+
+/// The re-crop model on `side`'s rect from `pose` (cropping into `input`);
+/// `None` when the pose has no visible wrist on that side. Reads no tracking
+/// state, so a frame's re-crops can run while the previous frame's hands do.
+pub fn recrop_from_pose(
+    side: Side,
+    models: &HandModels,
+    image: &RgbImage,
+    pose: Option<&[Landmark]>,
+    input: &mut [f32],
+) -> Result<Option<Recropped>, ModelError> {
+    let [wrist, pinky, index] = side.pose_points();
+    let Some((wrist, pinky, index)) =
+        pose.and_then(|p| Some((*p.get(wrist)?, *p.get(pinky)?, *p.get(index)?)))
+    else {
+        return Ok(None);
+    };
+    if wrist.visibility <= MIN_WRIST_VISIBILITY {
+        return Ok(None);
     }
+    let (w, h) = (image.width() as f32, image.height() as f32);
+    let started = Instant::now();
+    let from_pose = roi_from_pose(wrist, pinky, index, w, h);
+    let recrop = recrop(models, image, &from_pose, input)?;
+    Ok(Some(Recropped {
+        from_pose,
+        recrop,
+        took: started.elapsed(),
+        width: w,
+        height: h,
+    }))
+}
+
+/// A buffer for the re-crop model's input.
+pub fn recrop_input() -> Vec<f32> {
+    vec![0.0; RECROP_INPUT * RECROP_INPUT * 3]
+}
+
+/// The re-crop model's hand ROI inside the ROI from pose.
+fn recrop(
+    models: &HandModels,
+    image: &RgbImage,
+    from_pose: &Roi,
+    input: &mut [f32],
+) -> Result<Option<Roi>, ModelError> {
+    let (w, h) = (image.width() as f32, image.height() as f32);
+    landmark_crop(image, from_pose, RECROP_INPUT, input);
+    let out = models.recrop.run(input)?;
+    let Some(raw) = out.first().filter(|r| r.len() >= 4) else {
+        return Ok(None);
+    };
+    let side = RECROP_INPUT as f32;
+    let centre = from_pose.project([raw[0] / side, raw[1] / side], w, h);
+    let scale_point = from_pose.project([raw[2] / side, raw[3] / side], w, h);
+    let rect = alignment_rect_towards(centre, scale_point, -FRAC_PI_2, w, h);
+    Ok(Some(rect.transformed(
+        [1.0, 1.0],
+        [0.0, SHIFT_Y],
+        true,
+        w,
+        h,
+    )))
 }
 
 /// What the hand landmark model found in one rect.

@@ -6,8 +6,12 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
-use super::face::{FaceAhead, FaceAheadRunner, FaceModels, FaceTracker};
-use super::hands::{HandAhead, HandModels, HandRois, HandTracker, HandsAhead, Side};
+use super::face::{
+    self as face_path, Detected, FaceAhead, FaceAheadRunner, FaceModels, FaceTracker,
+};
+use super::hands::{
+    self, HandAhead, HandModels, HandRois, HandTracker, HandsAhead, Recropped, Side,
+};
 use super::keypoints::{Keypoints, Landmark, Layout};
 use super::models::ModelSource;
 use super::pose::PoseTracker;
@@ -107,6 +111,8 @@ pub struct Holistic {
     /// The frame pipelined ([`Holistic::push`]) whose pose is found and whose
     /// hands and face are still to come.
     pending: Option<PoseFound>,
+    /// The pipelined pose step's re-crop inputs, (left, right).
+    recrop_inputs: [Vec<f32>; 2],
 }
 
 /// A frame between the two steps of the pipelined path: its pose found, its
@@ -115,6 +121,10 @@ struct PoseFound {
     image: RgbImage,
     /// `None` both when no pose was found and for a frame with no pixels.
     pose: Option<Vec<Landmark>>,
+    /// The re-crop model's look at each hand (left, right), from the pose.
+    hands: [Option<Recropped>; 2],
+    /// The face detector's, with the 1662 layout.
+    face: Option<Detected>,
     /// No pixels: the frame resets the tracking and finds nothing.
     empty: bool,
     detection: Option<Duration>,
@@ -148,6 +158,7 @@ impl Holistic {
                     models: FaceModels::load(dir)?,
                     tracker: FaceTracker::default(),
                     ahead: FaceAheadRunner::default(),
+                    detector_input: face_path::detector_input(),
                 })
             } else {
                 None
@@ -156,6 +167,7 @@ impl Holistic {
                 .map_err(|e| ModelError::Threads(e.to_string()))?,
             timings: StageTimings::default(),
             pending: None,
+            recrop_inputs: [hands::recrop_input(), hands::recrop_input()],
         })
     }
 
@@ -209,6 +221,7 @@ impl Holistic {
                 models,
                 tracker,
                 ahead,
+                ..
             }) => (
                 Some(FaceNow { models, tracker }),
                 Some(FaceLater { models, ahead }),
@@ -290,11 +303,11 @@ impl Holistic {
     /// must come in order; mixing in `process` needs a `flush` first.
     pub fn push(&mut self, image: RgbImage) -> Result<Option<Finished>, ModelError> {
         let earlier = self.pending.take();
-        let (pose_tracker, mut parts, threads) = self.pipeline_halves();
+        let (mut pose_step, mut parts, threads) = self.pipeline_halves();
         let (found, finished) = threads.install(|| {
             parallel::with_helper(|| {
                 rayon::join(
-                    || find_pose(pose_tracker, image),
+                    || pose_step.find(image),
                     || earlier.map(|frame| parts.finish(frame)).transpose(),
                 )
             })
@@ -322,7 +335,7 @@ impl Holistic {
 
     /// The pipelined path's two halves, the pose's and the parts', with the
     /// threads they run on.
-    fn pipeline_halves(&mut self) -> (&mut PoseTracker, PartsTrackers<'_>, &rayon::ThreadPool) {
+    fn pipeline_halves(&mut self) -> (PoseStep<'_>, PartsTrackers<'_>, &rayon::ThreadPool) {
         let Holistic {
             pose,
             hand_models,
@@ -330,12 +343,30 @@ impl Holistic {
             right,
             face,
             threads,
+            recrop_inputs,
             ..
         } = self;
-        let face = face.as_mut().map(|f| FaceNow {
-            models: &f.models,
-            tracker: &mut f.tracker,
-        });
+        let (face, face_detector) = match face.as_mut() {
+            Some(Face {
+                models,
+                tracker,
+                detector_input,
+                ..
+            }) => (
+                Some(FaceNow { models, tracker }),
+                Some(FaceDetector {
+                    models,
+                    input: detector_input,
+                }),
+            ),
+            None => (None, None),
+        };
+        let pose = PoseStep {
+            tracker: pose,
+            hand_models,
+            recrop_inputs,
+            face: face_detector,
+        };
         let parts = PartsTrackers {
             models: hand_models,
             left,
@@ -457,24 +488,61 @@ impl Hands<'_> {
     }
 }
 
-/// The pose step of the pipelined path (an empty frame resets the pose).
-fn find_pose(pose_tracker: &mut PoseTracker, image: RgbImage) -> Result<PoseFound, ModelError> {
-    let started = Instant::now();
-    let empty = image.width() == 0 || image.height() == 0;
-    let pose = if empty {
-        pose_tracker.reset();
-        None
-    } else {
-        pose_tracker.process(&image)?
-    };
-    Ok(PoseFound {
-        image,
-        pose,
-        empty,
-        detection: pose_tracker.last_detection_time(),
-        pose_time: started.elapsed(),
-        started,
-    })
+/// The pipelined path's first step: the pose and, from it, the hands'
+/// re-crops (which read no tracking state).
+struct PoseStep<'a> {
+    tracker: &'a mut PoseTracker,
+    hand_models: &'a HandModels,
+    recrop_inputs: &'a mut [Vec<f32>; 2],
+    face: Option<FaceDetector<'a>>,
+}
+
+/// The face detector of the pipelined pose step, with the 1662 layout.
+struct FaceDetector<'a> {
+    models: &'a FaceModels,
+    input: &'a mut Vec<f32>,
+}
+
+impl PoseStep<'_> {
+    /// The pose of `image` and both hands' re-crops (an empty frame resets
+    /// the pose and finds nothing).
+    fn find(&mut self, image: RgbImage) -> Result<PoseFound, ModelError> {
+        let started = Instant::now();
+        let empty = image.width() == 0 || image.height() == 0;
+        let pose = if empty {
+            self.tracker.reset();
+            None
+        } else {
+            self.tracker.process(&image)?
+        };
+        let detection = self.tracker.last_detection_time();
+        let pose_time = started.elapsed();
+        let [left_input, right_input] = &mut *self.recrop_inputs;
+        let models = self.hand_models;
+        let pose_points = pose.as_deref();
+        let ((left, face), right) = rayon::join(
+            || {
+                let left =
+                    hands::recrop_from_pose(Side::Left, models, &image, pose_points, left_input);
+                let face = self
+                    .face
+                    .as_mut()
+                    .map(|f| face_path::detect_from_pose(f.models, &image, pose_points, f.input));
+                (left, face)
+            },
+            || hands::recrop_from_pose(Side::Right, models, &image, pose_points, right_input),
+        );
+        Ok(PoseFound {
+            hands: [left?, right?],
+            face: face.transpose()?.flatten(),
+            image,
+            pose,
+            empty,
+            detection,
+            pose_time,
+            started,
+        })
+    }
 }
 
 /// The trackers of the pipelined path's second step: both hands and the face.
@@ -493,6 +561,8 @@ impl PartsTrackers<'_> {
         let PoseFound {
             image,
             pose,
+            hands: [left_recrop, right_recrop],
+            face: face_detected,
             empty,
             detection,
             pose_time,
@@ -507,13 +577,22 @@ impl PartsTrackers<'_> {
             let keypoints = Keypoints::default();
             return Ok((Finished { image, keypoints }, None));
         }
-        let mut hands = Hands {
-            models: self.models,
-            image: &image,
-            left: self.left,
-            right: self.right,
-        };
-        let (left_hand, right_hand, face) = hands.side_by_side(pose.as_deref(), &mut self.face)?;
+        let rois = [
+            self.left.locate_in(left_recrop),
+            self.right.locate_in(right_recrop),
+        ];
+        let face_roi = (self.face.as_mut()).and_then(|f| f.tracker.locate_in(face_detected));
+        let (models, face) = (self.models, &mut self.face);
+        let ((left_hand, face), right_hand) = rayon::join(
+            || {
+                (
+                    self.left.finish(models, &image, rois[0], None),
+                    finish_face(face, &image, face_roi, None),
+                )
+            },
+            || self.right.finish(models, &image, rois[1], None),
+        );
+        let (left_hand, right_hand, face) = (left_hand?, right_hand?, face?);
         let timings = StageTimings {
             pose_detection: detection,
             pose_landmarks: pose_time.saturating_sub(detection.unwrap_or_default()),
@@ -536,6 +615,8 @@ struct Face {
     models: FaceModels,
     tracker: FaceTracker,
     ahead: FaceAheadRunner,
+    /// The pipelined pose step's face detector input.
+    detector_input: Vec<f32>,
 }
 
 /// The face path's part for the thread that follows the pose.
