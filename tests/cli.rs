@@ -60,9 +60,15 @@ fn inspect_rejects_an_integer_array() {
 
 /// What `signtop bench` prints for `frames` frames of the camera fixture.
 fn bench_camera_frames(frames: &str) -> String {
+    bench_camera(&["--frames", frames])
+}
+
+/// What `signtop bench --input <the camera fixture> <options>` prints.
+fn bench_camera(options: &[&str]) -> String {
     let input = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/frames/camera");
     let out = signtop()
-        .args(["bench", "--input", input, "--frames", frames])
+        .args(["bench", "--input", input])
+        .args(options)
         .assert()
         .success()
         .get_output()
@@ -108,19 +114,7 @@ fn bench_prints_every_stage_with_percentiles() {
 
 #[test]
 fn bench_pipelined_and_paired_say_what_they_timed() {
-    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/frames/camera");
-    let run = |extra: &[&str]| {
-        let out = signtop()
-            .args(["bench", "--input", input, "--frames", "3"])
-            .args(extra)
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        String::from_utf8(out).unwrap()
-    };
-    let pipelined = run(&["--pipelined"]);
+    let pipelined = bench_camera(&["--frames", "3", "--pipelined"]);
     assert!(
         pipelined.lines().any(|l| l.starts_with("interval ")),
         "{pipelined}"
@@ -129,12 +123,13 @@ fn bench_pipelined_and_paired_say_what_they_timed() {
         pipelined.contains("pipelined: each frame's pose"),
         "{pipelined}"
     );
-    let paired = run(&["--paired", "2"]);
+    let paired = bench_camera(&["--paired", "2"]);
     assert!(paired.contains("2 pairs of passes"), "{paired}");
     assert!(
         paired.contains("pipelined / one at a time: median"),
         "{paired}"
     );
+    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/frames/camera");
     signtop()
         .args(["bench", "--input", input, "--paired", "2", "--pipelined"])
         .assert()
