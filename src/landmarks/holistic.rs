@@ -489,7 +489,7 @@ impl Hands<'_> {
 }
 
 /// The pipelined path's first step: the pose and, from it, the hands'
-/// re-crops (which read no tracking state).
+/// re-crops and the face detection (which read no tracking state).
 struct PoseStep<'a> {
     tracker: &'a mut PoseTracker,
     hand_models: &'a HandModels,
@@ -504,8 +504,8 @@ struct FaceDetector<'a> {
 }
 
 impl PoseStep<'_> {
-    /// The pose of `image` and both hands' re-crops (an empty frame resets
-    /// the pose and finds nothing).
+    /// The pose of `image`, both hands' re-crops and (1662) the face
+    /// detection (an empty frame resets the pose and finds nothing).
     fn find(&mut self, image: RgbImage) -> Result<PoseFound, ModelError> {
         let started = Instant::now();
         let empty = image.width() == 0 || image.height() == 0;
@@ -581,7 +581,10 @@ impl PartsTrackers<'_> {
             self.left.locate_in(left_recrop),
             self.right.locate_in(right_recrop),
         ];
-        let face_roi = (self.face.as_mut()).and_then(|f| f.tracker.locate_in(face_detected));
+        let face_roi = self
+            .face
+            .as_mut()
+            .and_then(|f| f.tracker.locate_in(face_detected));
         let (models, face) = (self.models, &mut self.face);
         let ((left_hand, face), right_hand) = rayon::join(
             || {
