@@ -167,18 +167,9 @@ impl FaceTracker {
         } = detected?;
         self.timings.detection = took;
         let recrop = recrop?;
-        Some(match self.previous.as_deref() {
-            Some(prev) => {
-                let tracked = roi_from_landmarks(prev, w, h);
-                let points: Vec<[f32; 2]> = prev.iter().map(|l| [l.x, l.y]).collect();
-                if TRACKING.keep_previous(&tracked, &points, &recrop, w, h) {
-                    tracked
-                } else {
-                    recrop
-                }
-            }
-            None => recrop,
-        })
+        let previous = self.previous.as_deref();
+        let tracked = |prev: &[Landmark]| roi_from_landmarks(prev, w, h);
+        Some(TRACKING.tracked_or_recrop(previous, tracked, recrop, w, h))
     }
 
     /// Second half of [`FaceTracker::process`]: the mesh in `roi` (from

@@ -196,18 +196,9 @@ impl HandTracker {
         self.rois.from_pose = Some(from_pose);
         self.rois.recrop = recrop;
         let recrop = recrop?;
-        let roi = match self.previous.as_deref() {
-            Some(prev) => {
-                let tracked = roi_from_landmarks(prev, w, h);
-                let points: Vec<[f32; 2]> = prev.iter().map(|l| [l.x, l.y]).collect();
-                if TRACKING.keep_previous(&tracked, &points, &recrop, w, h) {
-                    tracked
-                } else {
-                    recrop
-                }
-            }
-            None => recrop,
-        };
+        let previous = self.previous.as_deref();
+        let tracked = |prev: &[Landmark]| roi_from_landmarks(prev, w, h);
+        let roi = TRACKING.tracked_or_recrop(previous, tracked, recrop, w, h);
         self.rois.tracking = Some(roi);
         Some(roi)
     }

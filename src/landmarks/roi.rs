@@ -4,6 +4,8 @@
 
 use std::f32::consts::PI;
 
+use super::keypoints::Landmark;
+
 /// A rotated rectangle in normalised image coordinates.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Roi {
@@ -120,6 +122,30 @@ pub struct TrackingRequirements {
 }
 
 impl TrackingRequirements {
+    /// Hand and face tracking's choice: the rect `tracked` makes
+    /// of the previous frame's landmarks while the re-crop agrees with it
+    /// ([`TrackingRequirements::keep_previous`]), else `recrop` (also when
+    /// nothing was tracked).
+    pub fn tracked_or_recrop(
+        &self,
+        previous: Option<&[Landmark]>,
+        tracked: impl FnOnce(&[Landmark]) -> Roi,
+        recrop: Roi,
+        width: f32,
+        height: f32,
+    ) -> Roi {
+        let Some(previous) = previous else {
+            return recrop;
+        };
+        let tracked = tracked(previous);
+        let points: Vec<[f32; 2]> = previous.iter().map(|l| [l.x, l.y]).collect();
+        if self.keep_previous(&tracked, &points, &recrop, width, height) {
+            tracked
+        } else {
+            recrop
+        }
+    }
+
     /// True when the previous frame's ROI may be kept: it is close enough to
     /// the re-crop ROI and the previous landmarks all lie inside the latter.
     pub fn keep_previous(
