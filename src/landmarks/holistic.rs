@@ -190,6 +190,8 @@ impl Holistic {
 
     /// Keypoints of one frame; frames must come in order for tracking.
     pub fn process(&mut self, image: &RgbImage) -> Result<Keypoints, ModelError> {
+        // A pushed frame's parts would be tracked from this frame's.
+        debug_assert!(self.pending.is_none(), "flush pushed frames first");
         if image.width() == 0 || image.height() == 0 {
             // Nothing to look at (and nothing to sample crops from).
             self.reset();
@@ -274,18 +276,12 @@ impl Holistic {
             Ok((pose, pose_time, (left_hand, right_hand, face?)))
         })?;
         let detection = self.pose.last_detection_time();
-        let face_timings = self.face.as_ref().map(|f| f.tracker.last_timings());
-        let (l, r) = (self.left.last_timings(), self.right.last_timings());
-        self.timings = StageTimings {
+        self.timings = self.with_part_timings(StageTimings {
             pose_detection: detection,
             pose_landmarks: pose_time.saturating_sub(detection.unwrap_or_default()),
-            hand_recrop: l.recrop.max(r.recrop),
-            hands: l.landmarks.max(r.landmarks),
-            hands_ahead: u8::from(l.ran_ahead) + u8::from(r.ran_ahead),
-            face: face_timings.map(|t| t.total()),
-            face_ahead: face_timings.is_some_and(|t| t.ran_ahead),
             total: started.elapsed(),
-        };
+            ..StageTimings::default()
+        });
         Ok(Keypoints {
             pose,
             face,
@@ -315,7 +311,7 @@ impl Holistic {
         self.pending = Some(found?);
         let finished = finished?;
         if let Some((finished, timings)) = finished {
-            self.timings = self.with_part_timings(timings);
+            self.timings = self.pipelined_timings(timings);
             return Ok(Some(finished));
         }
         Ok(None)
@@ -329,7 +325,7 @@ impl Holistic {
         let (_, mut parts, threads) = self.pipeline_halves();
         let (finished, timings) =
             threads.install(|| parallel::with_helper(|| parts.finish(frame)))?;
-        self.timings = self.with_part_timings(timings);
+        self.timings = self.pipelined_timings(timings);
         Ok(Some(finished))
     }
 
@@ -378,16 +374,21 @@ impl Holistic {
 
     /// A pipelined frame's timings: the pose's from its first step, the
     /// hands' and face's from the trackers (none for a frame with no pixels).
-    fn with_part_timings(&self, pose: Option<StageTimings>) -> StageTimings {
-        let Some(pose) = pose else {
-            return StageTimings::default();
-        };
+    fn pipelined_timings(&self, pose: Option<StageTimings>) -> StageTimings {
+        pose.map_or_else(StageTimings::default, |pose| self.with_part_timings(pose))
+    }
+
+    /// `pose`'s timings with the hands' and face's of the frame the trackers
+    /// last finished.
+    fn with_part_timings(&self, pose: StageTimings) -> StageTimings {
         let face_timings = self.face.as_ref().map(|f| f.tracker.last_timings());
         let (l, r) = (self.left.last_timings(), self.right.last_timings());
         StageTimings {
             hand_recrop: l.recrop.max(r.recrop),
             hands: l.landmarks.max(r.landmarks),
+            hands_ahead: u8::from(l.ran_ahead) + u8::from(r.ran_ahead),
             face: face_timings.map(|t| t.total()),
+            face_ahead: face_timings.is_some_and(|t| t.ran_ahead),
             ..pose
         }
     }
